@@ -1,0 +1,1 @@
+"""Pure domain model of koa-ledger: money, catalogue, rates, fiscal rules, aggregates. No I/O."""

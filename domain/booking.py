@@ -1,0 +1,297 @@
+"""The booking aggregate: recorded, approved by a second person, reversed by a counter-booking.
+
+Commands validate in plain methods (guards); the @event methods only apply state, because their
+bodies run again on every replay.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+from enum import StrEnum
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.catalogue import Catalogue
+from domain.errors import AlreadyApproved, FourEyesViolation, ReversalRefused, ValidationError
+from domain.fiscal import FiscalPeriod, fiscal_period
+from domain.money import AMOUNT_CENTS_MAX
+from domain.rates import RateTable
+
+BOOKING_NAMESPACE = uuid5(NAMESPACE_URL, "urn:koa-ledger:booking")
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,79}$")
+# Bedarfsgemeinschaft number (e.g. 12345BG0001234): pseudonymous, never a name.
+CASE_REF_RE = re.compile(r"^[0-9]{3,5}BG[0-9]{7}$")
+REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+COST_CENTRE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")
+TEXT_LEN_MAX = 200
+REASON_LEN_MAX = 500
+USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+YEAR_MIN, YEAR_MAX = 2005, 2100
+REVERSAL_SUFFIX = "/storno"
+
+
+class Kind(StrEnum):
+    PAYMENT = "payment"  # Auszahlung: increases the category's expenditure
+    RECEIPT = "receipt"  # Einzahlung (Rückforderung, Erstattung): reduces it
+
+
+@dataclass(frozen=True, slots=True)
+class BookingContent:
+    """What a booking says, apart from who recorded it and when: the basis of idempotency."""
+
+    key: str
+    kind: Kind
+    amount_cents: int
+    category: str
+    payment_date: date
+    service_from: date
+    service_to: date
+    document_ref: str
+    case_ref: str
+    contract_ref: str
+    cost_centre: str
+    text: str
+
+    def validate(self, catalogue: Catalogue) -> None:
+        """Raise ValidationError naming the first field that breaks a rule."""
+        if not KEY_RE.match(self.key):
+            raise ValidationError(
+                "1-80 letters, digits or ._:/#- starting with a letter or digit", "key"
+            )
+        if self.key.endswith(REVERSAL_SUFFIX):
+            raise ValidationError(f"the suffix {REVERSAL_SUFFIX!r} is kept for reversals", "key")
+        if not isinstance(self.amount_cents, int) or isinstance(self.amount_cents, bool):
+            raise ValidationError("must be an integer number of cents", "amount")
+        if self.amount_cents <= 0:
+            raise ValidationError("must be greater than zero (a receipt is kind=receipt)", "amount")
+        if self.amount_cents > AMOUNT_CENTS_MAX:
+            raise ValidationError("exceeds the limit of 100.000.000,00 € per booking", "amount")
+        catalogue.get(self.category)
+        for name in ("payment_date", "service_from", "service_to"):
+            d = getattr(self, name)
+            if not YEAR_MIN <= d.year <= YEAR_MAX:
+                raise ValidationError(f"year must be between {YEAR_MIN} and {YEAR_MAX}", name)
+        if self.service_from > self.service_to:
+            raise ValidationError("service period ends before it starts", "service_to")
+        if not REF_RE.match(self.document_ref):
+            raise ValidationError("required: 1-64 letters, digits or ._:/-", "document_ref")
+        if self.case_ref and not CASE_REF_RE.match(self.case_ref):
+            raise ValidationError(
+                "must be a Bedarfsgemeinschaft number like 12345BG0001234 (never a name)", "case_ref"
+            )
+        if self.contract_ref and not REF_RE.match(self.contract_ref):
+            raise ValidationError("1-64 letters, digits or ._:/-", "contract_ref")
+        if not COST_CENTRE_RE.match(self.cost_centre):
+            raise ValidationError("required: 1-20 letters, digits or ._-", "cost_centre")
+        if len(self.text) > TEXT_LEN_MAX or "\n" in self.text:
+            raise ValidationError(f"at most {TEXT_LEN_MAX} characters on one line", "text")
+
+
+def booking_id(key: str) -> UUID:
+    """Bookings are addressed by their key; the id is derived, so the store enforces uniqueness."""
+    return uuid5(BOOKING_NAMESPACE, key)
+
+
+def check_user(user: str, field: str) -> None:
+    if not USER_RE.match(user or ""):
+        raise ValidationError("a user name is required (letters, digits, ._@-)", field)
+
+
+class Booking(Aggregate):
+    @staticmethod
+    def create_id(key: str) -> UUID:  # type: ignore[override]
+        return booking_id(key)
+
+    # ---- commands --------------------------------------------------------------------------
+
+    @classmethod
+    def record(
+        cls, content: BookingContent, *, recorded_by: str, catalogue: Catalogue, rates: RateTable
+    ) -> Booking:
+        content.validate(catalogue)
+        check_user(recorded_by, "recorded_by")
+        category = catalogue.get(content.category)
+        period = fiscal_period(
+            content.payment_date,
+            content.service_from,
+            content.service_to,
+            paid_in_advance=category.paid_in_advance,
+            runoff_last_day=rates.runoff_last_day(content.payment_date.year - 1),
+        )
+        return cls._new(
+            content,
+            period,
+            recorded_by=recorded_by,
+            requires_approval=content.amount_cents > rates.approval_threshold_cents,
+            reverses_key="",
+            reason="",
+        )
+
+    def approve(self, *, approved_by: str) -> None:
+        check_user(approved_by, "approved_by")
+        self._guard_approvable(approved_by)
+        self._approved(approved_by=approved_by)
+
+    def reverse(self, *, reason: str, reversed_by: str) -> Booking:
+        """Mark this booking reversed and return the counter-booking (save both together)."""
+        check_user(reversed_by, "reversed_by")
+        reason = reason.strip()
+        if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
+            raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
+        self._guard_reversible()
+        counter = Booking._new(
+            replace(self.content(), key=self.key + REVERSAL_SUFFIX),
+            FiscalPeriod(self.fiscal_year, self.quarter, self.fiscal_rule),
+            recorded_by=reversed_by,
+            requires_approval=self.requires_approval,
+            reverses_key=self.key,
+            reason=reason,
+        )
+        self._reversed(reversal_key=counter.key, reason=reason, reversed_by=reversed_by)
+        return counter
+
+    # ---- guards ----------------------------------------------------------------------------
+
+    def _guard_approvable(self, approved_by: str) -> None:
+        if self.approved_by:
+            raise AlreadyApproved(f"booking {self.key} was already approved by {self.approved_by}")
+        if approved_by == self.recorded_by:
+            raise FourEyesViolation(
+                f"{approved_by} recorded booking {self.key} and may not approve it (four eyes)",
+                field="approved_by",
+            )
+        if self.reversal_key:
+            raise AlreadyApproved(f"booking {self.key} is reversed; there is nothing to approve")
+
+    def _guard_reversible(self) -> None:
+        if self.reverses_key:
+            raise ReversalRefused(
+                f"booking {self.key} is itself a reversal of {self.reverses_key} and cannot be reversed"
+            )
+        if self.reversal_key:
+            raise ReversalRefused(f"booking {self.key} was already reversed by {self.reversal_key}")
+
+    # ---- events (state only) ---------------------------------------------------------------
+
+    @classmethod
+    def _new(
+        cls,
+        c: BookingContent,
+        period: FiscalPeriod,
+        *,
+        recorded_by: str,
+        requires_approval: bool,
+        reverses_key: str,
+        reason: str,
+    ) -> Booking:
+        return cls(
+            key=c.key,
+            kind=str(c.kind),
+            amount_cents=c.amount_cents,
+            category=c.category,
+            payment_date=c.payment_date,
+            service_from=c.service_from,
+            service_to=c.service_to,
+            document_ref=c.document_ref,
+            case_ref=c.case_ref,
+            contract_ref=c.contract_ref,
+            cost_centre=c.cost_centre,
+            text=c.text,
+            fiscal_year=period.year,
+            quarter=period.quarter,
+            fiscal_rule=str(period.rule),
+            recorded_by=recorded_by,
+            requires_approval=requires_approval,
+            reverses_key=reverses_key,
+            reason=reason,
+        )
+
+    @event("Recorded")
+    def __init__(
+        self,
+        key: str,
+        kind: str,
+        amount_cents: int,
+        category: str,
+        payment_date: date,
+        service_from: date,
+        service_to: date,
+        document_ref: str,
+        case_ref: str,
+        contract_ref: str,
+        cost_centre: str,
+        text: str,
+        fiscal_year: int,
+        quarter: int,
+        fiscal_rule: str,
+        recorded_by: str,
+        requires_approval: bool,
+        reverses_key: str,
+        reason: str,
+    ) -> None:
+        self.key = key
+        self.kind = kind
+        self.amount_cents = amount_cents
+        self.category = category
+        self.payment_date = payment_date
+        self.service_from = service_from
+        self.service_to = service_to
+        self.document_ref = document_ref
+        self.case_ref = case_ref
+        self.contract_ref = contract_ref
+        self.cost_centre = cost_centre
+        self.text = text
+        self.fiscal_year = fiscal_year
+        self.quarter = quarter
+        self.fiscal_rule = fiscal_rule
+        self.recorded_by = recorded_by
+        self.requires_approval = requires_approval
+        self.reverses_key = reverses_key
+        self.reason = reason
+        self.approved_by = ""
+        self.reversal_key = ""
+
+    @event("Approved")
+    def _approved(self, approved_by: str) -> None:
+        self.approved_by = approved_by
+
+    @event("Reversed")
+    def _reversed(self, reversal_key: str, reason: str, reversed_by: str) -> None:
+        self.reversal_key = reversal_key
+
+    # ---- queries ---------------------------------------------------------------------------
+
+    def content(self) -> BookingContent:
+        return BookingContent(
+            key=self.key,
+            kind=Kind(self.kind),
+            amount_cents=self.amount_cents,
+            category=self.category,
+            payment_date=self.payment_date,
+            service_from=self.service_from,
+            service_to=self.service_to,
+            document_ref=self.document_ref,
+            case_ref=self.case_ref,
+            contract_ref=self.contract_ref,
+            cost_centre=self.cost_centre,
+            text=self.text,
+        )
+
+    @property
+    def counts(self) -> bool:
+        """Whether the booking counts in the split: approved, or below the approval threshold."""
+        return bool(self.approved_by) or not self.requires_approval
+
+    @property
+    def state(self) -> str:
+        if self.reversal_key:
+            return "reversed"
+        if self.reverses_key:
+            return "reversal"
+        if self.requires_approval and not self.approved_by:
+            return "awaiting_approval"
+        return "approved" if self.approved_by else "recorded"
+

@@ -1,0 +1,97 @@
+"""Money as integer cents. Decimal only at the edges (parsing, display, rates).
+
+Rounding is commercial (ROUND_HALF_UP, symmetric for negatives), as German public
+accounting does it. Shares of a group are distributed by the largest-remainder method,
+so the per-booking shares always add up to the share computed on the group total.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+
+# One booking may not exceed 100 million euro: a limit, so a typo of extra digits is caught.
+AMOUNT_CENTS_MAX = 10_000_000_000
+
+_AMOUNT_RE = re.compile(r"^[+-]?[0-9][0-9.,' ]*$")
+
+
+def parse_amount_cents(text: str) -> int:
+    """Parse '1.234,56', '1234,56', '1234.56', '1,234.56' or '1234' into cents.
+
+    The last of '.' / ',' is the decimal separator when both occur; a single kind of
+    separator is decimal. More than two decimals is refused (it is usually a thousands
+    separator in the wrong convention, e.g. '1.234' meant as 1234).
+    """
+    s = text.strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
+    s = s.removesuffix("€").removesuffix("EUR").strip()
+    if not s or not _AMOUNT_RE.match(s):
+        raise ValueError(f"not an amount: {text!r}")
+    last_dot, last_comma = s.rfind("."), s.rfind(",")
+    if last_dot >= 0 and last_comma >= 0:
+        decimal_sep = "." if last_dot > last_comma else ","
+        thousands_sep = "," if decimal_sep == "." else "."
+        s = s.replace(thousands_sep, "")
+    elif last_comma >= 0:
+        decimal_sep = ","
+    else:
+        decimal_sep = "."
+    if s.count(decimal_sep) > 1:
+        raise ValueError(f"not an amount: {text!r}")
+    s = s.replace(decimal_sep, ".")
+    if "." in s and len(s.split(".")[1]) > 2:
+        raise ValueError(f"more than two decimals: {text!r}")
+    try:
+        value = Decimal(s)
+    except InvalidOperation as e:
+        raise ValueError(f"not an amount: {text!r}") from e
+    return decimal_to_cents(value)
+
+
+def decimal_to_cents(value: Decimal) -> int:
+    """Exact conversion; refuses fractions of a cent."""
+    cents = value * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"more than two decimals: {value}")
+    return int(cents)
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def format_eur(cents: int) -> str:
+    """German display: 1.234.567,89 (no currency sign)."""
+    sign = "-" if cents < 0 else ""
+    euros, rest = divmod(abs(cents), 100)
+    return f"{sign}{euros:,}".replace(",", ".") + f",{rest:02d}"
+
+
+def share_cents(amount_cents: int, rate: Decimal) -> int:
+    """The share of an amount at a rate, rounded half up to the cent."""
+    assert Decimal(0) <= rate <= Decimal(1), rate
+    return int((Decimal(amount_cents) * rate).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def allocate_share_cents(amounts_cents: Sequence[int], rate: Decimal) -> list[int]:
+    """Per-amount shares that add up exactly to share_cents(sum(amounts), rate).
+
+    Each amount first gets the floor of its exact share; the cents still missing to the
+    rounded group share go to the largest fractional remainders, ties to the earlier
+    position (callers order amounts by a stable key, e.g. the booking key).
+    """
+    assert Decimal(0) <= rate <= Decimal(1), rate
+    if not amounts_cents:
+        return []
+    target = share_cents(sum(amounts_cents), rate)
+    exact = [Decimal(a) * rate for a in amounts_cents]
+    floors = [int(x.to_integral_value(rounding=ROUND_FLOOR)) for x in exact]
+    missing = target - sum(floors)
+    assert 0 <= missing <= len(amounts_cents), (missing, len(amounts_cents))
+    if missing:
+        order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+        for i in order[:missing]:
+            floors[i] += 1
+    assert sum(floors) == target
+    return floors

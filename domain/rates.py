@@ -1,0 +1,127 @@
+"""Dated rates: the administrative-cost share, the KdU quota per Land and year, the approval
+threshold and the run-off period. Loaded from domain/data/rates.toml; every figure that uses a
+rate states which one it applied."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+from domain.catalogue import Category, Funding
+from domain.errors import RateMissing
+
+LANDS = ("BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN", "ST", "SH", "TH")
+
+
+@dataclass(frozen=True, slots=True)
+class KduQuota:
+    land: str
+    year: int
+    provisional: Decimal | None
+    final: Decimal | None
+
+    @property
+    def in_force(self) -> Decimal:
+        value = self.final if self.final is not None else self.provisional
+        assert value is not None
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedRate:
+    """The federal rate a figure used, and where it came from (for the report)."""
+
+    rate: Decimal
+    label: str
+
+
+def _rate(text: str) -> Decimal:
+    r = Decimal(text)
+    assert Decimal(0) <= r <= Decimal(1), f"rate out of range: {text}"
+    return r
+
+
+class RateTable:
+    def __init__(
+        self,
+        vwk_shares: list[tuple[int, Decimal]],
+        kdu_quotas: list[KduQuota],
+        approval_threshold_cents: int,
+        runoff_default_last_day: tuple[int, int],
+        runoff_by_year: dict[int, date],
+    ) -> None:
+        self._vwk = sorted(vwk_shares)
+        self._kdu = {(q.land, q.year): q for q in kdu_quotas}
+        assert approval_threshold_cents > 0
+        self.approval_threshold_cents = approval_threshold_cents
+        self._runoff_default = runoff_default_last_day
+        self._runoff_by_year = runoff_by_year
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> RateTable:
+        if path is None:
+            text = resources.files("domain.data").joinpath("rates.toml").read_text("utf-8")
+        else:
+            text = path.read_text("utf-8")
+        raw = tomllib.loads(text)
+        vwk = [(int(r["from_year"]), _rate(r["rate"])) for r in raw["vwk_federal_share"]]
+        quotas = []
+        for q in raw.get("kdu_quota", []):
+            assert q["land"] in LANDS, q
+            prov, fin = q.get("provisional"), q.get("final")
+            assert prov or fin, q
+            quotas.append(
+                KduQuota(
+                    q["land"], int(q["year"]), _rate(prov) if prov else None, _rate(fin) if fin else None
+                )
+            )
+        month, day = (int(x) for x in raw["runoff"]["default_last_day"].split("-"))
+        by_year = {int(y): date.fromisoformat(d) for y, d in raw["runoff"].get("by_year", {}).items()}
+        return cls(vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year)
+
+    def vwk_share(self, year: int) -> Decimal:
+        in_force = [rate for from_year, rate in self._vwk if from_year <= year]
+        if not in_force:
+            raise RateMissing(f"no administrative-cost share on file for fiscal year {year}")
+        return in_force[-1]
+
+    def kdu_quota(self, land: str, year: int) -> KduQuota:
+        try:
+            return self._kdu[(land, year)]
+        except KeyError:
+            raise RateMissing(f"no KdU quota on file for Land {land}, fiscal year {year}") from None
+
+    def runoff_last_day(self, old_year: int) -> date:
+        """Last payment date in January of old_year+1 that may still be booked to old_year."""
+        if old_year in self._runoff_by_year:
+            return self._runoff_by_year[old_year]
+        month, day = self._runoff_default
+        return date(old_year + 1, month, day)
+
+    def federal_rate(self, category: Category, year: int, land: str) -> AppliedRate:
+        """The federal share in force for a category's bookings of a fiscal year."""
+        match category.funding:
+            case Funding.BUND:
+                return AppliedRate(Decimal(1), "Bund 100 %")
+            case Funding.KOMMUNE:
+                return AppliedRate(Decimal(0), "Kommune 100 %")
+            case Funding.VWK_SHARE:
+                r = self.vwk_share(year)
+                return AppliedRate(r, f"Verwaltungskostenanteil {pct(r)}")
+            case Funding.KDU_QUOTA:
+                q = self.kdu_quota(land, year)
+                kind = "endgültig" if q.final is not None else "vorläufig"
+                return AppliedRate(q.in_force, f"KdU-Quote {land} {year} {kind} {pct(q.in_force)}")
+            case Funding.EGT_BUDGET:
+                # Within the Eingliederungsbudget the Bund pays all; spending beyond the budget is
+                # the municipality's and needs the budgets of a later release to be applied.
+                return AppliedRate(Decimal(1), "Bund 100 % (Eingliederungsbudget)")
+        raise AssertionError(category.funding)
+
+
+def pct(rate: Decimal) -> str:
+    return f"{(rate * 100).normalize():f} %".replace(".", ",")

@@ -1,0 +1,1 @@
+"""Write side of koa-ledger: settings, the event-sourced application, commands, CLI."""

@@ -1,0 +1,207 @@
+"""The Ledger application: the one place where commands become stored events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from domain.booking import Booking, BookingContent, Kind, booking_id
+from domain.catalogue import Catalogue
+from domain.errors import BookingNotFound, KeyConflict
+from domain.rates import RateTable
+from ledger import event_index
+
+# A payment run is stored in one transaction; this bounds its memory and the transaction's size.
+IMPORT_ROWS_MAX = 1_000_000
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+@dataclass(frozen=True)
+class Posted:
+    booking: Booking
+    created: bool  # False: the key already held this content (an idempotent repeat)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    unchanged: int
+    last_notification_id: int | None
+
+
+@dataclass(frozen=True)
+class RowConflict:
+    index: int  # position in the imported sequence
+    error: KeyConflict
+
+
+class ImportRefused(Exception):
+    def __init__(self, conflicts: list[RowConflict]) -> None:
+        super().__init__(f"{len(conflicts)} booking keys conflict with stored bookings")
+        self.conflicts = conflicts
+
+
+class Ledger(Application):
+    name = "Ledger"
+    log_section_size = 1000
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        catalogue: Catalogue | None = None,
+        rates: RateTable | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.catalogue = catalogue or Catalogue.load()
+        self.rates = rates or RateTable.load()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # ---- commands --------------------------------------------------------------------------
+
+    def record_booking(self, content: BookingContent, *, recorded_by: str) -> Posted:
+        """Record a booking under its key; the same key and content again returns the first one."""
+        booking = Booking.record(
+            content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates
+        )
+        existing = self._find(content.key)
+        if existing is not None:
+            _require_same(existing.content(), content)
+            return Posted(existing, created=False)
+        try:
+            self.save(booking)
+        except IntegrityError:
+            # Another writer stored the same key between our look-up and our save.
+            existing = self.get_booking(content.key)
+            _require_same(existing.content(), content)
+            return Posted(existing, created=False)
+        return Posted(booking, created=True)
+
+    def approve_booking(self, key: str, *, approved_by: str) -> Booking:
+        booking = self.get_booking(key)
+        booking.approve(approved_by=approved_by)
+        self.save(booking)
+        return booking
+
+    def reverse_booking(self, key: str, *, reason: str, reversed_by: str) -> Booking:
+        """Reverse a booking by a counter-booking; both are stored in one transaction."""
+        original = self.get_booking(key)
+        counter = original.reverse(reason=reason, reversed_by=reversed_by)
+        self.save(original, counter)
+        return counter
+
+    def import_bookings(
+        self, contents: Sequence[BookingContent], *, recorded_by: str
+    ) -> ImportResult:
+        """Store a payment run atomically: all new bookings in one transaction, or none.
+
+        Keys already stored with the same content are skipped (re-import changes nothing);
+        a key stored with other content refuses the whole run.
+        """
+        assert len(contents) <= IMPORT_ROWS_MAX, len(contents)
+        assert len({c.key for c in contents}) == len(contents), "duplicate keys in one run"
+        bookings = [
+            Booking.record(c, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates)
+            for c in contents
+        ]
+        for _attempt in range(3):
+            stored = event_index.recorded_contents(self, [b.id for b in bookings])
+            conflicts: list[RowConflict] = []
+            new: list[Booking] = []
+            for i, (c, b) in enumerate(zip(contents, bookings, strict=True)):
+                old = stored.get(b.id)
+                if old is None:
+                    new.append(b)
+                else:
+                    try:
+                        _require_same(old, c)
+                    except KeyConflict as e:
+                        conflicts.append(RowConflict(i, e))
+            if conflicts:
+                raise ImportRefused(conflicts)
+            if not new:
+                return ImportResult(0, len(contents), None)
+            try:
+                recordings = self.save(*new)
+            except IntegrityError:
+                # A concurrent writer took some of the keys: look again (bookings are rebuilt,
+                # because a failed save consumed their pending events).
+                bookings = [
+                    Booking.record(
+                        c, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates
+                    )
+                    for c in contents
+                ]
+                continue
+            last = recordings[-1].notification.id if recordings else None
+            return ImportResult(len(new), len(contents) - len(new), last)
+        raise IntegrityError("payment run kept conflicting with concurrent writers; try again")
+
+    # ---- queries ---------------------------------------------------------------------------
+
+    def get_booking(self, key: str) -> Booking:
+        booking = self._find(key)
+        if booking is None:
+            raise BookingNotFound(f"no booking with key {key!r}", field="key")
+        return booking
+
+    def booking_history(self, key: str) -> list[Any]:
+        self.get_booking(key)
+        return list(self.events.get(booking_id(key)))
+
+    def _find(self, key: str) -> Booking | None:
+        try:
+            return self.repository.get(booking_id(key))
+        except AggregateNotFoundError:
+            return None
+
+    def max_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+def _require_same(stored: BookingContent, given: BookingContent) -> None:
+    differing = [
+        f.name for f in fields(BookingContent) if getattr(stored, f.name) != getattr(given, f.name)
+    ]
+    if differing:
+        raise KeyConflict(
+            f"booking key {given.key!r} is already used for a booking with other "
+            f"{', '.join(differing)}",
+            field="key",
+        )
+
+
+def content_from_recorded(event: Any) -> BookingContent:
+    return BookingContent(
+        key=event.key,
+        kind=Kind(event.kind),
+        amount_cents=event.amount_cents,
+        category=event.category,
+        payment_date=event.payment_date,
+        service_from=event.service_from,
+        service_to=event.service_to,
+        document_ref=event.document_ref,
+        case_ref=event.case_ref,
+        contract_ref=event.contract_ref,
+        cost_centre=event.cost_centre,
+        text=event.text,
+    )
+

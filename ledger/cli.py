@@ -1,0 +1,271 @@
+"""`koa`: the command line of koa-ledger. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import pydantic
+from eventsourcing.persistence import PersistenceError
+
+from domain.errors import DomainError
+from exports.split_report import format_split_table, write_split_csv
+from ledger import demo as demo_data
+from ledger.application import ImportRefused
+from ledger.bootstrap import Books, open_books
+from ledger.commands import BOOKING_FIELDS, InputError, parse_booking
+from ledger.payment_run import RunFileError, read_payment_run
+from ledger.settings import Settings
+from projections.split_projection import catch_up, rebuild
+from projections.split_queries import split_lines
+
+ERRORS_SHOWN_MAX = 200
+EXIT_REFUSED = 1
+
+
+class Refused(Exception):
+    """A command was refused; the message is the one line the user sees."""
+
+
+def _fail(message: str) -> None:
+    click.echo(f"koa: {message}", err=True)
+    sys.exit(EXIT_REFUSED)
+
+
+def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (DomainError, InputError, RunFileError, Refused) as e:
+            _fail(str(e))
+        except pydantic.ValidationError as e:
+            first = e.errors()[0]
+            _fail(f"setting KOA_{str(first['loc'][0]).upper()}: {first['msg']}")
+        except ValueError as e:  # e.g. a malformed KOA_DATABASE_URL
+            _fail(str(e))
+        except PersistenceError as e:
+            _fail(f"the store refused or could not be reached: {e}")
+
+    return wrapper
+
+
+def _books(ctx: click.Context) -> Books:
+    return ctx.obj["books"]
+
+
+def _user(ctx: click.Context, user: str | None) -> str:
+    return user or ctx.obj["settings"].user
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """koa-ledger: SGB II bookings, the federal/municipal split and the KoA-VV settlement."""
+    ctx.ensure_object(dict)
+
+
+def with_books(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Open the store for the command and close it afterwards."""
+
+    @wraps(fn)
+    @click.pass_context
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        settings = Settings()
+        ctx.obj["settings"] = settings
+        with open_books(settings) as books:
+            ctx.obj["books"] = books
+            return fn(ctx, *args, **kwargs)
+
+    return handles_errors(wrapper)
+
+
+USER_OPTION = click.option("--user", help="who does this (default: KOA_USER or the login name)")
+
+
+@main.command()
+@click.option("--key", required=True, help="booking key, unique; the same key again is idempotent")
+@click.option("--kind", required=True, type=click.Choice(["payment", "receipt"]))
+@click.option("--amount", required=True, help="euros, e.g. 1234,56 or 1234.56")
+@click.option("--category", required=True, help="category code, see `koa categories`")
+@click.option("--payment-date", required=True, help="YYYY-MM-DD or DD.MM.YYYY")
+@click.option("--service-from", required=True)
+@click.option("--service-to", required=True)
+@click.option("--document-ref", required=True, help="the voucher (Beleg)")
+@click.option("--case-ref", default="", help="Bedarfsgemeinschaft number, e.g. 12345BG0001234")
+@click.option("--contract-ref", default="")
+@click.option("--cost-centre", required=True)
+@click.option("--text", default="")
+@USER_OPTION
+@with_books
+def book(ctx: click.Context, user: str | None, **values: str) -> None:
+    """Record one booking."""
+    books = _books(ctx)
+    content = parse_booking(values, books.ledger.catalogue)
+    posted = books.ledger.record_booking(content, recorded_by=_user(ctx, user))
+    b = posted.booking
+    word = "recorded" if posted.created else "already recorded (same content), unchanged"
+    click.echo(f"{b.key}: {word}; fiscal year {b.fiscal_year} Q{b.quarter} ({b.fiscal_rule}); state {b.state}")
+    catch_up(books.ledger, books.split_view)
+
+
+@main.command()
+@click.argument("key")
+@USER_OPTION
+@with_books
+def approve(ctx: click.Context, key: str, user: str | None) -> None:
+    """Approve a booking (someone other than its recorder)."""
+    books = _books(ctx)
+    b = books.ledger.approve_booking(key, approved_by=_user(ctx, user))
+    click.echo(f"{b.key}: approved by {b.approved_by}")
+    catch_up(books.ledger, books.split_view)
+
+
+@main.command()
+@click.argument("key")
+@click.option("--reason", required=True, help="why the booking is reversed (kept with it)")
+@USER_OPTION
+@with_books
+def reverse(ctx: click.Context, key: str, reason: str, user: str | None) -> None:
+    """Reverse a booking by a counter-booking (Storno); the original stays visible."""
+    books = _books(ctx)
+    counter = books.ledger.reverse_booking(key, reason=reason, reversed_by=_user(ctx, user))
+    click.echo(f"{key}: reversed by {counter.key} (fiscal year {counter.fiscal_year} Q{counter.quarter})")
+    catch_up(books.ledger, books.split_view)
+
+
+@main.group(name="import")
+def import_() -> None:
+    """Import files."""
+
+
+@import_.command(name="payments")
+@click.argument("file", type=click.Path(path_type=Path))
+@USER_OPTION
+@with_books
+def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
+    """Import a payment run (CSV). Every row is checked first; one bad row writes nothing."""
+    books = _books(ctx)
+    size = file.stat().st_size if file.is_file() else 0
+    with click.progressbar(length=max(size, 1), label="checking", file=sys.stderr) as bar:
+        # Progress by approximate bytes: one row is about size/rows bytes; updated per row.
+        per_row = [max(1, size // 10_000)]
+
+        def tick(_n: int) -> None:
+            bar.update(per_row[0])
+
+        parsed = read_payment_run(file, books.ledger.catalogue, progress=tick if size else None)
+    if parsed.errors:
+        for e in parsed.errors[:ERRORS_SHOWN_MAX]:
+            click.echo(f"{file}:{e}", err=True)
+        more = len(parsed.errors) - ERRORS_SHOWN_MAX
+        if more > 0:
+            click.echo(f"... and {more} more", err=True)
+        raise Refused(
+            f"{file}: {len(parsed.errors)} errors in {len({e.line for e in parsed.errors})} rows; nothing was imported"
+        )
+    click.echo(f"storing {len(parsed.contents)} bookings ...", err=True)
+    t0 = time.perf_counter()
+    try:
+        result = books.ledger.import_bookings(parsed.contents, recorded_by=_user(ctx, user))
+    except ImportRefused as e:
+        for c in e.conflicts[:ERRORS_SHOWN_MAX]:
+            click.echo(f"{file}:line {parsed.lines[c.index]}: {c.error}", err=True)
+        raise Refused(f"{file}: {len(e.conflicts)} keys conflict; nothing was imported") from None
+    seconds = time.perf_counter() - t0
+    click.echo(
+        f"{file}: {result.created} bookings imported, {result.unchanged} already present "
+        f"(unchanged), in {seconds:.1f} s"
+    )
+    catch_up(books.ledger, books.split_view)
+
+
+@main.command()
+@click.option("--year", required=True, type=click.IntRange(2005, 2100))
+@click.option("--quarter", type=click.IntRange(1, 4), help="one quarter only")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="also write the figures as CSV")
+@with_books
+def split(ctx: click.Context, year: int, quarter: int | None, csv_path: Path | None) -> None:
+    """Federal and municipal shares per quarter and category."""
+    books = _books(ctx)
+    catch_up(books.ledger, books.split_view)
+    lines = split_lines(
+        books.split_view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year, quarter
+    )
+    click.echo(format_split_table(lines), nl=False)
+    if csv_path:
+        _write_csv(lines, csv_path)
+
+
+def _write_csv(lines: list, path: Path) -> None:
+    try:
+        write_split_csv(lines, path)
+    except OSError as e:
+        raise Refused(f"cannot write {path}: {e.strerror}") from None
+    click.echo(f"CSV: {path.resolve()}")
+
+
+@main.command()
+@click.option("--rebuild", "full", is_flag=True, help="forget the read model and replay the whole log")
+@with_books
+def project(ctx: click.Context, full: bool) -> None:
+    """Bring the split read model up to date with the event log."""
+    books = _books(ctx)
+    result = (rebuild if full else catch_up)(books.ledger, books.split_view)
+    rate = result.events / result.seconds if result.seconds else 0
+    click.echo(f"{result.events} events applied up to position {result.position} in {result.seconds:.2f} s ({rate:,.0f}/s)")
+
+
+@main.command()
+@with_books
+def categories(ctx: click.Context) -> None:
+    """List the category catalogue."""
+    for c in _books(ctx).ledger.catalogue:
+        click.echo(f"{c.code:<38} {c.title_label:<12} {c.funding:<11} {c.legal_basis}")
+
+
+@main.command()
+@click.option("--year", default=2025, show_default=True, type=click.IntRange(2020, 2025))
+@click.option("--households", default=2000, show_default=True, type=click.IntRange(1, demo_data.HOUSEHOLDS_MAX))
+@click.option("--seed", default=2025, show_default=True, type=int)
+@click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path), help="default: <data dir>/demo")
+@with_books
+def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Path | None) -> None:
+    """Fill the store with a realistic year of a mid-size city, print the split, write it as CSV."""
+    books = _books(ctx)
+    click.echo(f"store: {books.where}")
+    data = demo_data.generate(year, households, seed)
+    t0 = time.perf_counter()
+    created = unchanged = 0
+    for label, run in data.runs:
+        r = books.ledger.import_bookings(run, recorded_by="sachbearbeitung")
+        created += r.created
+        unchanged += r.unchanged
+    for key in data.approvals:
+        b = books.ledger.get_booking(key)
+        if not b.approved_by:
+            books.ledger.approve_booking(key, approved_by="pruefung")
+    for key, reason in data.reversals:
+        if not books.ledger.get_booking(key).reversal_key:
+            books.ledger.reverse_booking(key, reason=reason, reversed_by="sachbearbeitung")
+    stored = time.perf_counter() - t0
+    click.echo(
+        f"{created} bookings stored, {unchanged} already there, {len(data.approvals)} approvals, "
+        f"{len(data.reversals)} reversals in {stored:.1f} s"
+    )
+    result = catch_up(books.ledger, books.split_view)
+    click.echo(f"split view: {result.events} events applied in {result.seconds:.1f} s\n")
+    lines = split_lines(
+        books.split_view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year
+    )
+    click.echo(format_split_table(lines), nl=False)
+    out = out_dir or books.settings.data_dir / "demo"
+    _write_csv(lines, out / f"split-{year}.csv")
+
+
+__all__ = ["main", "BOOKING_FIELDS"]

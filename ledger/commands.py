@@ -1,0 +1,114 @@
+"""Commands as the outside world gives them (strings), parsed into typed domain input.
+
+Every problem is reported with the field it concerns; parsing collects all field errors of one
+input before giving up, so a clerk can fix a row in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from domain.booking import BookingContent, Kind
+from domain.catalogue import Catalogue
+from domain.errors import DomainError
+from domain.money import parse_amount_cents
+
+KIND_ALIASES = {
+    "payment": Kind.PAYMENT,
+    "auszahlung": Kind.PAYMENT,
+    "receipt": Kind.RECEIPT,
+    "einzahlung": Kind.RECEIPT,
+}
+REQUIRED_FIELDS = (
+    "key",
+    "kind",
+    "amount",
+    "category",
+    "payment_date",
+    "service_from",
+    "service_to",
+    "document_ref",
+    "cost_centre",
+)
+OPTIONAL_FIELDS = ("case_ref", "contract_ref", "text")
+BOOKING_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class InputError(Exception):
+    def __init__(self, errors: list[FieldError]) -> None:
+        assert errors
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def parse_date(text: str) -> date:
+    """ISO (2025-01-31) or German (31.01.2025)."""
+    s = text.strip()
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(s, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"not a date (YYYY-MM-DD or DD.MM.YYYY): {text!r}")
+
+
+def parse_booking(values: Mapping[str, str | None], catalogue: Catalogue) -> BookingContent:
+    """Parse and validate one booking; raises InputError listing every bad field."""
+    errors: list[FieldError] = []
+    v = {k: (values.get(k) or "").strip() for k in BOOKING_FIELDS}
+    for name in REQUIRED_FIELDS:
+        if not v[name]:
+            errors.append(FieldError(name, "required"))
+
+    kind = KIND_ALIASES.get(v["kind"].lower()) if v["kind"] else None
+    if v["kind"] and kind is None:
+        errors.append(FieldError("kind", f"must be payment or receipt, not {v['kind']!r}"))
+    amount = None
+    if v["amount"]:
+        try:
+            amount = parse_amount_cents(v["amount"])
+        except ValueError as e:
+            errors.append(FieldError("amount", str(e)))
+    dates: dict[str, date] = {}
+    for name in ("payment_date", "service_from", "service_to"):
+        if v[name]:
+            try:
+                dates[name] = parse_date(v[name])
+            except ValueError as e:
+                errors.append(FieldError(name, str(e)))
+    if v["category"] and v["category"] not in catalogue:
+        errors.append(FieldError("category", f"unknown category {v['category']!r}"))
+    if errors:
+        raise InputError(errors)
+
+    assert kind is not None and amount is not None
+    content = BookingContent(
+        key=v["key"],
+        kind=kind,
+        amount_cents=amount,
+        category=v["category"],
+        payment_date=dates["payment_date"],
+        service_from=dates["service_from"],
+        service_to=dates["service_to"],
+        document_ref=v["document_ref"],
+        case_ref=v["case_ref"],
+        contract_ref=v["contract_ref"],
+        cost_centre=v["cost_centre"],
+        text=v["text"],
+    )
+    try:
+        content.validate(catalogue)
+    except DomainError as e:
+        raise InputError([FieldError(e.field or "booking", e.reason)]) from None
+    return content

@@ -1,0 +1,361 @@
+"""The split read model: one row per booking, and running totals per (fiscal year, quarter, category).
+
+The view is a tracking recorder of the eventsourcing library, so every batch of applied events and
+the log position it reached commit in one transaction: each event counts exactly once, and a restart
+resumes where the last commit left off. One implementation per store; the SQL is shared, written
+with %s placeholders (SQLite's are converted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg.sql import SQL
+
+from domain.split import GroupTotal
+
+BOOKING_COLUMNS = (
+    "booking_id",
+    "booking_key",
+    "kind",
+    "category",
+    "amount_cents",
+    "sign",
+    "fiscal_year",
+    "quarter",
+    "fiscal_rule",
+    "payment_date",
+    "service_from",
+    "service_to",
+    "document_ref",
+    "case_ref",
+    "contract_ref",
+    "cost_centre",
+    "text",
+    "recorded_by",
+    "recorded_at",
+    "requires_approval",
+    "approved_by",
+    "approved_at",
+    "reverses_key",
+    "reversal_key",
+    "reason",
+    "counted",
+    "notification_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRow:
+    booking_id: str
+    booking_key: str
+    kind: str
+    category: str
+    amount_cents: int
+    sign: int  # +1 for a booking, -1 for a counter-booking (reversal)
+    fiscal_year: int
+    quarter: int
+    fiscal_rule: str
+    payment_date: date
+    service_from: date
+    service_to: date
+    document_ref: str
+    case_ref: str
+    contract_ref: str
+    cost_centre: str
+    text: str
+    recorded_by: str
+    recorded_at: datetime
+    requires_approval: bool
+    approved_by: str
+    approved_at: datetime | None
+    reverses_key: str
+    reversal_key: str
+    reason: str
+    counted: bool
+    notification_id: int
+
+    @property
+    def net_cents(self) -> int:
+        """Contribution to the category's net spending: payments add, receipts subtract."""
+        return self.sign * (self.amount_cents if self.kind == "payment" else -self.amount_cents)
+
+
+def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
+    t = types
+    return [
+        f"CREATE TABLE IF NOT EXISTS {prefix}split_bookings ("
+        f"booking_id {t['id']} PRIMARY KEY, booking_key text NOT NULL UNIQUE, kind text NOT NULL, "
+        "category text NOT NULL, amount_cents bigint NOT NULL, sign integer NOT NULL, "
+        "fiscal_year integer NOT NULL, quarter integer NOT NULL, fiscal_rule text NOT NULL, "
+        f"payment_date {t['date']} NOT NULL, service_from {t['date']} NOT NULL, "
+        f"service_to {t['date']} NOT NULL, document_ref text NOT NULL, case_ref text NOT NULL, "
+        "contract_ref text NOT NULL, cost_centre text NOT NULL, text text NOT NULL, "
+        f"recorded_by text NOT NULL, recorded_at {t['ts']} NOT NULL, "
+        f"requires_approval {t['bool']} NOT NULL, approved_by text NOT NULL, approved_at {t['ts']}, "
+        "reverses_key text NOT NULL, reversal_key text NOT NULL, reason text NOT NULL, "
+        f"counted {t['bool']} NOT NULL, notification_id bigint NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS split_bookings_period_idx ON {prefix}split_bookings "
+        "(fiscal_year, quarter, category, booking_key)",
+        f"CREATE TABLE IF NOT EXISTS {prefix}split_totals ("
+        "fiscal_year integer NOT NULL, quarter integer NOT NULL, category text NOT NULL, "
+        "expenditure_cents bigint NOT NULL, receipts_cents bigint NOT NULL, "
+        "booking_count bigint NOT NULL, PRIMARY KEY (fiscal_year, quarter, category))",
+    ]
+
+
+class SplitViewQueries:
+    """Store-independent reads and writes; subclasses give the transaction and the dialect."""
+
+    prefix: str = ""
+
+    @contextmanager
+    def _txn(self, *, commit: bool) -> Iterator[Any]:
+        raise NotImplementedError  # provided by each store's subclass
+
+    def _q(self, sql: str) -> str:
+        return sql
+
+    def _write_tracking(self, cursor: Any, tracking: Tracking) -> None:
+        raise NotImplementedError  # provided by each store's subclass
+
+    # ---- writes (one transaction per batch) -------------------------------------------------
+
+    def apply_batch(self, batch: ViewBatch, tracking: Tracking) -> None:
+        with self._txn(commit=True) as c:
+            batch.write(self, c)
+            self._write_tracking(c, tracking)
+
+    def insert_rows(self, c: Any, rows: Sequence[BookingRow]) -> None:
+        if not rows:
+            return
+        marks = ",".join(["%s"] * len(BOOKING_COLUMNS))
+        c.executemany(
+            self._q(
+                f"INSERT INTO {self.prefix}split_bookings ({','.join(BOOKING_COLUMNS)}) "
+                f"VALUES ({marks})"
+            ),
+            [self._row_params(r) for r in rows],
+        )
+
+    def _row_params(self, r: BookingRow) -> tuple:
+        return tuple(getattr(r, col) for col in BOOKING_COLUMNS)
+
+    def select_row(self, c: Any, booking_id: str) -> BookingRow:
+        c.execute(
+            self._q(
+                f"SELECT {','.join(BOOKING_COLUMNS)} FROM {self.prefix}split_bookings "
+                "WHERE booking_id = %s"
+            ),
+            (booking_id,),
+        )
+        found = c.fetchone()
+        assert found is not None, f"event for a booking the view has not seen: {booking_id}"
+        return self._to_row(found)
+
+    def update_approval(self, c: Any, booking_id: str, approved_by: str, at: datetime) -> None:
+        c.execute(
+            self._q(
+                f"UPDATE {self.prefix}split_bookings SET approved_by = %s, approved_at = %s, "
+                "counted = %s WHERE booking_id = %s"
+            ),
+            (approved_by, at, True, booking_id),
+        )
+
+    def update_reversal(self, c: Any, booking_id: str, reversal_key: str) -> None:
+        c.execute(
+            self._q(f"UPDATE {self.prefix}split_bookings SET reversal_key = %s WHERE booking_id = %s"),
+            (reversal_key, booking_id),
+        )
+
+    def add_totals(self, c: Any, deltas: dict[tuple[int, int, str], list[int]]) -> None:
+        if not deltas:
+            return
+        c.executemany(
+            self._q(
+                f"INSERT INTO {self.prefix}split_totals AS t VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (fiscal_year, quarter, category) DO UPDATE SET "
+                "expenditure_cents = t.expenditure_cents + excluded.expenditure_cents, "
+                "receipts_cents = t.receipts_cents + excluded.receipts_cents, "
+                "booking_count = t.booking_count + excluded.booking_count"
+            ),
+            [(y, q, cat, e, r, n) for (y, q, cat), (e, r, n) in sorted(deltas.items())],
+        )
+
+    def reset(self, application_name: str) -> None:
+        """Empty the view and forget its position (for a rebuild), in one transaction."""
+        with self._txn(commit=True) as c:
+            c.execute(self._q(f"DELETE FROM {self.prefix}split_bookings"))
+            c.execute(self._q(f"DELETE FROM {self.prefix}split_totals"))
+            c.execute(
+                self._q(f"DELETE FROM {self._tracking_table()} WHERE application_name = %s"),
+                (application_name,),
+            )
+
+    def _tracking_table(self) -> str:
+        raise NotImplementedError  # provided by each store's subclass
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def totals(self, year: int, quarter: int | None = None) -> list[GroupTotal]:
+        sql = (
+            "SELECT fiscal_year, quarter, category, expenditure_cents, receipts_cents, booking_count "
+            f"FROM {self.prefix}split_totals WHERE fiscal_year = %s"
+        )
+        params: tuple = (year,)
+        if quarter is not None:
+            sql += " AND quarter = %s"
+            params += (quarter,)
+        with self._txn(commit=False) as c:
+            c.execute(self._q(sql + " ORDER BY fiscal_year, quarter, category"), params)
+            return [
+                GroupTotal(
+                    int(r["fiscal_year"]),
+                    int(r["quarter"]),
+                    r["category"],
+                    int(r["expenditure_cents"]),
+                    int(r["receipts_cents"]),
+                    int(r["booking_count"]),
+                )
+                for r in c.fetchall()
+            ]
+
+    def bookings(
+        self,
+        year: int,
+        quarter: int | None = None,
+        category: str | None = None,
+        *,
+        counted_only: bool = True,
+    ) -> list[BookingRow]:
+        sql = f"SELECT {','.join(BOOKING_COLUMNS)} FROM {self.prefix}split_bookings WHERE fiscal_year = %s"
+        params: tuple = (year,)
+        if quarter is not None:
+            sql += " AND quarter = %s"
+            params += (quarter,)
+        if category is not None:
+            sql += " AND category = %s"
+            params += (category,)
+        if counted_only:
+            sql += " AND counted = %s"
+            params += (True,)
+        with self._txn(commit=False) as c:
+            c.execute(self._q(sql + " ORDER BY quarter, category, booking_key"), params)
+            return [self._to_row(r) for r in c.fetchall()]
+
+    def table_dump(self) -> dict[str, list[tuple]]:
+        """Every row of the view in a fixed order: for comparing a rebuild with the live view."""
+        with self._txn(commit=False) as c:
+            c.execute(self._q(f"SELECT * FROM {self.prefix}split_bookings ORDER BY booking_key"))
+            bookings = [tuple(r[k] for k in BOOKING_COLUMNS) for r in c.fetchall()]
+            c.execute(
+                self._q(
+                    f"SELECT * FROM {self.prefix}split_totals ORDER BY fiscal_year, quarter, category"
+                )
+            )
+            totals = [tuple(r) if not hasattr(r, "values") else tuple(r.values()) for r in c.fetchall()]
+        return {"split_bookings": bookings, "split_totals": totals}
+
+    def _to_row(self, r: Any) -> BookingRow:
+        return BookingRow(
+            booking_id=str(r["booking_id"]),
+            booking_key=r["booking_key"],
+            kind=r["kind"],
+            category=r["category"],
+            amount_cents=int(r["amount_cents"]),
+            sign=int(r["sign"]),
+            fiscal_year=int(r["fiscal_year"]),
+            quarter=int(r["quarter"]),
+            fiscal_rule=r["fiscal_rule"],
+            payment_date=_date(r["payment_date"]),
+            service_from=_date(r["service_from"]),
+            service_to=_date(r["service_to"]),
+            document_ref=r["document_ref"],
+            case_ref=r["case_ref"],
+            contract_ref=r["contract_ref"],
+            cost_centre=r["cost_centre"],
+            text=r["text"],
+            recorded_by=r["recorded_by"],
+            recorded_at=_ts(r["recorded_at"]),
+            requires_approval=bool(r["requires_approval"]),
+            approved_by=r["approved_by"],
+            approved_at=_ts(r["approved_at"]) if r["approved_at"] is not None else None,
+            reverses_key=r["reverses_key"],
+            reversal_key=r["reversal_key"],
+            reason=r["reason"],
+            counted=bool(r["counted"]),
+            notification_id=int(r["notification_id"]),
+        )
+
+
+def _date(v: Any) -> date:
+    return v if isinstance(v, date) else date.fromisoformat(v)
+
+
+def _ts(v: Any) -> datetime:
+    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
+
+
+class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
+    """Split view in the same SQLite file as the events (tables unprefixed, like the library's)."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        types = {"id": "text", "date": "text", "ts": "text", "bool": "integer"}
+        return super().construct_create_table_statements() + _table_sql("", types)
+
+    @contextmanager
+    def _txn(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as c:
+            yield c
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("%s", "?")
+
+    def _row_params(self, r: BookingRow) -> tuple:
+        return tuple(_sqlite_value(getattr(r, col)) for col in BOOKING_COLUMNS)
+
+    def update_approval(self, c: Any, booking_id: str, approved_by: str, at: datetime) -> None:
+        super().update_approval(c, booking_id, approved_by, at.isoformat())  # type: ignore[arg-type]
+
+    def _write_tracking(self, cursor: Any, tracking: Tracking) -> None:
+        self._insert_tracking(cursor, tracking)
+
+    def _tracking_table(self) -> str:
+        return "tracking"
+
+
+def _sqlite_value(v: Any) -> Any:
+    if isinstance(v, date | datetime):
+        return v.isoformat()
+    return v
+
+
+class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
+    """Split view in the same PostgreSQL database and schema as the events."""
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.prefix = f'"{self.datastore.schema}".'
+        types = {"id": "uuid", "date": "date", "ts": "timestamptz", "bool": "boolean"}
+        self.sql_create_statements += [SQL(s) for s in _table_sql(self.prefix, types)]  # type: ignore[arg-type]
+
+    @contextmanager
+    def _txn(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as c:
+            yield c
+
+    def _write_tracking(self, cursor: Any, tracking: Tracking) -> None:
+        self._insert_tracking(cursor, tracking)
+
+    def _tracking_table(self) -> str:
+        return f'{self.prefix}"{self.tracking_table_name}"'
+
+
+from projections.batch import ViewBatch  # noqa: E402  (cycle: the batch writes through the view)

@@ -1,0 +1,79 @@
+"""Test fixtures: every store-facing test runs against SQLite and against a real PostgreSQL.
+
+PostgreSQL: one database per test session (created and dropped here), one schema per test.
+If no server answers and none can be started, the PostgreSQL tests fail: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.bootstrap import Books, open_books
+from ledger.settings import Settings
+from tests.pg_server import PgServer, postgres_server
+
+_schema_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: PgServer) -> Iterator[str]:
+    name = f"koa_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with pg_server.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with pg_server.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer, pg_database: str) -> Iterator[str]:
+    schema = f"t{next(_schema_numbers)}_{uuid.uuid4().hex[:6]}"
+    yield pg_server.url(pg_database, schema)
+    with pg_server.connect(pg_database) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Environment variables (KOA_*) that point koa at a fresh store of each kind."""
+    env = {"KOA_DATA_DIR": str(tmp_path / "var"), "KOA_USER": "tester"}
+    if request.param == "postgres":
+        env["KOA_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    return env
+
+
+@pytest.fixture
+def settings(store: dict[str, str]) -> Settings:
+    return Settings(
+        database_url=store.get("KOA_DATABASE_URL"),
+        data_dir=Path(store["KOA_DATA_DIR"]),
+        user=store["KOA_USER"],
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def books(settings: Settings) -> Iterator[Books]:
+    with open_books(settings) as b:
+        yield b
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's exported KOA_* or POSTGRES_* must not leak into tests."""
+    for key in list(os.environ):
+        if key.startswith(("KOA_", "POSTGRES_", "LEDGER_", "SPLITPROJECTION_")) or key == "PERSISTENCE_MODULE":
+            if not key.startswith("KOA_TEST_"):
+                monkeypatch.delenv(key, raising=False)
