@@ -57,7 +57,7 @@ class BookingContent:
 
     def validate(self, catalogue: Catalogue) -> None:
         """Raise ValidationError naming the first field that breaks a rule."""
-        if not KEY_RE.match(self.key):
+        if not KEY_RE.fullmatch(self.key):
             raise ValidationError(
                 "1-80 letters, digits or ._:/#- starting with a letter or digit", "key"
             )
@@ -76,15 +76,16 @@ class BookingContent:
                 raise ValidationError(f"year must be between {YEAR_MIN} and {YEAR_MAX}", name)
         if self.service_from > self.service_to:
             raise ValidationError("service period ends before it starts", "service_to")
-        if not REF_RE.match(self.document_ref):
+        if not REF_RE.fullmatch(self.document_ref):
             raise ValidationError("required: 1-64 letters, digits or ._:/-", "document_ref")
-        if self.case_ref and not CASE_REF_RE.match(self.case_ref):
+        if self.case_ref and not CASE_REF_RE.fullmatch(self.case_ref):
             raise ValidationError(
-                "must be a Bedarfsgemeinschaft number like 12345BG0001234 (never a name)", "case_ref"
+                "must be a Bedarfsgemeinschaft number like 12345BG0001234 (never a name)",
+                "case_ref",
             )
-        if self.contract_ref and not REF_RE.match(self.contract_ref):
+        if self.contract_ref and not REF_RE.fullmatch(self.contract_ref):
             raise ValidationError("1-64 letters, digits or ._:/-", "contract_ref")
-        if not COST_CENTRE_RE.match(self.cost_centre):
+        if not COST_CENTRE_RE.fullmatch(self.cost_centre):
             raise ValidationError("required: 1-20 letters, digits or ._-", "cost_centre")
         if len(self.text) > TEXT_LEN_MAX or "\n" in self.text:
             raise ValidationError(f"at most {TEXT_LEN_MAX} characters on one line", "text")
@@ -96,7 +97,7 @@ def booking_id(key: str) -> UUID:
 
 
 def check_user(user: str, field: str) -> None:
-    if not USER_RE.match(user or ""):
+    if not USER_RE.fullmatch(user or ""):
         raise ValidationError("a user name is required (letters, digits, ._@-)", field)
 
 
@@ -128,6 +129,7 @@ class Booking(Aggregate):
             requires_approval=content.amount_cents > rates.approval_threshold_cents,
             reverses_key="",
             reason="",
+            withdraws_unapproved=False,
         )
 
     def approve(self, *, approved_by: str) -> None:
@@ -140,15 +142,21 @@ class Booking(Aggregate):
         check_user(reversed_by, "reversed_by")
         reason = reason.strip()
         if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
-            raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
+            raise ValidationError(
+                f"required, one line of at most {REASON_LEN_MAX} characters", "reason"
+            )
         self._guard_reversible()
+        # Withdrawing a booking that never counted (still awaiting approval): the counter-booking
+        # must never count either, or the split would show a negative amount never paid.
+        withdraws = not self.counts
         counter = Booking._new(
             replace(self.content(), key=self.key + REVERSAL_SUFFIX),
             FiscalPeriod(self.fiscal_year, self.quarter, self.fiscal_rule),
             recorded_by=reversed_by,
-            requires_approval=self.requires_approval,
+            requires_approval=self.requires_approval or withdraws,
             reverses_key=self.key,
             reason=reason,
+            withdraws_unapproved=withdraws,
         )
         self._reversed(reversal_key=counter.key, reason=reason, reversed_by=reversed_by)
         return counter
@@ -165,6 +173,11 @@ class Booking(Aggregate):
             )
         if self.reversal_key:
             raise AlreadyApproved(f"booking {self.key} is reversed; there is nothing to approve")
+        if self.withdraws_unapproved:
+            raise AlreadyApproved(
+                f"booking {self.key} withdraws {self.reverses_key}, which was never approved; "
+                "neither counts, there is nothing to approve"
+            )
 
     def _guard_reversible(self) -> None:
         if self.reverses_key:
@@ -186,6 +199,7 @@ class Booking(Aggregate):
         requires_approval: bool,
         reverses_key: str,
         reason: str,
+        withdraws_unapproved: bool,
     ) -> Booking:
         return cls(
             key=c.key,
@@ -207,6 +221,7 @@ class Booking(Aggregate):
             requires_approval=requires_approval,
             reverses_key=reverses_key,
             reason=reason,
+            withdraws_unapproved=withdraws_unapproved,
         )
 
     @event("Recorded")
@@ -231,6 +246,7 @@ class Booking(Aggregate):
         requires_approval: bool,
         reverses_key: str,
         reason: str,
+        withdraws_unapproved: bool,
     ) -> None:
         self.key = key
         self.kind = kind
@@ -251,6 +267,7 @@ class Booking(Aggregate):
         self.requires_approval = requires_approval
         self.reverses_key = reverses_key
         self.reason = reason
+        self.withdraws_unapproved = withdraws_unapproved
         self.approved_by = ""
         self.reversal_key = ""
 
@@ -290,8 +307,7 @@ class Booking(Aggregate):
         if self.reversal_key:
             return "reversed"
         if self.reverses_key:
-            return "reversal"
+            return "withdrawal" if self.withdraws_unapproved else "reversal"
         if self.requires_approval and not self.approved_by:
             return "awaiting_approval"
         return "approved" if self.approved_by else "recorded"
-

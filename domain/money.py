@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 # One booking may not exceed 100 million euro: a limit, so a typo of extra digits is caught.
 AMOUNT_CENTS_MAX = 10_000_000_000
+
+# Amounts are parsed exactly: a context wide enough for any amount we accept.
+DIGITS_MAX = 18
+_EXACT = Context(prec=60)
 
 _AMOUNT_RE = re.compile(r"^[+-]?[0-9][0-9.,' ]*$")
 
@@ -50,8 +54,10 @@ def parse_amount_cents(text: str) -> int:
 
 
 def decimal_to_cents(value: Decimal) -> int:
-    """Exact conversion; refuses fractions of a cent."""
-    cents = value * 100
+    """Exact conversion; refuses fractions of a cent and numbers too long to be an amount."""
+    if not value.is_finite() or value.adjusted() > DIGITS_MAX:
+        raise ValueError(f"not an amount: {value}")
+    cents = value.scaleb(2, _EXACT)
     if cents != cents.to_integral_value():
         raise ValueError(f"more than two decimals: {value}")
     return int(cents)

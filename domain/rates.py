@@ -14,7 +14,24 @@ from pathlib import Path
 from domain.catalogue import Category, Funding
 from domain.errors import RateMissing
 
-LANDS = ("BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN", "ST", "SH", "TH")
+LANDS = (
+    "BW",
+    "BY",
+    "BE",
+    "BB",
+    "HB",
+    "HH",
+    "HE",
+    "MV",
+    "NI",
+    "NW",
+    "RP",
+    "SL",
+    "SN",
+    "ST",
+    "SH",
+    "TH",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +93,16 @@ class RateTable:
             assert prov or fin, q
             quotas.append(
                 KduQuota(
-                    q["land"], int(q["year"]), _rate(prov) if prov else None, _rate(fin) if fin else None
+                    q["land"],
+                    int(q["year"]),
+                    _rate(prov) if prov else None,
+                    _rate(fin) if fin else None,
                 )
             )
         month, day = (int(x) for x in raw["runoff"]["default_last_day"].split("-"))
-        by_year = {int(y): date.fromisoformat(d) for y, d in raw["runoff"].get("by_year", {}).items()}
+        by_year = {
+            int(y): date.fromisoformat(d) for y, d in raw["runoff"].get("by_year", {}).items()
+        }
         return cls(vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year)
 
     def vwk_share(self, year: int) -> Decimal:

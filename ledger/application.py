@@ -204,4 +204,3 @@ def content_from_recorded(event: Any) -> BookingContent:
         cost_centre=event.cost_centre,
         text=event.text,
     )
-

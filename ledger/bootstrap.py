@@ -30,31 +30,55 @@ class Books:
         return describe(self.env)
 
 
-def ensure_postgres_schema(env: dict[str, str]) -> None:
-    """The library creates tables but not the schema they live in (it must exist first)."""
-    schema = env.get("POSTGRES_SCHEMA", "public")
-    if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres" or schema == "public":
+@contextmanager
+def postgres_ddl_guard(env: dict[str, str]) -> Iterator[None]:
+    """Create the schema if needed and hold an advisory lock while tables are created.
+
+    The library runs CREATE TABLE/INDEX IF NOT EXISTS whenever an application is constructed;
+    several processes doing that at once make PostgreSQL fail with 'tuple concurrently updated'.
+    The library also does not create the schema its tables live in.
+    """
+    if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        yield
         return
-    with psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"],
-        host=env["POSTGRES_HOST"],
-        port=env["POSTGRES_PORT"],
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"],
-        connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
-        autocommit=True,
-    ) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    schema = env.get("POSTGRES_SCHEMA", "public")
+    try:
+        conn = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
+            autocommit=True,
+        )
+    except psycopg.OperationalError as e:
+        raise StoreUnreachable(
+            f"the store refused or could not be reached: {describe(env)}: {e}"
+        ) from None
+    with conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"koa-ledger-ddl:{schema}",))
+        if schema != "public":
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        yield  # the lock ends with the session
+
+
+class StoreUnreachable(Exception):
+    pass
 
 
 @contextmanager
 def open_books(settings: Settings | None = None) -> Iterator[Books]:
     settings = settings or Settings()
     env = store_env(settings)
-    ensure_postgres_schema(env)
-    ledger = Ledger(env)
+    with postgres_ddl_guard(env):
+        ledger = Ledger(env)
+        try:
+            view = open_split_view(env)
+        except BaseException:
+            ledger.close()
+            raise
     try:
-        view = open_split_view(env)
         try:
             yield Books(ledger, view, settings, env)
         finally:

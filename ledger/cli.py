@@ -17,7 +17,7 @@ from domain.errors import DomainError
 from exports.split_report import format_split_table, write_split_csv
 from ledger import demo as demo_data
 from ledger.application import ImportRefused
-from ledger.bootstrap import Books, open_books
+from ledger.bootstrap import Books, StoreUnreachable, open_books
 from ledger.commands import BOOKING_FIELDS, InputError, parse_booking
 from ledger.payment_run import RunFileError, read_payment_run
 from ledger.settings import Settings
@@ -33,7 +33,8 @@ class Refused(Exception):
 
 
 def _fail(message: str) -> None:
-    click.echo(f"koa: {message}", err=True)
+    one_line = " ".join(message.split())  # driver messages carry newlines and tabs
+    click.echo(f"koa: {one_line}", err=True)
     sys.exit(EXIT_REFUSED)
 
 
@@ -42,7 +43,7 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DomainError, InputError, RunFileError, Refused) as e:
+        except (DomainError, InputError, RunFileError, Refused, StoreUnreachable) as e:
             _fail(str(e))
         except pydantic.ValidationError as e:
             first = e.errors()[0]
@@ -110,7 +111,9 @@ def book(ctx: click.Context, user: str | None, **values: str) -> None:
     posted = books.ledger.record_booking(content, recorded_by=_user(ctx, user))
     b = posted.booking
     word = "recorded" if posted.created else "already recorded (same content), unchanged"
-    click.echo(f"{b.key}: {word}; fiscal year {b.fiscal_year} Q{b.quarter} ({b.fiscal_rule}); state {b.state}")
+    click.echo(
+        f"{b.key}: {word}; fiscal year {b.fiscal_year} Q{b.quarter} ({b.fiscal_rule}); state {b.state}"
+    )
     catch_up(books.ledger, books.split_view)
 
 
@@ -135,7 +138,9 @@ def reverse(ctx: click.Context, key: str, reason: str, user: str | None) -> None
     """Reverse a booking by a counter-booking (Storno); the original stays visible."""
     books = _books(ctx)
     counter = books.ledger.reverse_booking(key, reason=reason, reversed_by=_user(ctx, user))
-    click.echo(f"{key}: reversed by {counter.key} (fiscal year {counter.fiscal_year} Q{counter.quarter})")
+    click.echo(
+        f"{key}: reversed by {counter.key} (fiscal year {counter.fiscal_year} Q{counter.quarter})"
+    )
     catch_up(books.ledger, books.split_view)
 
 
@@ -151,15 +156,7 @@ def import_() -> None:
 def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
     """Import a payment run (CSV). Every row is checked first; one bad row writes nothing."""
     books = _books(ctx)
-    size = file.stat().st_size if file.is_file() else 0
-    with click.progressbar(length=max(size, 1), label="checking", file=sys.stderr) as bar:
-        # Progress by approximate bytes: one row is about size/rows bytes; updated per row.
-        per_row = [max(1, size // 10_000)]
-
-        def tick(_n: int) -> None:
-            bar.update(per_row[0])
-
-        parsed = read_payment_run(file, books.ledger.catalogue, progress=tick if size else None)
+    parsed = _read_run(file, books)
     if parsed.errors:
         for e in parsed.errors[:ERRORS_SHOWN_MAX]:
             click.echo(f"{file}:{e}", err=True)
@@ -169,7 +166,8 @@ def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
         raise Refused(
             f"{file}: {len(parsed.errors)} errors in {len({e.line for e in parsed.errors})} rows; nothing was imported"
         )
-    click.echo(f"storing {len(parsed.contents)} bookings ...", err=True)
+    if sys.stderr.isatty():
+        click.echo(f"storing {len(parsed.contents)} bookings ...", err=True)
     t0 = time.perf_counter()
     try:
         result = books.ledger.import_bookings(parsed.contents, recorded_by=_user(ctx, user))
@@ -185,17 +183,38 @@ def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
     catch_up(books.ledger, books.split_view)
 
 
+def _read_run(file: Path, books: Books):
+    """Read and check the file; a progress bar on a terminal only (stderr stays one line otherwise)."""
+    if not sys.stderr.isatty():
+        return read_payment_run(file, books.ledger.catalogue)
+    size = file.stat().st_size if file.is_file() else 0
+    row_bytes = max(1, size // 50_000)  # a rough guess; the bar is corrected at the end
+    with click.progressbar(length=max(size, 1), label="checking", file=sys.stderr) as bar:
+        parsed = read_payment_run(
+            file, books.ledger.catalogue, progress=lambda n: bar.update(row_bytes)
+        )
+        bar.update(size)
+    return parsed
+
+
 @main.command()
 @click.option("--year", required=True, type=click.IntRange(2005, 2100))
 @click.option("--quarter", type=click.IntRange(1, 4), help="one quarter only")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="also write the figures as CSV")
+@click.option(
+    "--csv", "csv_path", type=click.Path(path_type=Path), help="also write the figures as CSV"
+)
 @with_books
 def split(ctx: click.Context, year: int, quarter: int | None, csv_path: Path | None) -> None:
     """Federal and municipal shares per quarter and category."""
     books = _books(ctx)
     catch_up(books.ledger, books.split_view)
     lines = split_lines(
-        books.split_view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year, quarter
+        books.split_view,
+        books.ledger.catalogue,
+        books.ledger.rates,
+        books.settings.land,
+        year,
+        quarter,
     )
     click.echo(format_split_table(lines), nl=False)
     if csv_path:
@@ -211,14 +230,18 @@ def _write_csv(lines: list, path: Path) -> None:
 
 
 @main.command()
-@click.option("--rebuild", "full", is_flag=True, help="forget the read model and replay the whole log")
+@click.option(
+    "--rebuild", "full", is_flag=True, help="forget the read model and replay the whole log"
+)
 @with_books
 def project(ctx: click.Context, full: bool) -> None:
     """Bring the split read model up to date with the event log."""
     books = _books(ctx)
     result = (rebuild if full else catch_up)(books.ledger, books.split_view)
     rate = result.events / result.seconds if result.seconds else 0
-    click.echo(f"{result.events} events applied up to position {result.position} in {result.seconds:.2f} s ({rate:,.0f}/s)")
+    click.echo(
+        f"{result.events} events applied up to position {result.position} in {result.seconds:.2f} s ({rate:,.0f}/s)"
+    )
 
 
 @main.command()
@@ -231,9 +254,20 @@ def categories(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--year", default=2025, show_default=True, type=click.IntRange(2020, 2025))
-@click.option("--households", default=2000, show_default=True, type=click.IntRange(1, demo_data.HOUSEHOLDS_MAX))
+@click.option(
+    "--households",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1, demo_data.HOUSEHOLDS_MAX),
+)
 @click.option("--seed", default=2025, show_default=True, type=int)
-@click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path), help="default: <data dir>/demo")
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="default: <data dir>/demo",
+)
 @with_books
 def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Path | None) -> None:
     """Fill the store with a realistic year of a mid-size city, print the split, write it as CSV."""
@@ -242,7 +276,7 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
     data = demo_data.generate(year, households, seed)
     t0 = time.perf_counter()
     created = unchanged = 0
-    for label, run in data.runs:
+    for _label, run in data.runs:
         r = books.ledger.import_bookings(run, recorded_by="sachbearbeitung")
         created += r.created
         unchanged += r.unchanged

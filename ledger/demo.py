@@ -63,8 +63,23 @@ def generate(year: int = 2025, households: int = 2000, seed: int = 2025) -> Demo
         for n in range(1, households + 1)
     ]
 
-    def content(key, kind, cents, category, paid, s_from, s_to, doc, case="", contract="", cc="JC-MITTE", text=""):
-        return BookingContent(key, kind, cents, category, paid, s_from, s_to, doc, case, contract, cc, text)
+    def content(
+        key,
+        kind,
+        cents,
+        category,
+        paid,
+        s_from,
+        s_to,
+        doc,
+        case="",
+        contract="",
+        cc="JC-MITTE",
+        text="",
+    ):
+        return BookingContent(
+            key, kind, cents, category, paid, s_from, s_to, doc, case, contract, cc, text
+        )
 
     for m in range(1, 13):
         first, last = date(year, m, 1), _month_end(year, m)
@@ -74,54 +89,202 @@ def generate(year: int = 2025, households: int = 2000, seed: int = 2025) -> Demo
             if rng.random() < 0.03:  # a household not entitled this month
                 continue
             n = case[-7:]
-            run.append(content(f"LR-{year}{m:02d}-{n}-BG", Kind.PAYMENT, bg_cents, "buergergeld", paid,
-                               first, last, f"ZA-{year}{m:02d}", case, cc=cc, text="Regelbedarf"))
-            run.append(content(f"LR-{year}{m:02d}-{n}-KDU", Kind.PAYMENT, kdu_cents, "kdu", paid,
-                               first, last, f"ZA-{year}{m:02d}", case, cc=cc, text="Unterkunft und Heizung"))
+            run.append(
+                content(
+                    f"LR-{year}{m:02d}-{n}-BG",
+                    Kind.PAYMENT,
+                    bg_cents,
+                    "buergergeld",
+                    paid,
+                    first,
+                    last,
+                    f"ZA-{year}{m:02d}",
+                    case,
+                    cc=cc,
+                    text="Regelbedarf",
+                )
+            )
+            run.append(
+                content(
+                    f"LR-{year}{m:02d}-{n}-KDU",
+                    Kind.PAYMENT,
+                    kdu_cents,
+                    "kdu",
+                    paid,
+                    first,
+                    last,
+                    f"ZA-{year}{m:02d}",
+                    case,
+                    cc=cc,
+                    text="Unterkunft und Heizung",
+                )
+            )
         demo.runs.append((f"Zahllauf {year}-{m:02d}", run))
 
         other: list[BookingContent] = []
         scale = max(1, households // 100)
 
-        def many(prefix, n, category, lo, hi, kind=Kind.PAYMENT, text=""):
+        def many(other, m, first, last, prefix, n, category, lo, hi, kind=Kind.PAYMENT, text=""):
             for i in range(n):
                 case, _, _, cc = homes[rng.randrange(len(homes))]
                 day = date(year, m, rng.randint(1, 28))
-                other.append(content(f"{prefix}-{year}{m:02d}-{i:04d}", kind, _cents(rng, lo, hi), category,
-                                     day, first, last, f"B-{prefix}-{year}{m:02d}{i:04d}", case, cc=cc, text=text))
+                other.append(
+                    content(
+                        f"{prefix}-{year}{m:02d}-{i:04d}",
+                        kind,
+                        _cents(rng, lo, hi),
+                        category,
+                        day,
+                        first,
+                        last,
+                        f"B-{prefix}-{year}{m:02d}{i:04d}",
+                        case,
+                        cc=cc,
+                        text=text,
+                    )
+                )
 
-        many("EB", scale, "einmal_bund", 40, 600, text="Einmaliger Bedarf")
-        many("EA", scale, "erstausstattung", 150, 1800, text="Erstausstattung Wohnung")
-        many("KS", scale // 2 + 1, "kdu_sonst", 300, 2500, text="Mietkaution")
-        many("BUT", 5 * scale, "but", 15, 180, text="Bildung und Teilhabe")
-        many("VB", 3 * scale, "egt.vermittlungsbudget", 20, 400, text="Vermittlungsbudget")
-        many("EGS", scale // 2 + 1, "egt.einstiegsgeld", 150, 450, text="Einstiegsgeld")
-        many("RF", 2 * scale, "buergergeld", 30, 900, kind=Kind.RECEIPT, text="Rückforderung")
-        many("NK", scale, "kdu", 20, 700, kind=Kind.RECEIPT, text="Nebenkostenguthaben")
-        many("KA", scale // 4 + 1, "kommunal_egl", 200, 1500, text="Schuldnerberatung")
+        many(other, m, first, last, "EB", scale, "einmal_bund", 40, 600, text="Einmaliger Bedarf")
+        many(
+            other,
+            m,
+            first,
+            last,
+            "EA",
+            scale,
+            "erstausstattung",
+            150,
+            1800,
+            text="Erstausstattung Wohnung",
+        )
+        many(
+            other, m, first, last, "KS", scale // 2 + 1, "kdu_sonst", 300, 2500, text="Mietkaution"
+        )
+        many(other, m, first, last, "BUT", 5 * scale, "but", 15, 180, text="Bildung und Teilhabe")
+        many(
+            other,
+            m,
+            first,
+            last,
+            "VB",
+            3 * scale,
+            "egt.vermittlungsbudget",
+            20,
+            400,
+            text="Vermittlungsbudget",
+        )
+        many(
+            other,
+            m,
+            first,
+            last,
+            "EGS",
+            scale // 2 + 1,
+            "egt.einstiegsgeld",
+            150,
+            450,
+            text="Einstiegsgeld",
+        )
+        many(
+            other,
+            m,
+            first,
+            last,
+            "RF",
+            2 * scale,
+            "buergergeld",
+            30,
+            900,
+            kind=Kind.RECEIPT,
+            text="Rückforderung",
+        )
+        many(
+            other,
+            m,
+            first,
+            last,
+            "NK",
+            scale,
+            "kdu",
+            20,
+            700,
+            kind=Kind.RECEIPT,
+            text="Nebenkostenguthaben",
+        )
+        many(
+            other,
+            m,
+            first,
+            last,
+            "KA",
+            scale // 4 + 1,
+            "kommunal_egl",
+            200,
+            1500,
+            text="Schuldnerberatung",
+        )
 
         # Measure invoices from providers; the big ones need a second person's approval.
         for p, provider in enumerate(PROVIDERS):
-            cat = ("egt.aktivierung", "egt.arbeitsgelegenheiten", "egt.weiterbildung", "egt.aktivierung")[p]
+            cat = (
+                "egt.aktivierung",
+                "egt.arbeitsgelegenheiten",
+                "egt.weiterbildung",
+                "egt.aktivierung",
+            )[p]
             key = f"MN-{year}{m:02d}-{p}"
-            other.append(content(key, Kind.PAYMENT, _cents(rng, 4000, 40000) * max(1, scale // 10), cat,
-                                 min(last, date(year, m, 25)), first, last, f"RE-{provider[:6]}-{year}{m:02d}",
-                                 contract=f"V-{year}-{p:03d}", text=f"Rechnung {provider}"))
+            other.append(
+                content(
+                    key,
+                    Kind.PAYMENT,
+                    _cents(rng, 4000, 40000) * max(1, scale // 10),
+                    cat,
+                    min(last, date(year, m, 25)),
+                    first,
+                    last,
+                    f"RE-{provider[:6]}-{year}{m:02d}",
+                    contract=f"V-{year}-{p:03d}",
+                    text=f"Rechnung {provider}",
+                )
+            )
         # Administrative costs: monthly totals of the job centre (need approval: above the threshold).
         per = max(1, scale // 20)
-        for cat, lo, hi in (("vwk.personal", 380000, 420000), ("vwk.sachkosten", 40000, 70000),
-                            ("vwk.personalnebenkosten", 15000, 25000)):
+        for cat, lo, hi in (
+            ("vwk.personal", 380000, 420000),
+            ("vwk.sachkosten", 40000, 70000),
+            ("vwk.personalnebenkosten", 15000, 25000),
+        ):
             key = f"VK-{year}{m:02d}-{cat.split('.')[1]}"
-            other.append(content(key, Kind.PAYMENT, _cents(rng, lo, hi) * per, cat, min(last, date(year, m, 28)),
-                                 first, last, f"VK-{year}{m:02d}", text="Verwaltungskosten Monat"))
+            other.append(
+                content(
+                    key,
+                    Kind.PAYMENT,
+                    _cents(rng, lo, hi) * per,
+                    cat,
+                    min(last, date(year, m, 28)),
+                    first,
+                    last,
+                    f"VK-{year}{m:02d}",
+                    text="Verwaltungskosten Monat",
+                )
+            )
         demo.runs.append((f"Einzelbuchungen {year}-{m:02d}", other))
         demo.approvals += [c.key for c in other if c.key.startswith(("MN-", "VK-"))]
 
     # Run-off period: December invoices paid in January of the next year still count for this year.
     runoff = [
-        content(f"MN-{year}12-late-{p}", Kind.PAYMENT, _cents(rng, 800, 6000), "egt.aktivierung",
-                date(year + 1, 1, 12), date(year, 12, 1), date(year, 12, 31), f"RE-late-{year}-{p}",
-                contract=f"V-{year}-{p:03d}", text="Rechnung Dezember (Auslaufperiode)")
+        content(
+            f"MN-{year}12-late-{p}",
+            Kind.PAYMENT,
+            _cents(rng, 800, 6000),
+            "egt.aktivierung",
+            date(year + 1, 1, 12),
+            date(year, 12, 1),
+            date(year, 12, 31),
+            f"RE-late-{year}-{p}",
+            contract=f"V-{year}-{p:03d}",
+            text="Rechnung Dezember (Auslaufperiode)",
+        )
         for p in range(3)
     ]
     demo.runs.append((f"Auslaufperiode {year + 1}-01", runoff))

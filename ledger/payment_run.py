@@ -79,9 +79,7 @@ def parse_payment_run(
             parts.append(f"missing columns: {', '.join(missing)}")
         if unknown:
             parts.append(f"unknown columns: {', '.join(unknown)}")
-        raise RunFileError(
-            f"header: {'; '.join(parts)} (expected: {', '.join(BOOKING_FIELDS)})"
-        )
+        raise RunFileError(f"header: {'; '.join(parts)} (expected: {', '.join(BOOKING_FIELDS)})")
 
     contents: list[BookingContent] = []
     lines: list[int] = []
@@ -89,13 +87,20 @@ def parse_payment_run(
     first_line_of_key: dict[str, int] = {}
     line = 1
     for row in reader:
-        line = reader.line_num
+        # line_num is where the row ends; a quoted value may span lines.
+        line = reader.line_num - sum(
+            (v or "").count("\n") for v in row.values() if isinstance(v, str)
+        )
         if progress:
             progress(1)
         if len(contents) + len(errors) >= IMPORT_ROWS_MAX:
             raise RunFileError(f"more than {IMPORT_ROWS_MAX} rows: split the run")
         if None in row:  # more cells than header columns
-            errors.append(RowError(line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}"))
+            errors.append(
+                RowError(
+                    line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}"
+                )
+            )
             continue
         if all(not (v or "").strip() for v in row.values()):
             continue  # blank line

@@ -45,6 +45,4 @@ def booking_shares(
     rate = rates.federal_rate(catalogue.get(category), year, land).rate
     nets = [r.net_cents for r in rows]
     federal = allocate_share_cents(nets, rate)
-    return [
-        BookingShare(r, n, f, n - f) for r, n, f in zip(rows, nets, federal, strict=True)
-    ]
+    return [BookingShare(r, n, f, n - f) for r, n, f in zip(rows, nets, federal, strict=True)]

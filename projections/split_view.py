@@ -171,7 +171,9 @@ class SplitViewQueries:
 
     def update_reversal(self, c: Any, booking_id: str, reversal_key: str) -> None:
         c.execute(
-            self._q(f"UPDATE {self.prefix}split_bookings SET reversal_key = %s WHERE booking_id = %s"),
+            self._q(
+                f"UPDATE {self.prefix}split_bookings SET reversal_key = %s WHERE booking_id = %s"
+            ),
             (reversal_key, booking_id),
         )
 
@@ -260,7 +262,9 @@ class SplitViewQueries:
                     f"SELECT * FROM {self.prefix}split_totals ORDER BY fiscal_year, quarter, category"
                 )
             )
-            totals = [tuple(r) if not hasattr(r, "values") else tuple(r.values()) for r in c.fetchall()]
+            totals = [
+                tuple(r) if not hasattr(r, "values") else tuple(r.values()) for r in c.fetchall()
+            ]
         return {"split_bookings": bookings, "split_totals": totals}
 
     def _to_row(self, r: Any) -> BookingRow:

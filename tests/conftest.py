@@ -74,6 +74,9 @@ def books(settings: Settings) -> Iterator[Books]:
 def _no_ambient_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's exported KOA_* or POSTGRES_* must not leak into tests."""
     for key in list(os.environ):
-        if key.startswith(("KOA_", "POSTGRES_", "LEDGER_", "SPLITPROJECTION_")) or key == "PERSISTENCE_MODULE":
+        if (
+            key.startswith(("KOA_", "POSTGRES_", "LEDGER_", "SPLITPROJECTION_"))
+            or key == "PERSISTENCE_MODULE"
+        ):
             if not key.startswith("KOA_TEST_"):
                 monkeypatch.delenv(key, raising=False)

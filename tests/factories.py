@@ -30,6 +30,12 @@ def booking(key: str = "T-1", **changes) -> BookingContent:
 CSV_HEADER = "key;kind;amount;category;payment_date;service_from;service_to;document_ref;case_ref;cost_centre;text"
 
 
-def csv_row(key: str, amount: str = "500,00", category: str = "kdu", kind: str = "payment",
-            paid: str = "27.02.2025", case: str = "08221BG0000001") -> str:
+def csv_row(
+    key: str,
+    amount: str = "500,00",
+    category: str = "kdu",
+    kind: str = "payment",
+    paid: str = "27.02.2025",
+    case: str = "08221BG0000001",
+) -> str:
     return f"{key};{kind};{amount};{category};{paid};01.03.2025;31.03.2025;ZA-202503;{case};JC-NORD;Miete"

@@ -32,7 +32,12 @@ class PgServer:
 
     def connect(self, dbname: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(
-            host=self.host, port=self.port, user=self.user, dbname=dbname, autocommit=True, connect_timeout=5
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname=dbname,
+            autocommit=True,
+            connect_timeout=5,
         )
 
 
@@ -78,12 +83,21 @@ def throwaway_server() -> Iterator[PgServer]:
     def run(*cmd: str) -> None:
         res = subprocess.run([*as_user, *cmd], capture_output=True, text=True, check=False)
         if res.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}")
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}"
+            )
 
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
         run(
-            str(bindir / "pg_ctl"), "start", "-w", "-D", str(data), "-l", str(log), "-o",
+            str(bindir / "pg_ctl"),
+            "start",
+            "-w",
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-o",
             f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
         )
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -94,8 +108,11 @@ def throwaway_server() -> Iterator[PgServer]:
         yield PgServer("127.0.0.1", port, "postgres", "throwaway")
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run([*as_user, str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate"],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [*as_user, str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate"],
+                capture_output=True,
+                check=False,
+            )
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -23,7 +23,10 @@ def test_a_quarter_from_payment_run_to_split(books):
     text = "\n".join(
         [CSV_HEADER]
         + [csv_row(f"R-03-{n}-KDU", "650,00", "kdu", case=f"08221BG000000{n}") for n in (1, 2, 3)]
-        + [csv_row(f"R-03-{n}-BG", "563,00", "buergergeld", case=f"08221BG000000{n}") for n in (1, 2, 3)]
+        + [
+            csv_row(f"R-03-{n}-BG", "563,00", "buergergeld", case=f"08221BG000000{n}")
+            for n in (1, 2, 3)
+        ]
     )
     run = parse_payment_run(text, ledger.catalogue)
     assert run.errors == []
@@ -37,18 +40,31 @@ def test_a_quarter_from_payment_run_to_split(books):
         recorded_by="clerk",
     )
     ledger.record_booking(
-        booking("MN-1", category="egt.aktivierung", amount_cents=2_500_000, case_ref="",
-                contract_ref="V-2025-001", payment_date=date(2025, 3, 20)),
+        booking(
+            "MN-1",
+            category="egt.aktivierung",
+            amount_cents=2_500_000,
+            case_ref="",
+            contract_ref="V-2025-001",
+            payment_date=date(2025, 3, 20),
+        ),
         recorded_by="clerk",
     )
     # Administrative costs at 87.4 %.
     ledger.record_booking(
-        booking("VK-1", category="vwk.sachkosten", amount_cents=1_000_000, case_ref="",
-                payment_date=date(2025, 3, 28)),
+        booking(
+            "VK-1",
+            category="vwk.sachkosten",
+            amount_cents=1_000_000,
+            case_ref="",
+            payment_date=date(2025, 3, 28),
+        ),
         recorded_by="clerk",
     )
     catch_up(ledger, view)
-    before = {s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)}
+    before = {
+        s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)
+    }
     assert "egt.aktivierung" not in before  # awaiting approval: does not count yet
 
     with pytest.raises(FourEyesViolation):
@@ -56,13 +72,17 @@ def test_a_quarter_from_payment_run_to_split(books):
     ledger.approve_booking("MN-1", approved_by="approver")
 
     # One KdU payment was wrong: reversed, with a reason; the original stays visible.
-    counter = ledger.reverse_booking("R-03-2-KDU", reason="Miete direkt an Vermieter", reversed_by="clerk")
+    counter = ledger.reverse_booking(
+        "R-03-2-KDU", reason="Miete direkt an Vermieter", reversed_by="clerk"
+    )
     assert counter.key == "R-03-2-KDU/storno"
     with pytest.raises(ReversalRefused):
         ledger.reverse_booking("R-03-2-KDU", reason="nochmal", reversed_by="clerk")
 
     catch_up(ledger, view)
-    lines = {s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)}
+    lines = {
+        s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)
+    }
     assert set(lines) == {"kdu", "buergergeld", "egt.aktivierung", "vwk.sachkosten"}
 
     kdu = lines["kdu"]
@@ -82,7 +102,11 @@ def test_a_quarter_from_payment_run_to_split(books):
     # Every figure leads back to its bookings, whose shares add up to it.
     shares = booking_shares(view, ledger.catalogue, ledger.rates, "BW", 2025, 1, "kdu")
     assert [s.row.booking_key for s in shares] == [
-        "NK-1", "R-03-1-KDU", "R-03-2-KDU", "R-03-2-KDU/storno", "R-03-3-KDU",
+        "NK-1",
+        "R-03-1-KDU",
+        "R-03-2-KDU",
+        "R-03-2-KDU/storno",
+        "R-03-3-KDU",
     ]
     assert sum(s.federal_cents for s in shares) == kdu.federal_cents
     assert sum(s.municipal_cents for s in shares) == kdu.municipal_cents
