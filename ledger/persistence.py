@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ledger.settings import Settings
 
+PG_RECORDER_TOPIC = "ledger.pg_recorder:ChunkedPostgresApplicationRecorder"
 SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -19,7 +20,8 @@ def store_env(settings: Settings) -> dict[str, str]:
     if settings.database_url:
         return postgres_env(settings.database_url)
     if os.environ.get("PERSISTENCE_MODULE", "").strip() == "eventsourcing.postgres":
-        return {}  # the library reads POSTGRES_* from os.environ itself
+        # The library reads POSTGRES_* from os.environ itself.
+        return {"APPLICATION_RECORDER_TOPIC": PG_RECORDER_TOPIC}
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -47,6 +49,7 @@ def postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["10"])[0],
         "POSTGRES_POOL_SIZE": query.get("pool_size", ["2"])[0],
         "POSTGRES_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": PG_RECORDER_TOPIC,
     }
 
 

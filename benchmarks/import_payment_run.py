@@ -1,0 +1,332 @@
+"""Benchmark: importing a monthly payment run (Zahllauf) into PostgreSQL, against a plain COPY.
+
+    .venv/bin/python benchmarks/import_payment_run.py [--rows N] [--repeat R]
+
+Each repetition gets a fresh database `koa_bench_<pid>` (dropped at the end, also on error):
+  1. baseline: text COPY of the same CSV into a bare table, one transaction;
+  2. the product path in a child process, so that its peak RSS is its own: read and validate the
+     file, store it with Ledger.import_bookings (one atomic save), catch the split view up, check
+     that exactly N bookings arrived, then import the same file again (the idempotent path).
+Figures are medians over the repetitions; throughputs are also given as a ratio to the baseline,
+which is measured in the same run on the same server, so the ratio travels between machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import psycopg
+from psycopg import sql
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+SCHEMA = "bench"
+SEED = 202503
+COPY_CHUNK_BYTES = 1 << 20
+# A statement whose input has stopped arriving for this long is not slow but stuck.
+STUCK_SECONDS = 60
+WATCH_EVERY_SECONDS = 5
+ROWS_MAX = 1_000_000  # ledger.application.IMPORT_ROWS_MAX; also what 7-digit keys can hold
+
+# The file's columns and the type each gets in the baseline table. Dates are typed, so PostgreSQL
+# parses them as the ledger does; the amount stays text, because COPY cannot read a decimal comma.
+COLUMNS = {
+    "key": "text",
+    "kind": "text",
+    "amount": "text",
+    "category": "text",
+    "payment_date": "date",
+    "service_from": "date",
+    "service_to": "date",
+    "document_ref": "text",
+    "case_ref": "text",
+    "cost_centre": "text",
+    "text": "text",
+}
+HEADER = ";".join(COLUMNS)
+BASELINE_DDL = "CREATE TABLE payment_run_copy ({})".format(
+    ", ".join(f"{name} {type_}" for name, type_ in COLUMNS.items())
+)
+COPY_OPTIONS = "FORMAT csv, DELIMITER ';', HEADER true"
+BASELINE_COPY = f"COPY payment_run_copy ({', '.join(COLUMNS)}) FROM STDIN ({COPY_OPTIONS})"
+
+
+# ---- the input file ---------------------------------------------------------------------------
+
+
+def german_amount(cents: int) -> str:
+    """1234.56 EUR as '1.234,56', as a municipal payment system exports it."""
+    euros, rest = divmod(cents, 100)
+    return f"{euros:,}".replace(",", ".") + f",{rest:02d}"
+
+
+def write_payment_run(path: Path, rows: int, seed: int = SEED) -> None:
+    """The March 2025 run paid on 27 Feb: per household one Bürgergeld and one KdU row."""
+    rng = random.Random(seed)
+    centres = ("JC-NORD", "JC-SUED", "JC-MITTE", "JC-WEST")
+    # Written row by row: the parent must stay small (see run_child).
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        f.write(HEADER + "\n")
+        for i in range(rows):
+            n = i // 2 + 1  # household number
+            case = f"08221BG{n:07d}"
+            cc = centres[n % len(centres)]
+            if i % 2 == 0:  # Regelbedarf and Mehrbedarfe of the household
+                suffix, cat, text = "BG", "buergergeld", "Regelbedarf März"
+                cents = rng.randint(250_00, 1_600_00)
+            else:  # rent and heating
+                suffix, cat, text = "KDU", "kdu", "Unterkunft und Heizung März"
+                cents = rng.randint(380_00, 1_150_00)
+            f.write(
+                f"LR-202503-{n:07d}-{suffix};payment;{german_amount(cents)};{cat};"
+                f"2025-02-27;2025-03-01;2025-03-31;ZA-202503;{case};{cc};{text}\n"
+            )
+
+
+# ---- parent: database, baseline, orchestration ---------------------------------------------------
+
+
+def admin_connect() -> psycopg.Connection:
+    return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=10, **PG)
+
+
+def recreate_database(name: str) -> None:
+    drop_database(name)
+    with admin_connect() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(name: str) -> None:
+    # FORCE: a child that died midway may leave connections behind.
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with admin_connect() as conn:
+        conn.execute(drop)
+
+
+def copy_baseline(dbname: str, path: Path, rows: int) -> float:
+    """Seconds for COPY + commit of the file into a bare table (created beforehand, untimed)."""
+    with psycopg.connect(dbname=dbname, connect_timeout=10, **PG) as conn, path.open("rb") as f:
+        conn.execute(BASELINE_DDL)
+        conn.commit()
+        # Streamed from the file like the product reads it (from the page cache), never held whole.
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            with cur.copy(BASELINE_COPY) as copy:
+                while chunk := f.read(COPY_CHUNK_BYTES):
+                    copy.write(chunk)
+        conn.commit()
+        seconds = time.perf_counter() - t0
+        (count,) = conn.execute("SELECT count(*) FROM payment_run_copy").fetchone()
+    if count != rows:
+        raise SystemExit(f"baseline COPY loaded {count} rows, expected {rows}")
+    return seconds
+
+
+def stuck_statements(dbname: str) -> list[str]:
+    """Statements of the bench database that have waited STUCK_SECONDS for their own input."""
+    query = (
+        "SELECT pid, date_trunc('second', now() - query_start) AS age, "
+        "left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS query FROM pg_stat_activity "
+        "WHERE datname = %s AND state = 'active' AND wait_event = 'ClientRead' "
+        "AND now() - query_start > make_interval(secs => %s)"
+    )
+    with admin_connect() as conn:
+        rows = conn.execute(query, (dbname, STUCK_SECONDS)).fetchall()
+    return [f"backend {pid}, active for {age}: {text.strip()}" for pid, age, text in rows]
+
+
+def run_child(dbname: str, path: Path, rows: int, data_dir: Path) -> dict:
+    # Prefixed library variables (LEDGER_POSTGRES_DBNAME, ...) beat the env the Ledger is given,
+    # and a KOA_DATABASE_URL must not matter either: the child must only ever see the bench database.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LEDGER_", "SPLITPROJECTION_", "KOA_", "POSTGRES_"))
+    }
+    env.pop("PERSISTENCE_MODULE", None)
+    cmd = [sys.executable, __file__, "--child", dbname, str(path), str(rows)]
+    # Linux carries the parent's RSS at fork over exec into the child's ru_maxrss: the parent
+    # therefore never holds the file or its rows, and stays well below the child's start-up size.
+    # cwd: Settings reads a .env file from the working directory; the temp dir has none.
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=data_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=WATCH_EVERY_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                # No time limit (a slow machine is no error), but a statement whose input stopped
+                # arriving never finishes: PostgreSQL waits for the client, the client for the result.
+                if stuck := stuck_statements(dbname):
+                    raise SystemExit(
+                        "the import is stuck: the server is still waiting for the statement's data "
+                        "that the client never sent:\n  " + "\n  ".join(stuck)
+                    ) from None
+    finally:
+        if proc.poll() is None:  # stuck, interrupted or terminated: the child must not outlive us
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        sys.stderr.write(err)
+        raise SystemExit(f"the import child failed (exit {proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@dataclass
+class Row:
+    label: str
+    value: float
+    unit: str
+    seconds: float | None = None
+    rate: bool = False  # a throughput: gets a ratio to the baseline
+
+
+def print_table(rows: int, repeat: int, server: str, copy_rate: float, table: list[Row]) -> None:
+    runs = "1 run" if repeat == 1 else f"median of {repeat} runs"
+    print(f"Payment run import, {rows:,} rows ({runs}), PostgreSQL {server} at {PG['host']}")
+    print(f"{'figure':<44} {'value':>12}  {'unit':<11} {'seconds':>8}  {'÷ COPY':>7}")
+    print("-" * 88)
+    for r in table:
+        secs = f"{r.seconds:8.3f}" if r.seconds is not None else " " * 8
+        ratio = f"{r.value / copy_rate:7.3f}" if r.rate else ""
+        print(f"{r.label:<44} {r.value:>12,.0f}  {r.unit:<11} {secs}  {ratio:>7}".rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=100_000, help="rows in the payment run")
+    ap.add_argument("--repeat", type=int, default=1, help="repetitions, each on a fresh database")
+    args = ap.parse_args(argv)
+    if not 2 <= args.rows <= ROWS_MAX:
+        ap.error(f"--rows must be between 2 and {ROWS_MAX}")
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+
+    # Turn SIGTERM into SystemExit, so that the finally blocks kill the child and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    dbname = f"koa_bench_{os.getpid()}"
+    copies: list[float] = []
+    children: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="koa-bench-") as tmp:
+        path = Path(tmp) / "zahllauf-2025-03.csv"
+        write_payment_run(path, args.rows)
+        with admin_connect() as conn:
+            server = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        try:
+            for _ in range(args.repeat):
+                recreate_database(dbname)
+                copies.append(copy_baseline(dbname, path, args.rows))
+                children.append(run_child(dbname, path, args.rows, Path(tmp)))
+        finally:
+            drop_database(dbname)
+
+    n = args.rows
+
+    def med(key: str) -> float:
+        return statistics.median(c[key] for c in children)
+
+    def rate(label: str, seconds: float, unit: str) -> Row:
+        return Row(label, n / seconds, unit, seconds, rate=True)
+
+    copy_s = statistics.median(copies)
+    table = [
+        rate("baseline: COPY text into a bare table", copy_s, "rows/s"),
+        rate("import: read + validate + store (atomic)", med("total_s"), "bookings/s"),
+        rate("  read + validate (read_payment_run)", med("parse_s"), "rows/s"),
+        rate("  store (Ledger.import_bookings)", med("store_s"), "bookings/s"),
+        rate("split view catch-up (1 event per booking)", med("catchup_s"), "events/s"),
+        rate("re-import, idempotent (0 created)", med("reimport_s"), "rows/s"),
+        Row("peak RSS of the import process", max(c["peak_rss_mib"] for c in children), "MiB"),
+        Row(
+            "  of it before the import (libraries, pools)",
+            max(c["base_rss_mib"] for c in children),
+            "MiB",
+        ),
+    ]
+    print_table(n, args.repeat, server, n / copy_s, table)
+    return 0
+
+
+# ---- child: the product path -------------------------------------------------------------------
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def child(dbname: str, path: Path, rows: int) -> int:
+    # Imported only here: the parent never needs the product code, and stays small and quick.
+    from ledger.bootstrap import open_books
+    from ledger.payment_run import read_payment_run
+    from ledger.settings import Settings
+    from projections.split_projection import catch_up
+
+    def fail(message: str) -> NoReturn:
+        raise SystemExit(f"import check failed: {message}")
+
+    url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{dbname}?schema={SCHEMA}"
+    settings = Settings(database_url=url, data_dir=path.parent)
+    with open_books(settings) as books:
+        base_rss = peak_rss_mib()
+
+        t0 = time.perf_counter()
+        parsed = read_payment_run(path, books.ledger.catalogue)
+        t1 = time.perf_counter()
+        if parsed.errors or len(parsed.contents) != rows:
+            fail(f"{len(parsed.errors)} bad rows, {len(parsed.contents)} read: {parsed.errors[:3]}")
+        result = books.ledger.import_bookings(parsed.contents, recorded_by="bench")
+        t2 = time.perf_counter()
+        if result.created != rows or result.unchanged != 0:
+            fail(f"created {result.created}, unchanged {result.unchanged}, expected {rows} new")
+        del parsed  # so that the re-import's memory does not stack on the first run's objects
+
+        t3 = time.perf_counter()
+        caught = catch_up(books.ledger, books.split_view)
+        t4 = time.perf_counter()
+
+        stored = books.ledger.max_notification_id()
+        counted = sum(t.booking_count for t in books.split_view.totals(2025))
+        if stored < rows or counted != rows or caught.events != rows:
+            fail(f"log position {stored}, view counts {counted}, caught up {caught.events}")
+
+        t5 = time.perf_counter()
+        again = books.ledger.import_bookings(
+            read_payment_run(path, books.ledger.catalogue).contents, recorded_by="bench"
+        )
+        t6 = time.perf_counter()
+        if again.created != 0 or again.unchanged != rows:
+            fail(f"re-import created {again.created}, unchanged {again.unchanged}")
+        if books.ledger.max_notification_id() != stored:
+            fail("the re-import wrote to the event log")
+
+    figures = {
+        "parse_s": t1 - t0,
+        "store_s": t2 - t1,
+        "total_s": t2 - t0,
+        "catchup_s": t4 - t3,
+        "reimport_s": t6 - t5,
+        "base_rss_mib": base_rss,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        sys.exit(child(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])))
+    sys.exit(main())
