@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ledger.settings import Settings
 
-PG_RECORDER_TOPIC = "ledger.pg_recorder:ChunkedPostgresApplicationRecorder"
+PG_RECORDER_TOPIC = "ledger.recorders:SealingPostgresApplicationRecorder"
+SQLITE_RECORDER_TOPIC = "ledger.recorders:SealingSQLiteApplicationRecorder"
 SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -27,6 +28,7 @@ def store_env(settings: Settings) -> dict[str, str]:
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(settings.data_dir / "koa.sqlite"),
         "SQLITE_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
     }
 
 

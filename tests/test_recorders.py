@@ -8,7 +8,7 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.pg_recorder import CHUNK_BYTES_MAX, CHUNK_EVENTS_MAX, chunks
+from ledger.recorders import CHUNK_BYTES_MAX, CHUNK_EVENTS_MAX, chunks
 
 
 @settings(max_examples=200, deadline=None)

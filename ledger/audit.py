@@ -1,0 +1,106 @@
+"""Audit services over the stored log: verify the seal chain, the head to anchor, a booking's
+history. Reads only; the live read models are never touched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger import seals
+from ledger.application import Ledger
+
+PAGE = 5000
+
+
+def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
+    """Events and seals merged by position, in pages; either side may be missing at a position."""
+    recorder: Any = app.recorder
+    if not hasattr(recorder, "seal_pages"):
+        raise RuntimeError("this store was opened without the sealing recorder")
+
+    def events() -> Iterator[Any]:
+        after = 0
+        while True:
+            page = recorder.select_notifications(start=after, limit=PAGE, inclusive_of_start=False)
+            if not page:
+                return
+            yield from page
+            after = page[-1].id
+
+    def seal_rows() -> Iterator[tuple[int, bytes]]:
+        after = 0
+        while True:
+            page = recorder.seal_pages(after, PAGE)
+            if not page:
+                return
+            yield from page
+            after = page[-1][0]
+
+    ev, se = events(), seal_rows()
+    e, s = next(ev, None), next(se, None)
+    while e is not None or s is not None:
+        if s is None or (e is not None and e.id < s[0]):
+            yield seals.LogEntry(
+                e.id, e.originator_id, e.originator_version, e.topic, e.state, None
+            )
+            e = next(ev, None)
+        elif e is None or s[0] < e.id:
+            yield seals.LogEntry(s[0], None, None, None, None, s[1])
+            s = next(se, None)
+        else:
+            yield seals.LogEntry(
+                e.id, e.originator_id, e.originator_version, e.topic, e.state, s[1]
+            )
+            e, s = next(ev, None), next(se, None)
+
+
+def verify_log(app: Ledger, anchor: seals.Anchor | None = None) -> seals.Verdict:
+    return seals.verify(log_entries(app), anchor)
+
+
+def head(app: Ledger) -> seals.Verdict:
+    """The verified head: position and seal of the last event (an anchor to write down)."""
+    return verify_log(app)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    key: str
+    version: int
+    event: str
+    at: datetime
+    who: str
+    detail: str
+
+
+def booking_history(app: Ledger, key: str) -> list[HistoryLine]:
+    """Every event of a booking and of its counter-booking, oldest first."""
+    lines: list[HistoryLine] = []
+    keys = [key]
+    original = app.get_booking(key)
+    if original.reversal_key:
+        keys.append(original.reversal_key)
+    if original.reverses_key:
+        keys.insert(0, original.reverses_key)
+    for k in keys:
+        for e in app.booking_history(k):
+            name = type(e).__name__
+            if name == "Recorded":
+                who = e.recorded_by
+                detail = (
+                    f"{e.kind} {e.amount_cents / 100:.2f} EUR {e.category}, paid {e.payment_date}, "
+                    f"service {e.service_from}..{e.service_to}, fiscal {e.fiscal_year} Q{e.quarter} "
+                    f"({e.fiscal_rule}), voucher {e.document_ref}"
+                    + (f", reverses {e.reverses_key}: {e.reason}" if e.reverses_key else "")
+                    + (", needs approval" if e.requires_approval else "")
+                )
+            elif name == "Approved":
+                who, detail = e.approved_by, "approved"
+            elif name == "Reversed":
+                who, detail = e.reversed_by, f"reversed by {e.reversal_key}: {e.reason}"
+            else:
+                who, detail = "", name
+            lines.append(HistoryLine(k, e.originator_version, name, e.timestamp, who, detail))
+    return sorted(lines, key=lambda h: (h.at, h.key, h.version))

@@ -1,0 +1,127 @@
+"""Application recorders that seal every event in the same transaction (see ledger/seals.py).
+
+PostgreSQL: the library writes saves through psycopg's pipeline mode, with all events in one array
+parameter; at tens of megabytes that deadlocks (psycopg stops flushing and waits for a result while
+the server waits in ClientRead for the rest of the message; psycopg issue #685 is the same family).
+Here every save runs unpipelined: the library's table lock and NOTIFY, the events in chunks of at
+most 1 MiB, then their seals, one transaction. The lock serialises writers across processes, so
+notification ids commit in order and each seal's predecessor is the one read under the lock.
+
+SQLite: the library inserts inside one transaction and SQLite serialises writers; the seals are
+added in that transaction after the events, when the write lock is already held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier
+
+from ledger import seals
+
+CHUNK_BYTES_MAX = 1024 * 1024  # well below the ~7 MB at which the pipeline was seen to hang
+CHUNK_EVENTS_MAX = 5000
+SQLITE_SEALS_TABLE = "event_seals"
+
+
+def chunks(events: Sequence[StoredEvent]) -> Iterator[Sequence[StoredEvent]]:
+    start, size = 0, 0
+    for i, e in enumerate(events):
+        size += len(e.state) + len(e.topic) + 64
+        if i > start and (size > CHUNK_BYTES_MAX or i - start >= CHUNK_EVENTS_MAX):
+            yield events[start:i]
+            start, size = i, len(e.state) + len(e.topic) + 64
+    if start < len(events):
+        yield events[start:]
+
+
+class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
+    def __init__(
+        self, datastore: Any, events_table_name: str = "stored_events", **kwargs: Any
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name, **kwargs)
+        self.seals_table_name = events_table_name.removesuffix("_events") + "_seals"
+        self.check_identifier_length(self.seals_table_name)
+        schema, table = Identifier(self.datastore.schema), Identifier(self.seals_table_name)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0}.{1} (notification_id bigint PRIMARY KEY, seal bytea NOT NULL)"
+            ).format(schema, table)
+        )
+        self.select_last_seal = SQL(
+            "SELECT seal FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1"
+        ).format(schema, table)
+        self.insert_seals = SQL(
+            "INSERT INTO {0}.{1} (notification_id, seal) VALUES (%s, %s)"
+        ).format(schema, table)
+        self.select_seals = SQL(
+            "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(schema, table)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        ids: list[int] = []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            for chunk in chunks(stored_events):
+                # The aggregate recorder's insert: one unnest() of this chunk, RETURNING the ids.
+                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                fetched = self._fetch_ids_after_insert_events(curs, chunk)
+                assert fetched is not None and len(fetched) == len(chunk)
+                ids.extend(fetched)
+            curs.execute(self.select_last_seal)
+            row = curs.fetchone()
+            prev = bytes(row["seal"]) if row else seals.GENESIS
+            curs.executemany(self.insert_seals, seals.chain(prev, ids, stored_events))
+        assert len(ids) == len(stored_events)
+        return ids
+
+    def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_seals, (after, limit))
+            return [(r["notification_id"], bytes(r["seal"])) for r in curs.fetchall()]
+
+
+class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return super().construct_create_table_statements() + [
+            f"CREATE TABLE IF NOT EXISTS {SQLITE_SEALS_TABLE} "
+            "(notification_id INTEGER PRIMARY KEY, seal BLOB NOT NULL)"
+        ]
+
+    def _insert_events(
+        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        assert ids is not None and len(ids) == len(stored_events)
+        if ids:
+            c.execute(
+                f"SELECT seal FROM {SQLITE_SEALS_TABLE} ORDER BY notification_id DESC LIMIT 1"
+            )
+            row = c.fetchone()
+            prev = bytes(row[0]) if row else seals.GENESIS
+            c.executemany(
+                f"INSERT INTO {SQLITE_SEALS_TABLE} (notification_id, seal) VALUES (?, ?)",
+                seals.chain(prev, ids, stored_events),
+            )
+        return ids
+
+    def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT notification_id, seal FROM {SQLITE_SEALS_TABLE} WHERE notification_id > ? "
+                "ORDER BY notification_id LIMIT ?",
+                (after, limit),
+            )
+            return [(r[0], bytes(r[1])) for r in c.fetchall()]
