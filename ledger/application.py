@@ -9,11 +9,13 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.utils import get_topic
 
-from domain.booking import Booking, BookingContent, Kind, booking_id
+from domain.booking import Booking, BookingContent, Kind, booking_id, check_user
 from domain.catalogue import Catalogue
 from domain.errors import BookingNotFound, KeyConflict, ValidationError
 from domain.rates import RateTable
+from domain.sampling import SampleDraw, check_draw, draw
 from ledger import event_index
 
 # A payment run is stored in one transaction; this bounds the transaction. The run is held in
@@ -157,6 +159,40 @@ class Ledger(Application):
             last = recordings[-1].notification.id if recordings else None
             return ImportResult(len(new), len(contents) - len(new), last)
         raise IntegrityError("payment run kept conflicting with concurrent writers; try again")
+
+    def record_sample_draw(
+        self,
+        month: str,
+        per_branch: int,
+        seed: str,
+        population: dict[str, list[str]],
+        *,
+        drawn_by: str,
+    ) -> SampleDraw:
+        """Draw the IKS sample from the given population and store the draw (who, when, seed, result)."""
+        check_draw(month, per_branch, seed)
+        check_user(drawn_by, "drawn_by")
+        sample = draw(population, per_branch, seed, month)
+        sizes = {branch: len(keys) for branch, keys in sorted(population.items())}
+        record = SampleDraw(month, per_branch, seed, drawn_by, sizes, sample)
+        self.save(record)
+        return record
+
+    def sample_draws(self, month: str) -> list[SampleDraw]:
+        """Every recorded draw for a month, oldest first (redraws show here)."""
+        topic = get_topic(SampleDraw.Drawn)
+        draws, after = [], 0
+        while True:
+            page = self.recorder.select_notifications(
+                start=after, limit=1000, topics=[topic], inclusive_of_start=False
+            )
+            if not page:
+                return draws
+            for n in page:
+                e = self.mapper.to_domain_event(n)
+                if e.month == month:
+                    draws.append(self.repository.get(e.originator_id))
+            after = page[-1].id
 
     # ---- queries ---------------------------------------------------------------------------
 

@@ -4,64 +4,26 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
-import pydantic
-from eventsourcing.persistence import PersistenceError
 
-from domain.errors import DomainError
 from exports.split_report import format_split_table, write_split_csv
 from ledger import demo as demo_data
 from ledger.application import ImportRefused
-from ledger.bootstrap import Books, StoreUnreachable, open_books
-from ledger.commands import BOOKING_FIELDS, InputError, parse_booking
-from ledger.payment_run import RunFileError, read_payment_run
-from ledger.settings import Settings
+from ledger.bootstrap import Books
+from ledger.cli_support import (
+    ERRORS_SHOWN_MAX,
+    USER_OPTION,
+    Refused,
+    acting_user,
+    books_in,
+    with_books,
+)
+from ledger.commands import BOOKING_FIELDS, parse_booking
+from ledger.payment_run import read_payment_run
 from projections.split_projection import catch_up, rebuild
 from projections.split_queries import split_lines
-
-ERRORS_SHOWN_MAX = 200
-EXIT_REFUSED = 1
-
-
-class Refused(Exception):
-    """A command was refused; the message is the one line the user sees."""
-
-
-def _fail(message: str) -> None:
-    one_line = " ".join(message.split())  # driver messages carry newlines and tabs
-    click.echo(f"koa: {one_line}", err=True)
-    sys.exit(EXIT_REFUSED)
-
-
-def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (DomainError, InputError, RunFileError, Refused, StoreUnreachable) as e:
-            _fail(str(e))
-        except pydantic.ValidationError as e:
-            first = e.errors()[0]
-            _fail(f"setting KOA_{str(first['loc'][0]).upper()}: {first['msg']}")
-        except ValueError as e:  # e.g. a malformed KOA_DATABASE_URL
-            _fail(str(e))
-        except PersistenceError as e:
-            _fail(f"the store refused or could not be reached: {e}")
-
-    return wrapper
-
-
-def _books(ctx: click.Context) -> Books:
-    return ctx.obj["books"]
-
-
-def _user(ctx: click.Context, user: str | None) -> str:
-    return user or ctx.obj["settings"].user
 
 
 @click.group()
@@ -69,24 +31,6 @@ def _user(ctx: click.Context, user: str | None) -> str:
 def main(ctx: click.Context) -> None:
     """koa-ledger: SGB II bookings, the federal/municipal split and the KoA-VV settlement."""
     ctx.ensure_object(dict)
-
-
-def with_books(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Open the store for the command and close it afterwards."""
-
-    @wraps(fn)
-    @click.pass_context
-    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
-        settings = Settings()
-        ctx.obj["settings"] = settings
-        with open_books(settings) as books:
-            ctx.obj["books"] = books
-            return fn(ctx, *args, **kwargs)
-
-    return handles_errors(wrapper)
-
-
-USER_OPTION = click.option("--user", help="who does this (default: KOA_USER or the login name)")
 
 
 @main.command()
@@ -106,9 +50,9 @@ USER_OPTION = click.option("--user", help="who does this (default: KOA_USER or t
 @with_books
 def book(ctx: click.Context, user: str | None, **values: str) -> None:
     """Record one booking."""
-    books = _books(ctx)
+    books = books_in(ctx)
     content = parse_booking(values, books.ledger.catalogue)
-    posted = books.ledger.record_booking(content, recorded_by=_user(ctx, user))
+    posted = books.ledger.record_booking(content, recorded_by=acting_user(ctx, user))
     b = posted.booking
     word = "recorded" if posted.created else "already recorded (same content), unchanged"
     click.echo(
@@ -123,8 +67,8 @@ def book(ctx: click.Context, user: str | None, **values: str) -> None:
 @with_books
 def approve(ctx: click.Context, key: str, user: str | None) -> None:
     """Approve a booking (someone other than its recorder)."""
-    books = _books(ctx)
-    b = books.ledger.approve_booking(key, approved_by=_user(ctx, user))
+    books = books_in(ctx)
+    b = books.ledger.approve_booking(key, approved_by=acting_user(ctx, user))
     click.echo(f"{b.key}: approved by {b.approved_by}")
     catch_up(books.ledger, books.split_view)
 
@@ -136,8 +80,8 @@ def approve(ctx: click.Context, key: str, user: str | None) -> None:
 @with_books
 def reverse(ctx: click.Context, key: str, reason: str, user: str | None) -> None:
     """Reverse a booking by a counter-booking (Storno); the original stays visible."""
-    books = _books(ctx)
-    counter = books.ledger.reverse_booking(key, reason=reason, reversed_by=_user(ctx, user))
+    books = books_in(ctx)
+    counter = books.ledger.reverse_booking(key, reason=reason, reversed_by=acting_user(ctx, user))
     click.echo(
         f"{key}: reversed by {counter.key} (fiscal year {counter.fiscal_year} Q{counter.quarter})"
     )
@@ -155,7 +99,7 @@ def import_() -> None:
 @with_books
 def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
     """Import a payment run (CSV). Every row is checked first; one bad row writes nothing."""
-    books = _books(ctx)
+    books = books_in(ctx)
     parsed = _read_run(file, books)
     if parsed.errors:
         for e in parsed.errors[:ERRORS_SHOWN_MAX]:
@@ -170,7 +114,7 @@ def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
         click.echo(f"storing {len(parsed.contents)} bookings ...", err=True)
     t0 = time.perf_counter()
     try:
-        result = books.ledger.import_bookings(parsed.contents, recorded_by=_user(ctx, user))
+        result = books.ledger.import_bookings(parsed.contents, recorded_by=acting_user(ctx, user))
     except ImportRefused as e:
         for c in e.conflicts[:ERRORS_SHOWN_MAX]:
             click.echo(f"{file}:line {parsed.lines[c.index]}: {c.error}", err=True)
@@ -206,7 +150,7 @@ def _read_run(file: Path, books: Books):
 @with_books
 def split(ctx: click.Context, year: int, quarter: int | None, csv_path: Path | None) -> None:
     """Federal and municipal shares per quarter and category."""
-    books = _books(ctx)
+    books = books_in(ctx)
     catch_up(books.ledger, books.split_view)
     lines = split_lines(
         books.split_view,
@@ -236,7 +180,7 @@ def _write_csv(lines: list, path: Path) -> None:
 @with_books
 def project(ctx: click.Context, full: bool) -> None:
     """Bring the split read model up to date with the event log."""
-    books = _books(ctx)
+    books = books_in(ctx)
     result = (rebuild if full else catch_up)(books.ledger, books.split_view)
     rate = result.events / result.seconds if result.seconds else 0
     click.echo(
@@ -248,7 +192,7 @@ def project(ctx: click.Context, full: bool) -> None:
 @with_books
 def categories(ctx: click.Context) -> None:
     """List the category catalogue."""
-    for c in _books(ctx).ledger.catalogue:
+    for c in books_in(ctx).ledger.catalogue:
         click.echo(f"{c.code:<38} {c.title_label:<12} {c.funding:<11} {c.legal_basis}")
 
 
@@ -271,7 +215,7 @@ def categories(ctx: click.Context) -> None:
 @with_books
 def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Path | None) -> None:
     """Fill the store with a realistic year of a mid-size city, print the split, write it as CSV."""
-    books = _books(ctx)
+    books = books_in(ctx)
     click.echo(f"store: {books.where}")
     data = demo_data.generate(year, households, seed)
     t0 = time.perf_counter()
@@ -303,3 +247,8 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
 
 
 __all__ = ["main", "BOOKING_FIELDS"]
+
+
+from ledger.cli_audit import audit  # noqa: E402  (the audit commands build on the ones above)
+
+main.add_command(audit)

@@ -229,6 +229,30 @@ class SplitViewQueries:
                 for r in c.fetchall()
             ]
 
+    def years(self) -> list[int]:
+        with self._txn(commit=False) as c:
+            c.execute(
+                self._q(
+                    f"SELECT DISTINCT fiscal_year FROM {self.prefix}split_totals ORDER BY fiscal_year"
+                )
+            )
+            return [int(r["fiscal_year"]) for r in c.fetchall()]
+
+    def bookings_paid_between(self, first: date, last: date) -> list[BookingRow]:
+        """Every booking (counted or not) with a payment date in [first, last], by key."""
+        with self._txn(commit=False) as c:
+            c.execute(
+                self._q(
+                    f"SELECT {','.join(BOOKING_COLUMNS)} FROM {self.prefix}split_bookings "
+                    "WHERE payment_date >= %s AND payment_date <= %s ORDER BY booking_key"
+                ),
+                (self._date_param(first), self._date_param(last)),
+            )
+            return [self._to_row(r) for r in c.fetchall()]
+
+    def _date_param(self, d: date) -> object:
+        return d
+
     def bookings(
         self,
         year: int,
@@ -324,6 +348,9 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
 
     def _row_params(self, r: BookingRow) -> tuple:
         return tuple(_sqlite_value(getattr(r, col)) for col in BOOKING_COLUMNS)
+
+    def _date_param(self, d: date) -> object:
+        return d.isoformat()
 
     def update_approval(self, c: Any, booking_id: str, approved_by: str, at: datetime) -> None:
         super().update_approval(c, booking_id, approved_by, at.isoformat())  # type: ignore[arg-type]

@@ -1,0 +1,200 @@
+"""`koa audit ...`: for the audit office. Everything here reads, except `sample`, which records
+its draw so that a redraw shows."""
+
+from __future__ import annotations
+
+import calendar
+import tempfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+
+from domain.money import format_eur
+from exports.split_report import format_split_table
+from ledger import audit as audit_service
+from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
+from ledger.seals import Anchor
+from projections.replay import AsOfBeforeFirstEvent, replay_as_of
+from projections.split_projection import catch_up
+from projections.split_queries import booking_shares, split_lines
+from projections.split_view import SplitViewQueries
+
+
+def parse_moment(text: str) -> datetime:
+    """ISO 8601 date or date-time; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise Refused(
+            f"--as-of: not a timestamp (ISO 8601, e.g. 2025-04-15T12:00:00+02:00): {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+@click.group()
+def audit() -> None:
+    """Replay, verify, history, drill-down, samples and the auditors' export."""
+
+
+@audit.command()
+@click.option(
+    "--as-of", "as_of", required=True, help="ISO 8601 moment; without an offset it is UTC"
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    help="where the separate replay store is written (default: a new temporary directory)",
+)
+@with_books
+def replay(ctx: click.Context, as_of: str, work_dir: Path | None) -> None:
+    """Rebuild the split from the events recorded up to a moment, into a separate store."""
+    books = books_in(ctx)
+    moment = parse_moment(as_of)
+    target = work_dir or Path(tempfile.mkdtemp(prefix="koa-replay-"))
+    try:
+        result = replay_as_of(books.ledger, moment, target)
+    except AsOfBeforeFirstEvent as e:
+        raise Refused(f"--as-of: {e}") from None
+    except OSError as e:
+        raise Refused(f"--work-dir: cannot write {target}: {e.strerror}") from None
+    try:
+        click.echo(f"Replay as of {moment.isoformat()} from {books.where}")
+        _print_split(result.view, books)
+        rate = result.events_read / result.seconds if result.seconds else 0.0
+        click.echo(
+            f"{result.events_read} events read up to position {result.position}, {result.events_applied} "
+            f"recorded up to the moment applied, in {result.seconds:.2f} s ({rate:,.0f} events/s)"
+        )
+        click.echo(f"replay store: {target.resolve()}")
+    finally:
+        result.close()
+
+
+def _print_split(view: SplitViewQueries, books) -> None:
+    years = view.years()
+    if not years:
+        click.echo("(no bookings)")
+    for year in years:
+        lines = split_lines(
+            view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year
+        )
+        click.echo(format_split_table(lines), nl=False)
+
+
+@audit.command()
+@click.option(
+    "--anchor", help="POSITION:SEAL from an earlier `koa audit head`, kept outside the database"
+)
+@with_books
+def verify(ctx: click.Context, anchor: str | None) -> None:
+    """Recompute the seal chain; name the first position where stored data no longer matches."""
+    try:
+        parsed = Anchor.parse(anchor) if anchor else None
+    except ValueError as e:
+        raise Refused(f"--anchor: {e}") from None
+    verdict = audit_service.verify_log(books_in(ctx).ledger, parsed)
+    if not verdict.intact:
+        raise Refused(str(verdict))
+    click.echo(str(verdict) + (f"; anchor {parsed} confirmed" if parsed else ""))
+
+
+@audit.command()
+@with_books
+def head(ctx: click.Context) -> None:
+    """Print the verified head of the log as POSITION:SEAL, to be written down outside."""
+    verdict = audit_service.head(books_in(ctx).ledger)
+    if not verdict.intact:
+        raise Refused(str(verdict))
+    if verdict.count == 0:
+        raise Refused("the log is empty: there is no head yet")
+    click.echo(f"{verdict.position}:{verdict.head.hex()}")
+    click.echo(
+        f"({verdict.count} events, verified at {datetime.now(UTC).isoformat(timespec='seconds')})",
+        err=True,
+    )
+
+
+@audit.command()
+@click.argument("key")
+@with_books
+def booking(ctx: click.Context, key: str) -> None:
+    """Every event of a booking (and of its counter-booking): what, who, when."""
+    for h in audit_service.booking_history(books_in(ctx).ledger, key):
+        click.echo(
+            f"{h.at.isoformat(timespec='seconds')}  {h.key}  v{h.version}  {h.event:<9} {h.who:<16} {h.detail}"
+        )
+
+
+@audit.command()
+@click.option("--year", required=True, type=click.IntRange(2005, 2100))
+@click.option("--quarter", required=True, type=click.IntRange(1, 4))
+@click.option("--category", required=True)
+@with_books
+def explain(ctx: click.Context, year: int, quarter: int, category: str) -> None:
+    """The bookings behind one figure of the split, each with its share; they add up to the figure."""
+    books = books_in(ctx)
+    books.ledger.catalogue.get(category)  # an unknown category is an error, not an empty list
+    catch_up(books.ledger, books.split_view)
+    shares = booking_shares(
+        books.split_view,
+        books.ledger.catalogue,
+        books.ledger.rates,
+        books.settings.land,
+        year,
+        quarter,
+        category,
+    )
+    for s in shares:
+        r = s.row
+        click.echo(
+            f"{r.booking_key:<32} {r.payment_date.isoformat()} {r.kind:<8} {format_eur(s.net_cents):>15} "
+            f"Bund {format_eur(s.federal_cents):>15} Kommune {format_eur(s.municipal_cents):>15}  {r.document_ref}"
+        )
+    net = sum(s.net_cents for s in shares)
+    fed = sum(s.federal_cents for s in shares)
+    click.echo(
+        f"{len(shares)} bookings, {year} Q{quarter} {category}: net {format_eur(net)}, "
+        f"Bund {format_eur(fed)}, Kommune {format_eur(net - fed)}"
+    )
+
+
+@audit.command()
+@click.option("--month", required=True, help="YYYY-MM: bookings paid in this month")
+@click.option("--per-branch", default=10, show_default=True, type=int)
+@click.option(
+    "--seed", required=True, help="chosen by the auditor; the same seed gives the same sample"
+)
+@USER_OPTION
+@with_books
+def sample(ctx: click.Context, month: str, per_branch: int, seed: str, user: str | None) -> None:
+    """Draw a reproducible random sample per cost centre and record the draw."""
+    books = books_in(ctx)
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        first, last = date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
+    except ValueError:
+        raise Refused(f"--month: must be YYYY-MM, not {month!r}") from None
+    catch_up(books.ledger, books.split_view)
+    population: dict[str, list[str]] = {}
+    for r in books.split_view.bookings_paid_between(first, last):
+        population.setdefault(r.cost_centre, []).append(r.booking_key)
+    if not population:
+        raise Refused(f"--month: no bookings paid in {month}")
+    earlier = books.ledger.sample_draws(month)
+    drawn = books.ledger.record_sample_draw(
+        month, per_branch, seed, population, drawn_by=acting_user(ctx, user)
+    )
+    for branch, keys in drawn.sample.items():
+        click.echo(f"{branch} ({drawn.population_sizes[branch]} bookings): {', '.join(keys)}")
+    click.echo(
+        f"draw {drawn.id} recorded by {drawn.drawn_by} at {drawn.created_on.isoformat(timespec='seconds')}"
+    )
+    if earlier:
+        click.echo(f"note: {len(earlier)} earlier draw(s) for {month}:")
+        for d in earlier:
+            click.echo(
+                f"  {d.created_on.isoformat(timespec='seconds')} by {d.drawn_by}, seed {d.seed}, {d.per_branch} per branch"
+            )
