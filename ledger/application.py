@@ -16,6 +16,7 @@ from domain.catalogue import Catalogue
 from domain.errors import BookingNotFound, KeyConflict, ValidationError
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
+from domain.settlement import FundsDraw, Submission
 from ledger import event_index
 
 # A payment run is stored in one transaction; this bounds the transaction. The run is held in
@@ -82,9 +83,7 @@ class Ledger(Application):
 
     def record_booking(self, content: BookingContent, *, recorded_by: str) -> Posted:
         """Record a booking under its key; the same key and content again returns the first one."""
-        booking = Booking.record(
-            content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates
-        )
+        booking = Booking.record(content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates)
         existing = self._find(content.key)
         if existing is not None:
             _require_same(existing.content(), content)
@@ -111,18 +110,14 @@ class Ledger(Application):
         self.save(original, counter)
         return counter
 
-    def import_bookings(
-        self, contents: Sequence[BookingContent], *, recorded_by: str
-    ) -> ImportResult:
+    def import_bookings(self, contents: Sequence[BookingContent], *, recorded_by: str) -> ImportResult:
         """Store a payment run atomically: all new bookings in one transaction, or none.
 
         Keys already stored with the same content are skipped (re-import changes nothing);
         a key stored with other content refuses the whole run.
         """
         if len(contents) > IMPORT_ROWS_MAX:
-            raise ValidationError(
-                f"more than {IMPORT_ROWS_MAX} bookings in one run: split it", "run"
-            )
+            raise ValidationError(f"more than {IMPORT_ROWS_MAX} bookings in one run: split it", "run")
         seen: set[str] = set()
         for c in contents:
             if c.key in seen:
@@ -137,9 +132,7 @@ class Ledger(Application):
                 old = stored.get(booking_id(c.key))
                 if old is None:
                     new.append(
-                        Booking.record(
-                            c, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates
-                        )
+                        Booking.record(c, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates)
                     )
                     continue
                 try:
@@ -194,6 +187,44 @@ class Ledger(Application):
                     draws.append(self.repository.get(e.originator_id))
             after = page[-1].id
 
+    def record_funds_draw(self, **kwargs) -> FundsDraw:
+        """Record a Mittelabruf; the same voucher again with the same figures is a repeat, not a second draw."""
+        draw_ = FundsDraw.record(**kwargs)
+        try:
+            existing = self.repository.get(draw_.id)
+        except AggregateNotFoundError:
+            self.save(draw_)
+            return draw_
+        same = all(getattr(existing, k) == getattr(draw_, k) for k in kwargs if k != "recorded_by")
+        if not same:
+            raise KeyConflict(
+                f"voucher {draw_.document_ref!r} is already recorded with other figures",
+                "document_ref",
+            )
+        return existing
+
+    def record_submission(self, **kwargs) -> Submission:
+        submission = Submission.record(**kwargs)
+        self.save(submission)
+        return submission
+
+    def recorded(self, event_class: type, *, up_to_position: int | None = None) -> list:
+        """Every event of one class from the log, oldest first (few: draws, submissions, samples)."""
+        topic = get_topic(event_class)
+        found, after = [], 0
+        while True:
+            page = self.recorder.select_notifications(
+                start=after,
+                limit=1000,
+                topics=[topic],
+                inclusive_of_start=False,
+                stop=up_to_position,
+            )
+            if not page:
+                return found
+            found += [self.mapper.to_domain_event(n) for n in page]
+            after = page[-1].id
+
     # ---- queries ---------------------------------------------------------------------------
 
     def get_booking(self, key: str) -> Booking:
@@ -217,13 +248,10 @@ class Ledger(Application):
 
 
 def _require_same(stored: BookingContent, given: BookingContent) -> None:
-    differing = [
-        f.name for f in fields(BookingContent) if getattr(stored, f.name) != getattr(given, f.name)
-    ]
+    differing = [f.name for f in fields(BookingContent) if getattr(stored, f.name) != getattr(given, f.name)]
     if differing:
         raise KeyConflict(
-            f"booking key {given.key!r} is already used for a booking with other "
-            f"{', '.join(differing)}",
+            f"booking key {given.key!r} is already used for a booking with other {', '.join(differing)}",
             field="key",
         )
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from eventsourcing.persistence import StoredEvent
+
+from exports.audit_export import SealedEvent
 from ledger import seals
 from ledger.application import Ledger
 
@@ -42,17 +45,13 @@ def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
     e, s = next(ev, None), next(se, None)
     while e is not None or s is not None:
         if s is None or (e is not None and e.id < s[0]):
-            yield seals.LogEntry(
-                e.id, e.originator_id, e.originator_version, e.topic, e.state, None
-            )
+            yield seals.LogEntry(e.id, e.originator_id, e.originator_version, e.topic, e.state, None)
             e = next(ev, None)
         elif e is None or s[0] < e.id:
             yield seals.LogEntry(s[0], None, None, None, None, s[1])
             s = next(se, None)
         else:
-            yield seals.LogEntry(
-                e.id, e.originator_id, e.originator_version, e.topic, e.state, s[1]
-            )
+            yield seals.LogEntry(e.id, e.originator_id, e.originator_version, e.topic, e.state, s[1])
             e, s = next(ev, None), next(se, None)
 
 
@@ -104,3 +103,24 @@ def booking_history(app: Ledger, key: str) -> list[HistoryLine]:
                 who, detail = "", name
             lines.append(HistoryLine(k, e.originator_version, name, e.timestamp, who, detail))
     return sorted(lines, key=lambda h: (h.at, h.key, h.version))
+
+
+def sealed_events(app: Ledger) -> Iterator[SealedEvent]:
+    """The log as the auditors' export writes it: each event with its seal and the one before."""
+    prev = ""
+    for e in log_entries(app):
+        if e.state is None or e.seal is None:
+            raise RuntimeError(f"the log is broken at position {e.position}: run `koa audit verify`")
+        stored = StoredEvent(e.originator_id, e.originator_version, e.topic, e.state)
+        recorded_at = app.mapper.to_domain_event(stored).timestamp
+        yield SealedEvent(
+            position=e.position,
+            originator_id=str(e.originator_id),
+            originator_version=e.originator_version,
+            topic=e.topic,
+            recorded_at=recorded_at,
+            state=e.state,
+            seal=e.seal.hex(),
+            prev_seal=prev,
+        )
+        prev = e.seal.hex()

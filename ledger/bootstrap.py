@@ -53,9 +53,7 @@ def postgres_ddl_guard(env: dict[str, str]) -> Iterator[None]:
             autocommit=True,
         )
     except psycopg.OperationalError as e:
-        raise StoreUnreachable(
-            f"the store refused or could not be reached: {describe(env)}: {e}"
-        ) from None
+        raise StoreUnreachable(f"the store refused or could not be reached: {describe(env)}: {e}") from None
     with conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"koa-ledger-ddl:{schema}",))
         if schema != "public":

@@ -82,9 +82,7 @@ def reverse(ctx: click.Context, key: str, reason: str, user: str | None) -> None
     """Reverse a booking by a counter-booking (Storno); the original stays visible."""
     books = books_in(ctx)
     counter = books.ledger.reverse_booking(key, reason=reason, reversed_by=acting_user(ctx, user))
-    click.echo(
-        f"{key}: reversed by {counter.key} (fiscal year {counter.fiscal_year} Q{counter.quarter})"
-    )
+    click.echo(f"{key}: reversed by {counter.key} (fiscal year {counter.fiscal_year} Q{counter.quarter})")
     catch_up(books.ledger, books.split_view)
 
 
@@ -134,9 +132,7 @@ def _read_run(file: Path, books: Books):
     size = file.stat().st_size if file.is_file() else 0
     row_bytes = max(1, size // 50_000)  # a rough guess; the bar is corrected at the end
     with click.progressbar(length=max(size, 1), label="checking", file=sys.stderr) as bar:
-        parsed = read_payment_run(
-            file, books.ledger.catalogue, progress=lambda n: bar.update(row_bytes)
-        )
+        parsed = read_payment_run(file, books.ledger.catalogue, progress=lambda n: bar.update(row_bytes))
         bar.update(size)
     return parsed
 
@@ -144,9 +140,7 @@ def _read_run(file: Path, books: Books):
 @main.command()
 @click.option("--year", required=True, type=click.IntRange(2005, 2100))
 @click.option("--quarter", type=click.IntRange(1, 4), help="one quarter only")
-@click.option(
-    "--csv", "csv_path", type=click.Path(path_type=Path), help="also write the figures as CSV"
-)
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="also write the figures as CSV")
 @with_books
 def split(ctx: click.Context, year: int, quarter: int | None, csv_path: Path | None) -> None:
     """Federal and municipal shares per quarter and category."""
@@ -174,9 +168,7 @@ def _write_csv(lines: list, path: Path) -> None:
 
 
 @main.command()
-@click.option(
-    "--rebuild", "full", is_flag=True, help="forget the read model and replay the whole log"
-)
+@click.option("--rebuild", "full", is_flag=True, help="forget the read model and replay the whole log")
 @with_books
 def project(ctx: click.Context, full: bool) -> None:
     """Bring the split read model up to date with the event log."""
@@ -249,6 +241,8 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
 __all__ = ["main", "BOOKING_FIELDS"]
 
 
-from ledger.cli_audit import audit  # noqa: E402  (the audit commands build on the ones above)
+from ledger.cli_audit import audit  # noqa: E402  (command groups of their own modules)
+from ledger.cli_settlement import draw, export, submit  # noqa: E402
 
-main.add_command(audit)
+for command in (audit, export, draw, submit):
+    main.add_command(command)

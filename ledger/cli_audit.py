@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from domain.money import format_eur
+from exports.audit_export import AuditExportError, write_audit_export
 from exports.split_report import format_split_table
 from ledger import audit as audit_service
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
@@ -40,9 +41,7 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option(
-    "--as-of", "as_of", required=True, help="ISO 8601 moment; without an offset it is UTC"
-)
+@click.option("--as-of", "as_of", required=True, help="ISO 8601 moment; without an offset it is UTC")
 @click.option(
     "--work-dir",
     type=click.Path(path_type=Path),
@@ -78,16 +77,12 @@ def _print_split(view: SplitViewQueries, books) -> None:
     if not years:
         click.echo("(no bookings)")
     for year in years:
-        lines = split_lines(
-            view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year
-        )
+        lines = split_lines(view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year)
         click.echo(format_split_table(lines), nl=False)
 
 
 @audit.command()
-@click.option(
-    "--anchor", help="POSITION:SEAL from an earlier `koa audit head`, kept outside the database"
-)
+@click.option("--anchor", help="POSITION:SEAL from an earlier `koa audit head`, kept outside the database")
 @with_books
 def verify(ctx: click.Context, anchor: str | None) -> None:
     """Recompute the seal chain; name the first position where stored data no longer matches."""
@@ -164,9 +159,7 @@ def explain(ctx: click.Context, year: int, quarter: int, category: str) -> None:
 @audit.command()
 @click.option("--month", required=True, help="YYYY-MM: bookings paid in this month")
 @click.option("--per-branch", default=10, show_default=True, type=int)
-@click.option(
-    "--seed", required=True, help="chosen by the auditor; the same seed gives the same sample"
-)
+@click.option("--seed", required=True, help="chosen by the auditor; the same seed gives the same sample")
 @USER_OPTION
 @with_books
 def sample(ctx: click.Context, month: str, per_branch: int, seed: str, user: str | None) -> None:
@@ -198,3 +191,36 @@ def sample(ctx: click.Context, month: str, per_branch: int, seed: str, user: str
             click.echo(
                 f"  {d.created_on.isoformat(timespec='seconds')} by {d.drawn_by}, seed {d.seed}, {d.per_branch} per branch"
             )
+
+
+@audit.command(name="export")
+@click.option("--year", required=True, type=click.IntRange(2005, 2100))
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="directory to write into"
+)
+@with_books
+def export_(ctx: click.Context, year: int, out_dir: Path) -> None:
+    """The auditors' data export (GDPdU/GoBD): bookings, sealed events, index.xml, JSON Lines."""
+    books = books_in(ctx)
+    verdict = audit_service.verify_log(books.ledger)
+    if not verdict.intact:
+        raise Refused(f"the log does not verify, nothing exported: {verdict}")
+    catch_up(books.ledger, books.split_view)
+    rows = books.split_view.bookings(year, counted_only=False)
+    try:
+        paths = write_audit_export(
+            out_dir,
+            year=year,
+            bookings=sorted(rows, key=lambda r: r.booking_key),
+            events=audit_service.sealed_events(books.ledger),
+            location=books.where,
+            created_at=datetime.now(UTC),
+        )
+    except AuditExportError as e:
+        raise Refused(f"--out: {e}") from None
+    click.echo(
+        f"{len(rows)} bookings of {year} and {verdict.count} sealed events (head {verdict.position}:"
+        f"{verdict.head.hex()}) written:"
+    )
+    for p in paths:
+        click.echo(f"  {p.resolve()}")

@@ -77,9 +77,7 @@ def generate(year: int = 2025, households: int = 2000, seed: int = 2025) -> Demo
         cc="JC-MITTE",
         text="",
     ):
-        return BookingContent(
-            key, kind, cents, category, paid, s_from, s_to, doc, case, contract, cc, text
-        )
+        return BookingContent(key, kind, cents, category, paid, s_from, s_to, doc, case, contract, cc, text)
 
     for m in range(1, 13):
         first, last = date(year, m, 1), _month_end(year, m)
@@ -157,9 +155,7 @@ def generate(year: int = 2025, households: int = 2000, seed: int = 2025) -> Demo
             1800,
             text="Erstausstattung Wohnung",
         )
-        many(
-            other, m, first, last, "KS", scale // 2 + 1, "kdu_sonst", 300, 2500, text="Mietkaution"
-        )
+        many(other, m, first, last, "KS", scale // 2 + 1, "kdu_sonst", 300, 2500, text="Mietkaution")
         many(other, m, first, last, "BUT", 5 * scale, "but", 15, 180, text="Bildung und Teilhabe")
         many(
             other,

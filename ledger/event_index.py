@@ -46,8 +46,7 @@ def _select_first_events(app: Ledger, ids: Sequence[UUID]) -> list[StoredEvent]:
             for i in range(0, len(ids), POSTGRES_IDS_PER_QUERY):
                 curs.execute(sql, (list(ids[i : i + POSTGRES_IDS_PER_QUERY]),))
                 found += [
-                    StoredEvent(r["originator_id"], 1, r["topic"], bytes(r["state"]))
-                    for r in curs.fetchall()
+                    StoredEvent(r["originator_id"], 1, r["topic"], bytes(r["state"])) for r in curs.fetchall()
                 ]
     elif isinstance(recorder, SQLiteApplicationRecorder):
         with recorder.datastore.transaction(commit=False) as c:
@@ -60,8 +59,7 @@ def _select_first_events(app: Ledger, ids: Sequence[UUID]) -> list[StoredEvent]:
                     chunk,
                 )
                 found += [
-                    StoredEvent(UUID(r["originator_id"]), 1, r["topic"], r["state"])
-                    for r in c.fetchall()
+                    StoredEvent(UUID(r["originator_id"]), 1, r["topic"], r["state"]) for r in c.fetchall()
                 ]
     else:  # the in-memory store (used by nobody but a curious developer): one by one
         for i in ids:

@@ -88,18 +88,14 @@ def parse_payment_run(
     line = 1
     for row in reader:
         # line_num is where the row ends; a quoted value may span lines.
-        line = reader.line_num - sum(
-            (v or "").count("\n") for v in row.values() if isinstance(v, str)
-        )
+        line = reader.line_num - sum((v or "").count("\n") for v in row.values() if isinstance(v, str))
         if progress:
             progress(1)
         if len(contents) + len(errors) >= IMPORT_ROWS_MAX:
             raise RunFileError(f"more than {IMPORT_ROWS_MAX} rows: split the run")
         if None in row:  # more cells than header columns
             errors.append(
-                RowError(
-                    line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}"
-                )
+                RowError(line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}")
             )
             continue
         if all(not (v or "").strip() for v in row.values()):

@@ -61,6 +61,4 @@ def describe(env: dict[str, str]) -> str:
     if module == "eventsourcing.sqlite":
         return f"SQLite {env['SQLITE_DBNAME']}"
     get = lambda k: env.get(k) or os.environ.get(k, "")  # noqa: E731
-    return (
-        f"PostgreSQL {get('POSTGRES_HOST')}:{get('POSTGRES_PORT') or 5432}/{get('POSTGRES_DBNAME')}"
-    )
+    return f"PostgreSQL {get('POSTGRES_HOST')}:{get('POSTGRES_PORT') or 5432}/{get('POSTGRES_DBNAME')}"

@@ -41,9 +41,7 @@ def chunks(events: Sequence[StoredEvent]) -> Iterator[Sequence[StoredEvent]]:
 
 
 class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
-    def __init__(
-        self, datastore: Any, events_table_name: str = "stored_events", **kwargs: Any
-    ) -> None:
+    def __init__(self, datastore: Any, events_table_name: str = "stored_events", **kwargs: Any) -> None:
         super().__init__(datastore, events_table_name=events_table_name, **kwargs)
         self.seals_table_name = events_table_name.removesuffix("_events") + "_seals"
         self.check_identifier_length(self.seals_table_name)
@@ -53,21 +51,19 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {0}.{1} (notification_id bigint PRIMARY KEY, seal bytea NOT NULL)"
             ).format(schema, table)
         )
-        self.select_last_seal = SQL(
-            "SELECT seal FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1"
-        ).format(schema, table)
-        self.insert_seals = SQL(
-            "INSERT INTO {0}.{1} (notification_id, seal) VALUES (%s, %s)"
-        ).format(schema, table)
+        self.select_last_seal = SQL("SELECT seal FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1").format(
+            schema, table
+        )
+        self.insert_seals = SQL("INSERT INTO {0}.{1} (notification_id, seal) VALUES (%s, %s)").format(
+            schema, table
+        )
         self.select_seals = SQL(
             "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
             "ORDER BY notification_id LIMIT %s"
         ).format(schema, table)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
         ids: list[int] = []
@@ -106,9 +102,7 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         ids = super()._insert_events(c, stored_events, **kwargs)
         assert ids is not None and len(ids) == len(stored_events)
         if ids:
-            c.execute(
-                f"SELECT seal FROM {SQLITE_SEALS_TABLE} ORDER BY notification_id DESC LIMIT 1"
-            )
+            c.execute(f"SELECT seal FROM {SQLITE_SEALS_TABLE} ORDER BY notification_id DESC LIMIT 1")
             row = c.fetchone()
             prev = bytes(row[0]) if row else seals.GENESIS
             c.executemany(

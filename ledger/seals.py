@@ -114,9 +114,7 @@ def verify(entries: Iterator[LogEntry], anchor: Anchor | None = None) -> Verdict
                 prev,
                 "the event has no seal (written behind the application's back)",
             )
-        assert (
-            e.originator_id is not None and e.originator_version is not None and e.topic is not None
-        )
+        assert e.originator_id is not None and e.originator_version is not None and e.topic is not None
         expected = seal(prev, e.position, e.originator_id, e.originator_version, e.topic, e.state)
         if expected != e.seal:
             return Verdict(
@@ -128,9 +126,7 @@ def verify(entries: Iterator[LogEntry], anchor: Anchor | None = None) -> Verdict
             )
         if anchor is not None and e.position == anchor.position:
             if e.seal != anchor.seal:
-                return Verdict(
-                    False, count, e.position, prev, f"the seal differs from the anchor {anchor}"
-                )
+                return Verdict(False, count, e.position, prev, f"the seal differs from the anchor {anchor}")
             anchor_seen = True
         prev, count, last = e.seal, count + 1, e.position
     if not anchor_seen:

@@ -25,6 +25,7 @@ class Replay:
     events_read: int
     events_applied: int
     position: int  # last log position read
+    last_included: int  # position of the last event recorded up to the moment (0: none)
     seconds: float
 
     def close(self) -> None:
@@ -47,7 +48,7 @@ def replay_as_of(app: Application, as_of: datetime, work_dir: Path) -> Replay:
     db = work_dir / f"replay-{as_of.strftime('%Y%m%dT%H%M%S%f')}.sqlite"
     db.unlink(missing_ok=True)
     view = open_split_view({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
-    read = applied = position = 0
+    read = applied = position = last_included = 0
     while True:
         notes = app.recorder.select_notifications(
             start=position, limit=PAGE_SIZE, inclusive_of_start=False
@@ -64,4 +65,5 @@ def replay_as_of(app: Application, as_of: datetime, work_dir: Path) -> Replay:
                 to_batch([e for e, _ in kept], [i for _, i in kept]), Tracking(app.name, position)
             )
             applied += len(kept)
-    return Replay(view, read, applied, position, time.perf_counter() - t0)
+            last_included = max(last_included, kept[-1][1])
+    return Replay(view, read, applied, position, last_included, time.perf_counter() - t0)

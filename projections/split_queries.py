@@ -41,7 +41,9 @@ def booking_shares(
     category: str,
 ) -> list[BookingShare]:
     """The counted bookings of one split line, each with its share; ordered by booking key."""
-    rows = view.bookings(year, quarter, category)
+    # Sorted here, not by the database: collations differ between stores, and the order decides
+    # which booking gets a rounding cent.
+    rows = sorted(view.bookings(year, quarter, category), key=lambda r: r.booking_key)
     rate = rates.federal_rate(catalogue.get(category), year, land).rate
     nets = [r.net_cents for r in rows]
     federal = allocate_share_cents(nets, rate)

@@ -27,7 +27,9 @@ def booking(key: str = "T-1", **changes) -> BookingContent:
     return replace(BASE, key=key, **changes)
 
 
-CSV_HEADER = "key;kind;amount;category;payment_date;service_from;service_to;document_ref;case_ref;cost_centre;text"
+CSV_HEADER = (
+    "key;kind;amount;category;payment_date;service_from;service_to;document_ref;case_ref;cost_centre;text"
+)
 
 
 def csv_row(

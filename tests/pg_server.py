@@ -83,9 +83,7 @@ def throwaway_server() -> Iterator[PgServer]:
     def run(*cmd: str) -> None:
         res = subprocess.run([*as_user, *cmd], capture_output=True, text=True, check=False)
         if res.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}"
-            )
+            raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip() or res.stdout.strip()}")
 
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")

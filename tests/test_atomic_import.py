@@ -20,9 +20,7 @@ WAIT_S_MAX = 60
 
 
 def _write_run(path: Path) -> None:
-    lines = [CSV_HEADER] + [
-        csv_row(f"KILL-{i:06d}", f"{100 + i % 900},{i % 100:02d}") for i in range(ROWS)
-    ]
+    lines = [CSV_HEADER] + [csv_row(f"KILL-{i:06d}", f"{100 + i % 900},{i % 100:02d}") for i in range(ROWS)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -47,9 +45,7 @@ def _writing(store: dict[str, str]) -> bool:
     """True once the import's transaction is writing events (and has not committed)."""
     if "KOA_DATABASE_URL" in store:
         dbname = store["KOA_DATABASE_URL"].split("/")[-1].split("?")[0]
-        with psycopg.connect(
-            host="127.0.0.1", user="postgres", dbname=dbname, autocommit=True
-        ) as c:
+        with psycopg.connect(host="127.0.0.1", user="postgres", dbname=dbname, autocommit=True) as c:
             # The import's transaction holds the library's EXCLUSIVE lock on the events table
             # from its first insert until it commits or rolls back.
             row = c.execute(
@@ -62,9 +58,7 @@ def _writing(store: dict[str, str]) -> bool:
     return wal.exists() and wal.stat().st_size > 1024 * 1024
 
 
-def test_killed_import_leaves_nothing_and_a_rerun_stores_everything(
-    store, settings, tmp_path, pg_server
-):
+def test_killed_import_leaves_nothing_and_a_rerun_stores_everything(store, settings, tmp_path, pg_server):
     path = tmp_path / "run.csv"
     _write_run(path)
     with open_books(settings):  # create the store and its tables before the race starts

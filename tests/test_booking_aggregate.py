@@ -471,9 +471,7 @@ def test_four_eyes_cannot_be_bypassed_by_a_trailing_newline() -> None:
 
 
 def _signed_counted(original: Booking, counter: Booking) -> int:
-    return (original.amount_cents if original.counts else 0) - (
-        counter.amount_cents if counter.counts else 0
-    )
+    return (original.amount_cents if original.counts else 0) - (counter.amount_cents if counter.counts else 0)
 
 
 def test_approved_booking_and_approved_counter_cancel_out() -> None:

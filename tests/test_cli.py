@@ -103,9 +103,7 @@ def test_demo_prints_the_year_and_writes_a_consistent_csv(koa, tmp_path: Path):
         assert cents(r["Ausgaben"]) - cents(r["Einnahmen"]) == net, r
     # The year's total printed on screen is the sum of the CSV lines.
     total_line = next(line for line in result.stdout.splitlines() if line.startswith("Summe Jahr"))
-    net_total, federal_total, municipal_total = (
-        cents(t) for t in total_line.split() if MONEY_RE.match(t)
-    )
+    net_total, federal_total, municipal_total = (cents(t) for t in total_line.split() if MONEY_RE.match(t))
     assert net_total == sum(cents(r["Netto"]) for r in rows)
     assert federal_total == sum(cents(r["Bundesanteil"]) for r in rows)
     assert municipal_total == sum(cents(r["Kommunalanteil"]) for r in rows)
@@ -121,9 +119,7 @@ def test_demo_twice_stores_nothing_new(koa, tmp_path: Path):
     assert f"0 bookings stored, {stored} already there" in second.stdout
     assert "split view: 0 events applied" in second.stdout
     # Same figures both times.
-    assert (tmp_path / "a" / "split-2025.csv").read_text() == (
-        tmp_path / "b" / "split-2025.csv"
-    ).read_text()
+    assert (tmp_path / "a" / "split-2025.csv").read_text() == (tmp_path / "b" / "split-2025.csv").read_text()
 
 
 # ---- book -------------------------------------------------------------------------------------
@@ -297,8 +293,7 @@ def test_split_quarter_prints_the_table_and_writes_the_csv(koa, tmp_path: Path):
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter=";"))
     assert [
-        (r["Quartal"], r["Kategorie"], r["Netto"], r["Bundesanteil"], r["Kommunalanteil"])
-        for r in rows
+        (r["Quartal"], r["Kategorie"], r["Netto"], r["Bundesanteil"], r["Kommunalanteil"]) for r in rows
     ] == [("1", "kdu", "1.000,00", "725,00", "275,00")]
 
 
@@ -348,9 +343,7 @@ def test_import_with_bad_rows_lists_them_and_stores_nothing(koa, tmp_path: Path)
     assert result.exit_code == 1
     assert "imported," not in result.stdout
     lines = stderr_lines(result)
-    row_lines = [
-        line for line in lines if re.search(r"line \d+", line) and not line.startswith("koa:")
-    ]
+    row_lines = [line for line in lines if re.search(r"line \d+", line) and not line.startswith("koa:")]
     assert len(row_lines) == 2, result.stderr
     assert row_lines[0].startswith(f"{path}:line 3: amount")
     assert row_lines[1].startswith(f"{path}:line 5: category")

@@ -83,23 +83,17 @@ def test_november_payment_for_january_stays_cash() -> None:
 
 
 def test_december_payment_for_february_stays_cash() -> None:
-    p = period(
-        date(2024, 12, 29), date(2025, 2, 1), date(2025, 2, 28), advance=True, runoff=RUNOFF_2023
-    )
+    p = period(date(2024, 12, 29), date(2025, 2, 1), date(2025, 2, 28), advance=True, runoff=RUNOFF_2023)
     assert p == FiscalPeriod(2024, 4, FiscalRule.CASH)
 
 
 def test_december_payment_for_january_of_a_later_year_stays_cash() -> None:
-    p = period(
-        date(2024, 12, 29), date(2026, 1, 1), date(2026, 1, 31), advance=True, runoff=RUNOFF_2023
-    )
+    p = period(date(2024, 12, 29), date(2026, 1, 1), date(2026, 1, 31), advance=True, runoff=RUNOFF_2023)
     assert p == FiscalPeriod(2024, 4, FiscalRule.CASH)
 
 
 def test_december_payment_for_december_stays_cash() -> None:
-    p = period(
-        date(2024, 12, 1), date(2024, 12, 1), date(2024, 12, 31), advance=True, runoff=RUNOFF_2023
-    )
+    p = period(date(2024, 12, 1), date(2024, 12, 1), date(2024, 12, 31), advance=True, runoff=RUNOFF_2023)
     assert p == FiscalPeriod(2024, 4, FiscalRule.CASH)
 
 
@@ -164,9 +158,7 @@ def test_runoff_with_a_later_closing_date() -> None:
     late = date(2025, 1, 31)
     assert period(date(2025, 1, 31), *DEC_2024, runoff=late).rule == FiscalRule.RUNOFF
     early = date(2025, 1, 5)
-    assert period(date(2025, 1, 6), *DEC_2024, runoff=early) == FiscalPeriod(
-        2025, 1, FiscalRule.CASH
-    )
+    assert period(date(2025, 1, 6), *DEC_2024, runoff=early) == FiscalPeriod(2025, 1, FiscalRule.CASH)
 
 
 # ---- properties --------------------------------------------------------------------------------
@@ -229,9 +221,7 @@ def _content(key: str, paid: date, sfrom: date, sto: date, category: str = "kdu"
 
 
 def _record(content: BookingContent) -> Booking:
-    return Booking.record(
-        content, recorded_by="anna", catalogue=Catalogue.load(), rates=RateTable.load()
-    )
+    return Booking.record(content, recorded_by="anna", catalogue=Catalogue.load(), rates=RateTable.load())
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,7 @@ def test_comma_separated_file_with_quoted_decimal_comma_amounts(catalogue):
     header = CSV_HEADER.replace(";", ",")
     rows = [
         'K-1,payment,"1.234,56",kdu,27.02.2025,01.03.2025,31.03.2025,ZA-1,08221BG0000001,JC-NORD,Miete',
-        'K-2,payment,"99,90",buergergeld,2025-02-27,2025-03-01,2025-03-31,ZA-1,,JC-SUED,'
-        '"Text, mit Komma"',
+        'K-2,payment,"99,90",buergergeld,2025-02-27,2025-03-01,2025-03-31,ZA-1,,JC-SUED,"Text, mit Komma"',
         "K-3,payment,1234.56,kdu,27.02.2025,01.03.2025,31.03.2025,ZA-1,,JC-NORD,",
     ]
     run = parse([header, *rows], catalogue)
@@ -117,9 +116,7 @@ def test_bom_with_comma_separator_and_umlauts(tmp_path: Path, catalogue):
 
 
 def test_crlf_line_endings(catalogue):
-    run = parse(
-        [CSV_HEADER, csv_row("C-1"), csv_row("C-2"), csv_row("C-3")], catalogue, newline="\r\n"
-    )
+    run = parse([CSV_HEADER, csv_row("C-1"), csv_row("C-2"), csv_row("C-3")], catalogue, newline="\r\n")
     assert run.errors == []
     assert [c.key for c in run.contents] == ["C-1", "C-2", "C-3"]
     assert run.lines == [2, 3, 4]
@@ -151,9 +148,7 @@ def test_columns_in_another_order(catalogue):
 
 
 def test_optional_columns_may_be_absent(catalogue):
-    header = (
-        "key;kind;amount;category;payment_date;service_from;service_to;document_ref;cost_centre"
-    )
+    header = "key;kind;amount;category;payment_date;service_from;service_to;document_ref;cost_centre"
     row = "O-1;payment;100,00;kdu;2025-02-27;2025-03-01;2025-03-31;ZA-1;JC-NORD"
     run = parse([header, row], catalogue)
     assert run.errors == []
@@ -186,10 +181,7 @@ def test_all_columns_including_contract_ref(catalogue):
 
 def test_german_and_iso_dates_mean_the_same_day(catalogue):
     german = csv_row("D-1", paid="27.02.2025")
-    iso = (
-        "D-2;payment;500,00;kdu;2025-02-27;2025-03-01;2025-03-31;ZA-202503;08221BG0000001;"
-        "JC-NORD;Miete"
-    )
+    iso = "D-2;payment;500,00;kdu;2025-02-27;2025-03-01;2025-03-31;ZA-202503;08221BG0000001;JC-NORD;Miete"
     run = parse([CSV_HEADER, german, iso], catalogue)
     assert run.errors == []
     d1, d2 = run.contents
@@ -240,9 +232,7 @@ def test_progress_is_called_once_per_row(catalogue):
 
 
 def test_whitespace_around_header_names_and_values_is_ignored(catalogue):
-    header = (
-        " key ; kind ;amount;category;payment_date;service_from;service_to;document_ref;cost_centre"
-    )
+    header = " key ; kind ;amount;category;payment_date;service_from;service_to;document_ref;cost_centre"
     row = " W-1 ; payment ; 100,00 ;kdu; 27.02.2025 ;01.03.2025;31.03.2025; ZA-1 ; JC-NORD "
     run = parse([header, row], catalogue)
     assert run.errors == []
@@ -323,9 +313,7 @@ def test_a_row_with_too_few_cells_reports_the_missing_fields(catalogue):
 
 
 def test_a_row_with_too_many_cells_is_an_error_naming_the_counts(catalogue):
-    run = parse(
-        [CSV_HEADER, csv_row("T-1"), csv_row("T-2") + ";extra;more", csv_row("T-3")], catalogue
-    )
+    run = parse([CSV_HEADER, csv_row("T-1"), csv_row("T-2") + ";extra;more", csv_row("T-3")], catalogue)
     assert [c.key for c in run.contents] == ["T-1", "T-3"]
     assert run.errors == [RowError(3, "row", "13 cells, header has 11")]
 
@@ -413,9 +401,7 @@ def test_empty_file_or_blank_first_line_is_refused(catalogue, text):
     assert "empty" in str(e.value) and "header" in str(e.value)
 
 
-@pytest.mark.parametrize(
-    "text", [CSV_HEADER, CSV_HEADER + "\n", CSV_HEADER + "\r\n\r\n;;;;;;;;;;\r\n"]
-)
+@pytest.mark.parametrize("text", [CSV_HEADER, CSV_HEADER + "\n", CSV_HEADER + "\r\n\r\n;;;;;;;;;;\r\n"])
 def test_header_only_is_refused(catalogue, text):
     with pytest.raises(RunFileError) as e:
         parse_payment_run(text, catalogue)

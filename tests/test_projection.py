@@ -17,12 +17,8 @@ from tests.factories import booking
 
 
 def _fill(ledger, n: int = 30) -> None:
-    ledger.import_bookings(
-        [booking(f"P-{i}", amount_cents=1000 + i) for i in range(n)], recorded_by="a"
-    )
-    ledger.record_booking(
-        booking("BIG", amount_cents=5_000_000, category="vwk.personal"), recorded_by="a"
-    )
+    ledger.import_bookings([booking(f"P-{i}", amount_cents=1000 + i) for i in range(n)], recorded_by="a")
+    ledger.record_booking(booking("BIG", amount_cents=5_000_000, category="vwk.personal"), recorded_by="a")
     ledger.approve_booking("BIG", approved_by="b")
     ledger.reverse_booking("P-3", reason="falsch", reversed_by="a")
 
@@ -84,10 +80,7 @@ def test_the_view_lives_beside_the_events(books):
         assert view.max_tracking_id(books.ledger.name) is None
         _fill(books.ledger, 5)
         catch_up(books.ledger, view)
-        assert (
-            books.split_view.max_tracking_id(books.ledger.name)
-            == books.ledger.max_notification_id()
-        )
+        assert books.split_view.max_tracking_id(books.ledger.name) == books.ledger.max_notification_id()
     finally:
         view.datastore.close()
 
@@ -156,11 +149,7 @@ def test_live_view_equals_replay_and_the_aggregates_for_random_histories(books):
             for b in (books.ledger._find(k), books.ledger._find(k + "/storno"))
             if b is not None and b.counts
         }
-        viewed = {
-            r.booking_key
-            for r in books.split_view.bookings(2025)
-            if r.booking_key.startswith(prefix)
-        }
+        viewed = {r.booking_key for r in books.split_view.bookings(2025) if r.booking_key.startswith(prefix)}
         assert viewed == counted_keys
 
     history()

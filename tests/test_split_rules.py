@@ -35,9 +35,7 @@ def group(
 def split(
     category: str, expenditure: int, receipts: int = 0, year: int = 2024, quarter: int = 1
 ) -> SplitLine:
-    return split_group(
-        group(category, expenditure, receipts, year, quarter), CATALOGUE, RATES, LAND
-    )
+    return split_group(group(category, expenditure, receipts, year, quarter), CATALOGUE, RATES, LAND)
 
 
 # ---- the shipped catalogue ---------------------------------------------------------------------

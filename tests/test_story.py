@@ -23,10 +23,7 @@ def test_a_quarter_from_payment_run_to_split(books):
     text = "\n".join(
         [CSV_HEADER]
         + [csv_row(f"R-03-{n}-KDU", "650,00", "kdu", case=f"08221BG000000{n}") for n in (1, 2, 3)]
-        + [
-            csv_row(f"R-03-{n}-BG", "563,00", "buergergeld", case=f"08221BG000000{n}")
-            for n in (1, 2, 3)
-        ]
+        + [csv_row(f"R-03-{n}-BG", "563,00", "buergergeld", case=f"08221BG000000{n}") for n in (1, 2, 3)]
     )
     run = parse_payment_run(text, ledger.catalogue)
     assert run.errors == []
@@ -62,9 +59,7 @@ def test_a_quarter_from_payment_run_to_split(books):
         recorded_by="clerk",
     )
     catch_up(ledger, view)
-    before = {
-        s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)
-    }
+    before = {s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)}
     assert "egt.aktivierung" not in before  # awaiting approval: does not count yet
 
     with pytest.raises(FourEyesViolation):
@@ -72,17 +67,13 @@ def test_a_quarter_from_payment_run_to_split(books):
     ledger.approve_booking("MN-1", approved_by="approver")
 
     # One KdU payment was wrong: reversed, with a reason; the original stays visible.
-    counter = ledger.reverse_booking(
-        "R-03-2-KDU", reason="Miete direkt an Vermieter", reversed_by="clerk"
-    )
+    counter = ledger.reverse_booking("R-03-2-KDU", reason="Miete direkt an Vermieter", reversed_by="clerk")
     assert counter.key == "R-03-2-KDU/storno"
     with pytest.raises(ReversalRefused):
         ledger.reverse_booking("R-03-2-KDU", reason="nochmal", reversed_by="clerk")
 
     catch_up(ledger, view)
-    lines = {
-        s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)
-    }
+    lines = {s.category: s for s in split_lines(view, ledger.catalogue, ledger.rates, "BW", 2025, 1)}
     assert set(lines) == {"kdu", "buergergeld", "egt.aktivierung", "vwk.sachkosten"}
 
     kdu = lines["kdu"]

@@ -101,9 +101,7 @@ def test_an_event_deleted_with_its_seal_breaks_the_chain_at_the_next_position(bo
 def test_an_inserted_event_is_found_at_its_position(books):
     _fill(books)
     with raw_sql(books) as sql:
-        row = sql(
-            "SELECT originator_id, topic, state FROM {events} WHERE {id} = %s", (3,)
-        ).fetchone()
+        row = sql("SELECT originator_id, topic, state FROM {events} WHERE {id} = %s", (3,)).fetchone()
         forged_id = row[0].replace("0", "1", 1) if isinstance(row[0], str) else row[0]
         if isinstance(row[0], str):
             sql(
@@ -149,9 +147,7 @@ def test_a_rewritten_tail_is_caught_by_the_anchor(books):
     # Rewrite the last event and its seal consistently: the chain alone cannot tell.
     with raw_sql(books) as sql:
         last = anchor.position
-        prev = bytes(
-            sql("SELECT seal FROM {seals} WHERE notification_id = %s", (last - 1,)).fetchone()[0]
-        )
+        prev = bytes(sql("SELECT seal FROM {seals} WHERE notification_id = %s", (last - 1,)).fetchone()[0])
         oid, ver, topic = sql(
             "SELECT originator_id, originator_version, topic FROM {events} WHERE {id} = %s", (last,)
         ).fetchone()

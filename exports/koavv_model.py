@@ -1,0 +1,123 @@
+"""The figures of a KoA-VV settlement report, independent of how they are written (xlsx, CSV, JSON).
+
+Every amount is integer cents. A report covers a fiscal year up to and including a quarter
+(cumulative from 1 January) or the whole year, as recorded up to `as_of`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+# Federal titles in the order of the settlement (Kapitel 1101), then the municipal-only line.
+TITLE_ORDER = ("1101/681 12", "1101/685 11", "1101/636 13", "1101/632 11", "kommunal")
+TITLE_NAMES = {
+    "1101/681 12": "Leistungen zur Sicherung des Lebensunterhalts (Bürgergeld)",
+    "1101/685 11": "Leistungen zur Eingliederung in Arbeit",
+    "1101/636 13": "Verwaltungskosten",
+    "1101/632 11": "Beteiligung des Bundes an den Leistungen für Unterkunft und Heizung (über das Land)",
+    "kommunal": "Kommunale Leistungen (ohne Bundesbeteiligung)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryLine:
+    """One category of the Übersicht: the figures and where their bookings are in Belege."""
+
+    federal_title: str
+    category: str
+    category_name: str
+    expenditure_cents: int
+    receipts_cents: int
+    net_cents: int
+    federal_rate: Decimal
+    rate_label: str
+    federal_cents: int
+    municipal_cents: int
+    booking_count: int
+    belege_rows: tuple[tuple[str, int, int], ...] = ()  # (sheet name, first row, last row) per sheet
+
+
+@dataclass(frozen=True, slots=True)
+class TitleLine:
+    federal_title: str
+    title_name: str
+    expenditure_cents: int
+    receipts_cents: int
+    net_cents: int
+    federal_cents: int
+    municipal_cents: int
+    drawn_cents: int  # funds drawn from the Bund for this title (Mittelabruf), cumulative
+    booking_count: int
+
+    @property
+    def to_settle_cents(self) -> int:
+        """Positive: still to be drawn from the Bund; negative: to be repaid."""
+        return self.federal_cents - self.drawn_cents
+
+
+@dataclass(frozen=True, slots=True)
+class KduLine:
+    land: str
+    year: int
+    net_cents: int  # § 22 Abs. 1 spending net of its receipts
+    provisional_rate: Decimal | None
+    final_rate: Decimal | None
+    federal_provisional_cents: int | None
+    federal_final_cents: int | None
+
+    @property
+    def difference_cents(self) -> int | None:
+        if self.federal_provisional_cents is None or self.federal_final_cents is None:
+            return None
+        return self.federal_final_cents - self.federal_provisional_cents
+
+
+@dataclass(frozen=True, slots=True)
+class BelegRow:
+    """One booking behind the figures, with its own shares (they add up to its category line)."""
+
+    booking_key: str
+    fiscal_year: int
+    quarter: int
+    payment_date: date
+    service_from: date
+    service_to: date
+    recorded_at: datetime
+    category: str
+    federal_title: str
+    kind: str
+    net_cents: int
+    federal_cents: int
+    municipal_cents: int
+    document_ref: str
+    case_ref: str
+    cost_centre: str
+    reverses_key: str
+    approved_by: str
+
+
+@dataclass(frozen=True)
+class KoaVvReport:
+    year: int
+    quarter: int | None  # None: the whole year
+    land: str
+    as_of: datetime
+    last_position: int  # notification id of the last event included
+    program_version: str
+    store: str
+    categories: list[CategoryLine]
+    titles: list[TitleLine]
+    kdu: KduLine | None
+    belege: list[BelegRow]
+    parameters: list[tuple[str, str]]  # (name, value as applied)
+    not_yet_built: dict[str, str] = field(default_factory=dict)  # sheet -> why it has no figures yet
+
+    @property
+    def period_label(self) -> str:
+        return f"{self.year} Q1–Q{self.quarter} (kumuliert)" if self.quarter else f"{self.year} (Jahr)"
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.belege

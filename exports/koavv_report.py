@@ -1,0 +1,192 @@
+"""Assemble a KoA-VV report from the split view, the rates and the recorded draws.
+
+A quarter's report is cumulative from 1 January. The rounding unit stays the (quarter, category)
+group of the split, so a category's federal share here is the sum of its quarters' shares, and the
+per-booking shares in Belege add up to it to the cent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from domain.money import share_cents
+from domain.settlement import FundsDraw
+from domain.split import split_groups
+from exports.koavv_model import (
+    TITLE_NAMES,
+    TITLE_ORDER,
+    BelegRow,
+    CategoryLine,
+    KduLine,
+    KoaVvReport,
+    TitleLine,
+)
+from ledger.application import Ledger
+from projections.split_queries import booking_shares
+from projections.split_view import SplitViewQueries
+
+NOT_YET_BUILT = {
+    "Verwaltungskosten": (
+        "Die VZÄ und Kostenarten aus Kostenaufteilungsläufen (KoA-VV § 18) werden noch nicht erfasst; "
+        "ausgewiesen sind die gebuchten Verwaltungskosten je Kostenart."
+    ),
+    "Eingliederung": (
+        "Plan, Zuteilung und Mittelbindungen des Eingliederungsbudgets werden noch nicht erfasst; "
+        "ausgewiesen sind die Ausgaben je Instrument."
+    ),
+}
+
+
+def program_version() -> str:
+    try:
+        return f"koa-ledger {version('koa-ledger')}"
+    except PackageNotFoundError:
+        return "koa-ledger (not installed)"
+
+
+def build_report(
+    view: SplitViewQueries,
+    ledger: Ledger,
+    *,
+    land: str,
+    year: int,
+    quarter: int | None,
+    as_of: datetime,
+    last_position: int,
+    store: str,
+) -> KoaVvReport:
+    catalogue, rates = ledger.catalogue, ledger.rates
+    quarters = range(1, (quarter or 4) + 1)
+    lines = split_groups([t for q in quarters for t in view.totals(year, q)], catalogue, rates, land)
+
+    by_category: dict[str, list] = defaultdict(list)
+    for s in lines:
+        by_category[s.category].append(s)
+    categories = []
+    for code, qlines in by_category.items():
+        first = qlines[0]
+        categories.append(
+            CategoryLine(
+                federal_title=first.federal_title,
+                category=code,
+                category_name=catalogue.get(code).name,
+                expenditure_cents=sum(s.expenditure_cents for s in qlines),
+                receipts_cents=sum(s.receipts_cents for s in qlines),
+                net_cents=sum(s.net_cents for s in qlines),
+                federal_rate=first.federal_rate,
+                rate_label=first.rate_label,
+                federal_cents=sum(s.federal_cents for s in qlines),
+                municipal_cents=sum(s.municipal_cents for s in qlines),
+                booking_count=sum(s.booking_count for s in qlines),
+            )
+        )
+    categories.sort(key=lambda c: (TITLE_ORDER.index(c.federal_title), c.category))
+
+    drawn: dict[str, int] = defaultdict(int)
+    for e in ledger.recorded(FundsDraw.Recorded, up_to_position=last_position or None):
+        in_period = quarter is None or (e.value_date.month - 1) // 3 + 1 <= quarter
+        if e.fiscal_year == year and e.timestamp <= as_of and in_period:
+            drawn[e.federal_title] += e.amount_cents
+
+    titles = []
+    for title in TITLE_ORDER:
+        cs = [c for c in categories if c.federal_title == title]
+        if not cs and not drawn.get(title):
+            continue
+        titles.append(
+            TitleLine(
+                federal_title=title,
+                title_name=TITLE_NAMES[title],
+                expenditure_cents=sum(c.expenditure_cents for c in cs),
+                receipts_cents=sum(c.receipts_cents for c in cs),
+                net_cents=sum(c.net_cents for c in cs),
+                federal_cents=sum(c.federal_cents for c in cs),
+                municipal_cents=sum(c.municipal_cents for c in cs),
+                drawn_cents=drawn.get(title, 0),
+                booking_count=sum(c.booking_count for c in cs),
+            )
+        )
+
+    belege = []
+    for c in categories:
+        for q in quarters:
+            for s in booking_shares(view, catalogue, rates, land, year, q, c.category):
+                r = s.row
+                belege.append(
+                    BelegRow(
+                        booking_key=r.booking_key,
+                        fiscal_year=r.fiscal_year,
+                        quarter=r.quarter,
+                        payment_date=r.payment_date,
+                        service_from=r.service_from,
+                        service_to=r.service_to,
+                        recorded_at=r.recorded_at,
+                        category=r.category,
+                        federal_title=c.federal_title,
+                        kind=r.kind,
+                        net_cents=s.net_cents,
+                        federal_cents=s.federal_cents,
+                        municipal_cents=s.municipal_cents,
+                        document_ref=r.document_ref,
+                        case_ref=r.case_ref,
+                        cost_centre=r.cost_centre,
+                        reverses_key=r.reverses_key,
+                        approved_by=r.approved_by,
+                    )
+                )
+    belege.sort(key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.booking_key))
+
+    kdu = _kdu_line(lines, ledger, land, year)
+    parameters = [
+        ("Land", land),
+        ("Verwaltungskostenanteil des Bundes", str(rates.vwk_share(year))),
+        ("Freigabeschwelle (Cent)", str(rates.approval_threshold_cents)),
+        ("Auslaufperiode für das Vorjahr bis", rates.runoff_last_day(year - 1).isoformat()),
+        ("Auslaufperiode für dieses Jahr bis", rates.runoff_last_day(year).isoformat()),
+    ]
+    if kdu is not None:
+        parameters.append(("KdU-Quote vorläufig", str(kdu.provisional_rate or "–")))
+        parameters.append(("KdU-Quote endgültig", str(kdu.final_rate or "–")))
+    for c in categories:
+        parameters.append((f"Satz {c.category}", c.rate_label))
+    return KoaVvReport(
+        year=year,
+        quarter=quarter,
+        land=land,
+        as_of=as_of,
+        last_position=last_position,
+        program_version=program_version(),
+        store=store,
+        categories=categories,
+        titles=titles,
+        kdu=kdu,
+        belege=belege,
+        parameters=parameters,
+        not_yet_built=dict(NOT_YET_BUILT),
+    )
+
+
+def _kdu_line(lines, ledger: Ledger, land: str, year: int) -> KduLine | None:
+    from domain.errors import RateMissing
+
+    kdu_lines = [s for s in lines if s.category == "kdu"]
+    try:
+        quota = ledger.rates.kdu_quota(land, year)
+    except RateMissing:
+        return None
+    net = sum(s.net_cents for s in kdu_lines)
+
+    def federal(rate):  # per quarter, like the split, so the final figure equals the Übersicht's
+        return None if rate is None else sum(share_cents(s.net_cents, rate) for s in kdu_lines)
+
+    return KduLine(
+        land,
+        year,
+        net,
+        quota.provisional,
+        quota.final,
+        federal(quota.provisional),
+        federal(quota.final),
+    )

@@ -1,0 +1,268 @@
+"""`koa export koa-vv`, `koa draw`, `koa submit`: the settlement with the Bund."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from domain.money import format_eur, parse_amount_cents
+from domain.settlement import Submission
+from exports import koavv_data
+from exports.koavv_model import KoaVvReport
+from exports.koavv_report import build_report
+from ledger.cli_audit import parse_moment
+from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
+from ledger.commands import parse_date
+from projections.replay import AsOfBeforeFirstEvent, replay_as_of
+from projections.split_projection import catch_up
+
+YEAR_MIN = 2005
+
+
+@contextmanager
+def report_for(books, year: int, quarter: int | None, as_of_text: str | None):
+    """The report as of a moment: the live view for now, a replay into a separate store otherwise."""
+    now = datetime.now(UTC)
+    if not YEAR_MIN <= year <= now.year:
+        raise Refused(f"--year: unknown year {year} (the ledger keeps {YEAR_MIN} to {now.year})")
+    if as_of_text is None:
+        result = catch_up(books.ledger, books.split_view)
+        yield build_report(
+            books.split_view,
+            books.ledger,
+            land=books.settings.land,
+            year=year,
+            quarter=quarter,
+            as_of=datetime.now(UTC),
+            last_position=result.position,
+            store=books.where,
+        )
+        return
+    as_of = parse_moment(as_of_text)
+    if as_of > now:
+        raise Refused(f"--as-of: {as_of.isoformat()} is in the future")
+    with tempfile.TemporaryDirectory(prefix="koa-asof-") as tmp:
+        try:
+            replay = replay_as_of(books.ledger, as_of, Path(tmp))
+        except AsOfBeforeFirstEvent as e:
+            raise Refused(f"--as-of: {e}") from None
+        try:
+            yield build_report(
+                replay.view,
+                books.ledger,
+                land=books.settings.land,
+                year=year,
+                quarter=quarter,
+                as_of=as_of,
+                last_position=replay.last_included,
+                store=books.where,
+            )
+        finally:
+            replay.close()
+
+
+def write_report(report: KoaVvReport, path: Path, fmt: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "xlsx":
+            from exports.koavv_workbook import write_workbook
+
+            write_workbook(report, path)
+        elif fmt == "json":
+            koavv_data.write_json(report, path)
+        else:
+            koavv_data.write_csv(report, path)
+    except OSError as e:
+        raise Refused(f"--out: cannot write {path}: {e.strerror or e}") from None
+
+
+def default_path(books, year: int, quarter: int | None, fmt: str) -> Path:
+    name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + f".{fmt}"
+    return books.settings.data_dir / "exports" / name
+
+
+@click.group(name="export")
+def export() -> None:
+    """Settlement reports."""
+
+
+@export.command(name="koa-vv")
+@click.option("--year", required=True, type=int)
+@click.option("--quarter", type=click.IntRange(1, 4), help="cumulative from 1 January; without: the year")
+@click.option("--as-of", "as_of", help="only events recorded up to this moment (ISO 8601; default: now)")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="default: <data dir>/exports/koa-vv-YEAR[-QN].FORMAT",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default="xlsx", show_default=True
+)
+@click.option(
+    "--changes-since-submission",
+    is_flag=True,
+    help="list what differs from the last submitted report",
+)
+@with_books
+def koa_vv(
+    ctx,
+    year: int,
+    quarter: int | None,
+    as_of: str | None,
+    out: Path | None,
+    fmt: str,
+    changes_since_submission: bool,
+) -> None:
+    """The KoA-VV settlement workbook for a quarter (cumulative) or a year."""
+    books = books_in(ctx)
+    if changes_since_submission:
+        _changes(books, year, quarter, as_of)
+        return
+    with report_for(books, year, quarter, as_of) as report:
+        path = out or default_path(books, year, quarter, fmt)
+        write_report(report, path, fmt)
+    click.echo(
+        f"{report.period_label} as of {report.as_of.isoformat()} (position {report.last_position}): "
+        f"{len(report.belege)} bookings" + (" (empty period)" if report.is_empty else "")
+    )
+    click.echo(f"written: {path.resolve()}")
+
+
+@click.command()
+@click.option("--title", required=True, help="federal title, e.g. '1101/681 12'")
+@click.option("--year", required=True, type=int, help="fiscal year the funds are for")
+@click.option("--date", "value_date", required=True, help="value date, YYYY-MM-DD or DD.MM.YYYY")
+@click.option("--amount", required=True, help="euros, e.g. 1.000.000,00")
+@click.option("--document-ref", required=True, help="the HKR voucher")
+@USER_OPTION
+@with_books
+def draw(
+    ctx, title: str, year: int, value_date: str, amount: str, document_ref: str, user: str | None
+) -> None:
+    """Record federal funds drawn (Mittelabruf) for a title."""
+    try:
+        when = parse_date(value_date)
+    except ValueError as e:
+        raise Refused(f"--date: {e}") from None
+    try:
+        cents = parse_amount_cents(amount)
+    except ValueError as e:
+        raise Refused(f"--amount: {e}") from None
+    d = books_in(ctx).ledger.record_funds_draw(
+        federal_title=title,
+        fiscal_year=year,
+        value_date=when,
+        amount_cents=cents,
+        document_ref=document_ref,
+        recorded_by=acting_user(ctx, user),
+    )
+    click.echo(
+        f"{d.document_ref}: {format_eur(d.amount_cents)} € drawn for {d.federal_title} {d.fiscal_year} "
+        f"on {d.value_date.isoformat()}"
+    )
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--year", required=True, type=int)
+@click.option("--quarter", type=click.IntRange(1, 4))
+@click.option(
+    "--as-of",
+    "as_of",
+    required=True,
+    help="the moment the file was exported for (from its Protokoll)",
+)
+@USER_OPTION
+@with_books
+def submit(ctx, file: Path, year: int, quarter: int | None, as_of: str, user: str | None) -> None:
+    """Record that a workbook was handed in; it must be the exact export for that moment."""
+    books = books_in(ctx)
+    try:
+        given = hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError as e:
+        raise Refused(f"{file}: {e.strerror}") from None
+    with report_for(books, year, quarter, as_of) as report, tempfile.TemporaryDirectory() as tmp:
+        again = Path(tmp) / "again.xlsx"
+        write_report(report, again, "xlsx")
+        expected = hashlib.sha256(again.read_bytes()).hexdigest()
+        if given != expected:
+            raise Refused(
+                f"{file} is not the export of {report.period_label} as of {report.as_of.isoformat()} "
+                "(its SHA-256 differs from a fresh export); nothing was recorded"
+            )
+        s = books.ledger.record_submission(
+            year=year,
+            quarter=quarter,
+            as_of=report.as_of,
+            last_position=report.last_position,
+            file_sha256=given,
+            figures_sha256=koavv_data.figures_sha256(report),
+            submitted_by=acting_user(ctx, user),
+        )
+    click.echo(f"submitted {report.period_label} as of {s.as_of.isoformat()}: file SHA-256 {given}")
+
+
+def _changes(books, year: int, quarter: int | None, as_of: str | None) -> None:
+    subs = [
+        e
+        for e in books.ledger.recorded(Submission.Recorded)
+        if e.year == year and e.quarter == (quarter or 0)
+    ]
+    if not subs:
+        raise Refused(f"no submitted report for {year}" + (f" Q{quarter}" if quarter else ""))
+    last = subs[-1]
+    with report_for(books, year, quarter, last.as_of.isoformat()) as old:
+        with report_for(books, year, quarter, as_of) as new:
+            lines = diff_reports(old, new)
+    click.echo(f"changes since the report submitted by {last.submitted_by} (as of {last.as_of.isoformat()}):")
+    for line in lines or ["(none: the figures are the same)"]:
+        click.echo(line)
+
+
+def diff_reports(old: KoaVvReport, new: KoaVvReport) -> list[str]:
+    out: list[str] = []
+    fields = (
+        "expenditure_cents",
+        "receipts_cents",
+        "net_cents",
+        "federal_cents",
+        "municipal_cents",
+    )
+    o = {(c.federal_title, c.category): c for c in old.categories}
+    n = {(c.federal_title, c.category): c for c in new.categories}
+    for key in sorted(o.keys() | n.keys()):
+        for f in fields:
+            a, b = getattr(o.get(key), f, 0), getattr(n.get(key), f, 0)
+            if a != b:
+                out.append(
+                    f"{key[0]} {key[1]} {f.removesuffix('_cents')}: {format_eur(a)} -> {format_eur(b)}"
+                )
+    ot = {t.federal_title: t for t in old.titles}
+    nt = {t.federal_title: t for t in new.titles}
+    for key in sorted(ot.keys() | nt.keys()):
+        for f in ("drawn_cents",):
+            a, b = getattr(ot.get(key), f, 0), getattr(nt.get(key), f, 0)
+            if a != b:
+                out.append(f"{key} drawn: {format_eur(a)} -> {format_eur(b)}")
+    ob = {b.booking_key: b for b in old.belege}
+    nb = {b.booking_key: b for b in new.belege}
+    for key in sorted(ob.keys() | nb.keys()):
+        a, b = ob.get(key), nb.get(key)
+        if a is None:
+            out.append(f"  booking {key} ({b.category}, {format_eur(b.net_cents)}): new since the submission")
+        elif b is None:
+            out.append(f"  booking {key} ({a.category}): no longer counted")
+        elif (a.net_cents, a.federal_cents) != (b.net_cents, b.federal_cents):
+            out.append(
+                f"  booking {key}: share {format_eur(a.federal_cents)} -> {format_eur(b.federal_cents)} "
+                "(rounding cent moved)"
+            )
+    return out
+
+
+__all__ = ["export", "draw", "submit"]

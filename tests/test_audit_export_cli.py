@@ -1,0 +1,44 @@
+"""`koa audit export` end to end on both stores: the folder validates against the GDPdU DTD and
+holds every booking of the year and every sealed event."""
+
+from __future__ import annotations
+
+import csv
+
+from click.testing import CliRunner
+from lxml import etree
+
+from ledger.bootstrap import open_books
+from ledger.cli import main
+from tests.factories import booking
+
+
+def test_export_validates_and_is_complete(store, settings, tmp_path, monkeypatch):
+    for k, v in store.items():
+        monkeypatch.setenv(k, v)
+    with open_books(settings) as books:
+        books.ledger.import_bookings([booking(f"A-{i}") for i in range(25)], recorded_by="a")
+        books.ledger.reverse_booking("A-3", reason="falsch", reversed_by="a")
+        events = books.ledger.max_notification_id()
+    out = tmp_path / "pruefung"
+    result = CliRunner().invoke(main, ["audit", "export", "--year", "2025", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    dtd = etree.DTD(str(out / "gdpdu-01-09-2004.dtd"))
+    assert dtd.validate(etree.parse(str(out / "index.xml"))), dtd.error_log
+    with (out / "buchungen.csv").open(encoding="utf-8", newline="") as f:
+        assert len(list(csv.reader(f, delimiter=";"))) == 26  # 25 bookings + 1 counter-booking
+    with (out / "ereignisse.csv").open(encoding="utf-8", newline="") as f:
+        assert len(list(csv.reader(f, delimiter=";"))) == events
+    assert len((out / "ereignisse.jsonl").read_text(encoding="utf-8").splitlines()) == events
+
+
+def test_export_refuses_an_unwritable_directory(store, settings, tmp_path, monkeypatch):
+    for k, v in store.items():
+        monkeypatch.setenv(k, v)
+    with open_books(settings) as books:
+        books.ledger.import_bookings([booking("B-1")], recorded_by="a")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, ["audit", "export", "--year", "2025", "--out", str(blocker / "sub")])
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "--out" in result.stderr
