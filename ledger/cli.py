@@ -236,6 +236,13 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
     click.echo(format_split_table(lines), nl=False)
     out = out_dir or books.settings.data_dir / "demo"
     _write_csv(lines, out / f"split-{year}.csv")
+    from ledger.cli_settlement import report_for, write_report
+
+    for quarter in (1, 2, 3, 4):
+        with report_for(books, year, quarter, None) as report:
+            path = out / f"koa-vv-{year}-Q{quarter}.xlsx"
+            write_report(report, path, "xlsx")
+        click.echo(f"KoA-VV {report.period_label}: {path.resolve()}")
 
 
 __all__ = ["main", "BOOKING_FIELDS"]

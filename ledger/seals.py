@@ -97,7 +97,8 @@ def verify(entries: Iterator[LogEntry], anchor: Anchor | None = None) -> Verdict
     prev, count, last = GENESIS, 0, 0
     anchor_seen = anchor is None
     for e in entries:
-        assert e.position > last, "entries must come in increasing position order"
+        if e.position <= last:  # the chain is only defined in log order
+            raise ValueError(f"log entries out of order: {e.position} after {last}")
         if e.state is None:
             return Verdict(
                 False,

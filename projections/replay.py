@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from uuid import uuid4
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
@@ -36,29 +37,22 @@ def replay_as_of(app: Application, as_of: datetime, work_dir: Path) -> Replay:
     """Apply every event recorded at or before `as_of` (its timestamp) to a new view in work_dir."""
     assert as_of.tzinfo is not None, "as_of must be timezone-aware"
     t0 = time.perf_counter()
-    first = app.recorder.select_notifications(start=None, limit=1)
-    if not first:
-        raise AsOfBeforeFirstEvent("the log is empty: there is nothing to replay")
-    first_at = app.mapper.to_domain_event(first[0]).timestamp
-    if as_of < first_at:
-        raise AsOfBeforeFirstEvent(
-            f"{as_of.isoformat()} is before the first event, recorded {first_at.isoformat()}"
-        )
     work_dir.mkdir(parents=True, exist_ok=True)
-    db = work_dir / f"replay-{as_of.strftime('%Y%m%dT%H%M%S%f')}.sqlite"
-    db.unlink(missing_ok=True)
+    # A fresh file every time: an old -wal/-shm next to a new database file would corrupt it.
+    db = work_dir / f"replay-{as_of.strftime('%Y%m%dT%H%M%S%f')}-{uuid4().hex[:8]}.sqlite"
     view = open_split_view({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
+    earliest: datetime | None = None
     read = applied = position = last_included = 0
     while True:
-        notes = app.recorder.select_notifications(
-            start=position, limit=PAGE_SIZE, inclusive_of_start=False
-        )
+        notes = app.recorder.select_notifications(start=position, limit=PAGE_SIZE, inclusive_of_start=False)
         if not notes:
             break
         events = [app.mapper.to_domain_event(n) for n in notes]
         # Timestamps are taken before commit, so across concurrent writers they are not strictly
         # in log order: filter every event rather than stopping at the first later one.
         kept = [(e, n.id) for e, n in zip(events, notes, strict=True) if e.timestamp <= as_of]
+        page_first = min(e.timestamp for e in events)
+        earliest = page_first if earliest is None else min(earliest, page_first)
         position, read = notes[-1].id, read + len(notes)
         if kept:
             view.apply_batch(
@@ -66,4 +60,11 @@ def replay_as_of(app: Application, as_of: datetime, work_dir: Path) -> Replay:
             )
             applied += len(kept)
             last_included = max(last_included, kept[-1][1])
+    if applied == 0:
+        view.datastore.close()  # type: ignore[attr-defined]
+        if earliest is None:
+            raise AsOfBeforeFirstEvent("the log is empty: there is nothing to replay")
+        raise AsOfBeforeFirstEvent(
+            f"{as_of.isoformat()} is before the first event, recorded {earliest.isoformat()}"
+        )
     return Replay(view, read, applied, position, last_included, time.perf_counter() - t0)

@@ -139,8 +139,7 @@ class SplitViewQueries:
         marks = ",".join(["%s"] * len(BOOKING_COLUMNS))
         c.executemany(
             self._q(
-                f"INSERT INTO {self.prefix}split_bookings ({','.join(BOOKING_COLUMNS)}) "
-                f"VALUES ({marks})"
+                f"INSERT INTO {self.prefix}split_bookings ({','.join(BOOKING_COLUMNS)}) VALUES ({marks})"
             ),
             [self._row_params(r) for r in rows],
         )
@@ -151,8 +150,7 @@ class SplitViewQueries:
     def select_row(self, c: Any, booking_id: str) -> BookingRow:
         c.execute(
             self._q(
-                f"SELECT {','.join(BOOKING_COLUMNS)} FROM {self.prefix}split_bookings "
-                "WHERE booking_id = %s"
+                f"SELECT {','.join(BOOKING_COLUMNS)} FROM {self.prefix}split_bookings WHERE booking_id = %s"
             ),
             (booking_id,),
         )
@@ -171,9 +169,7 @@ class SplitViewQueries:
 
     def update_reversal(self, c: Any, booking_id: str, reversal_key: str) -> None:
         c.execute(
-            self._q(
-                f"UPDATE {self.prefix}split_bookings SET reversal_key = %s WHERE booking_id = %s"
-            ),
+            self._q(f"UPDATE {self.prefix}split_bookings SET reversal_key = %s WHERE booking_id = %s"),
             (reversal_key, booking_id),
         )
 
@@ -232,9 +228,7 @@ class SplitViewQueries:
     def years(self) -> list[int]:
         with self._txn(commit=False) as c:
             c.execute(
-                self._q(
-                    f"SELECT DISTINCT fiscal_year FROM {self.prefix}split_totals ORDER BY fiscal_year"
-                )
+                self._q(f"SELECT DISTINCT fiscal_year FROM {self.prefix}split_totals ORDER BY fiscal_year")
             )
             return [int(r["fiscal_year"]) for r in c.fetchall()]
 
@@ -282,13 +276,9 @@ class SplitViewQueries:
             c.execute(self._q(f"SELECT * FROM {self.prefix}split_bookings ORDER BY booking_key"))
             bookings = [tuple(r[k] for k in BOOKING_COLUMNS) for r in c.fetchall()]
             c.execute(
-                self._q(
-                    f"SELECT * FROM {self.prefix}split_totals ORDER BY fiscal_year, quarter, category"
-                )
+                self._q(f"SELECT * FROM {self.prefix}split_totals ORDER BY fiscal_year, quarter, category")
             )
-            totals = [
-                tuple(r) if not hasattr(r, "values") else tuple(r.values()) for r in c.fetchall()
-            ]
+            totals = [tuple(r) if not hasattr(r, "values") else tuple(r.values()) for r in c.fetchall()]
         return {"split_bookings": bookings, "split_totals": totals}
 
     def _to_row(self, r: Any) -> BookingRow:

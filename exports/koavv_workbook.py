@@ -1,0 +1,940 @@
+"""The KoA-VV settlement workbook (xlsx): what finance staff print, sign and send to the Bund.
+
+Sheets: Übersicht (per federal title its categories, subtotal, funds drawn and the difference to
+settle), Verwaltungskosten, Eingliederung, KdU, Belege (one row per booking, spread over 'Belege 2',
+... when Excel's row limit is reached) and Protokoll (how the report was made and the SHA-256 of its
+figures). Every total is an Excel formula over the rows above it, and the workbook refuses a report
+whose stored totals would not equal those formulas: what the reader recomputes is what was reported.
+
+Design choices, and why:
+
+- **write_only mode**: a year may hold millions of bookings. openpyxl's write-only worksheets stream
+  each row to a temporary file and write strings inline (no shared-string table in memory), so the
+  writer's own memory does not grow with the number of bookings. Everything the sheets need works
+  in that mode (freeze panes, column widths, print titles, page setup, hyperlinks, auto filter) as
+  long as sheet-level settings are made before the first row is appended; hence every sheet
+  computes its header row before writing.
+- **Byte-identical output**: the settlement is checked by the SHA-256 of the file (`koa submit`
+  exports again and compares). openpyxl stamps the save time into docProps/core.xml and the zip
+  entries carry file times, so the saved file is copied entry by entry into a new zip with fixed
+  entry metadata (1980-01-01, Unix, 0644) and a core.xml whose dates are the report's as-of moment.
+  Nothing else in the output depends on time, randomness or hash order (a test checks this across
+  processes with different hash seeds). The same openpyxl, lxml and zlib give the same bytes.
+- **Atomic**: the result is written under a temporary name in the target directory and renamed
+  over the target, so a reader sees the old file or the complete new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
+from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
+
+from openpyxl import Workbook
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.filters import AutoFilter
+from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.xml.functions import tostring
+
+from domain.money import cents_to_decimal
+from exports.koavv_data import _plain, figures
+from exports.koavv_model import TITLE_NAMES, TITLE_ORDER, BelegRow, CategoryLine, KoaVvReport
+
+BELEGE_ROWS_MAX = 1_048_575  # data rows per Belege sheet (Excel's 1,048,576 rows minus the header)
+
+# Number formats. Excel and LibreOffice localise separators: a German installation shows
+# 1.234,56 € and 87,4 %. The euro sign is quoted because unquoted literals other than a few ASCII
+# characters are not portable in format codes. Rates show one decimal and up to two more only when
+# a rate has them (0.8485 must not print as 84,9 %).
+MONEY_FORMAT = '#,##0.00 "€"'
+PERCENT_FORMAT = "0.0## %"
+DATE_FORMAT = "DD.MM.YYYY"
+DATETIME_FORMAT = "DD.MM.YYYY HH:MM:SS"
+COUNT_FORMAT = "#,##0"
+
+EMPTY_PERIOD = "Im Zeitraum gibt es keine Buchungen."
+NO_QUOTA = "keine Quote hinterlegt"
+DIFFERENCE_LABEL = "Differenz (abzurufen + / zurückzuzahlen −)"
+
+_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+_CORE_XML = "docProps/core.xml"
+_PAPER_A4 = "9"
+_KIND_LABELS = {"payment": "Auszahlung", "receipt": "Einzahlung"}
+
+_BOLD = Font(bold=True)
+_HEADING = Font(bold=True, size=14)
+_LINK = Font(color="0563C1", underline="single")
+_NOTE = Font(bold=True, color="9C0006")
+_NOTE_FILL = PatternFill("solid", fgColor="FFEB9C")
+_HEADER_FILL = PatternFill("solid", fgColor="D9D9D9")
+_TITLE_FILL = PatternFill("solid", fgColor="F2F2F2")
+_TOTAL_FILL = PatternFill("solid", fgColor="DDEBF7")
+_HEADER_BORDER = Border(bottom=Side(style="thin"))
+_TOTAL_BORDER = Border(top=Side(style="thin"))
+_WRAP = Alignment(wrap_text=True, vertical="top")
+
+# The figure columns every category row and every total row has, in Übersicht order.
+_FIGURES = ("expenditure_cents", "receipts_cents", "net_cents", "federal_cents", "municipal_cents")
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the bookings go
+
+
+def belege_sheet_name(index: int) -> str:
+    """'Belege', 'Belege 2', 'Belege 3', ... for the sheets 0, 1, 2, ..."""
+    return "Belege" if index == 0 else f"Belege {index + 1}"
+
+
+def _title_rank(title: str) -> tuple[int, str]:
+    """Settlement order; a title the model does not know goes last rather than failing."""
+    return (TITLE_ORDER.index(title), "") if title in TITLE_ORDER else (len(TITLE_ORDER), title)
+
+
+def _beleg_key(b: BelegRow) -> tuple[tuple[int, str], str, str]:
+    return (_title_rank(b.federal_title), b.category, b.booking_key)
+
+
+def _belege_in_order(report: KoaVvReport) -> Sequence[BelegRow]:
+    """The bookings in Belege order. The report builder already sorts them, so usually this is one
+    pass and no copy (sorting millions of rows would cost hundreds of MB of key tuples)."""
+    rows = report.belege
+    if all(_beleg_key(a) <= _beleg_key(b) for a, b in itertools.pairwise(rows)):
+        return rows
+    return sorted(rows, key=_beleg_key)
+
+
+def _check_rows_per_sheet(rows_per_sheet: int) -> None:
+    if not 1 <= rows_per_sheet <= BELEGE_ROWS_MAX:
+        raise ValueError(f"rows_per_sheet must be 1 to {BELEGE_ROWS_MAX}, not {rows_per_sheet}")
+
+
+def _belege_sheet_count(n_belege: int, rows_per_sheet: int) -> int:
+    return max(1, -(-n_belege // rows_per_sheet))  # an empty report still has its (empty) Belege
+
+
+def plan_belege(report: KoaVvReport, rows_per_sheet: int = BELEGE_ROWS_MAX) -> KoaVvReport:
+    """Return a copy of the report whose CategoryLine.belege_rows say where each category's bookings are:
+    Belege rows are ordered by (federal title in TITLE_ORDER, category, booking_key), split over sheets
+    'Belege', 'Belege 2', 'Belege 3', ... of at most rows_per_sheet data rows each (row 1 is the header);
+    a category spanning two sheets has two ranges.
+
+    The copy's `belege` list is the report's own (not re-sorted), so figures_sha256 stays the same.
+    """
+    return _plan(report, _belege_in_order(report), rows_per_sheet)
+
+
+def _plan(report: KoaVvReport, belege: Sequence[BelegRow], rows_per_sheet: int) -> KoaVvReport:
+    _check_rows_per_sheet(rows_per_sheet)
+    ranges: dict[str, list[list[Any]]] = defaultdict(list)  # category -> [[sheet, first, last], ...]
+    for i, b in enumerate(belege):
+        sheet_index, offset = divmod(i, rows_per_sheet)
+        sheet, row = belege_sheet_name(sheet_index), offset + 2
+        spans = ranges[b.category]
+        if spans and spans[-1][0] == sheet and spans[-1][2] == row - 1:
+            spans[-1][2] = row
+        else:
+            spans.append([sheet, row, row])
+    known = {c.category for c in report.categories}
+    orphans = sorted(set(ranges) - known)
+    if orphans:
+        raise ValueError(f"bookings of categories without a category line: {', '.join(orphans)}")
+    categories = [
+        replace(c, belege_rows=tuple(tuple(s) for s in ranges.get(c.category, ()))) for c in report.categories
+    ]
+    return replace(report, categories=categories)
+
+
+def _sheet_ref(name: str) -> str:
+    """A sheet name as a reference: quoted only when it must be ('Belege 2'), like Excel writes it."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+        return name
+    return "'" + name.replace("'", "''") + "'"
+
+
+def belege_reference(rows: Iterable[tuple[str, int, int]]) -> str:
+    """'Belege!A2:A1234' (several ranges joined by '; '), as a reader types it into the name box."""
+    return "; ".join(f"{_sheet_ref(s)}!A{a}:A{b}" for s, a, b in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Consistency: the formulas in the workbook must give the reported figures
+
+
+def _check_consistent(report: KoaVvReport, belege: Sequence[BelegRow]) -> None:
+    """Refuse a report whose totals do not add up: the workbook's formulas would show other figures
+    than the stored ones, or a figure would not lead to the bookings behind it."""
+    problems: list[str] = []
+    summed = (*_FIGURES, "booking_count")
+    seen: set[str] = set()
+    by_title: dict[str, list[int]] = defaultdict(lambda: [0] * len(summed))
+    for c in report.categories:
+        if c.category in seen:
+            problems.append(f"category {c.category} appears twice")
+        seen.add(c.category)
+        if c.net_cents != c.expenditure_cents - c.receipts_cents:
+            problems.append(f"{c.category}: net is not expenditure − receipts")
+        if c.federal_cents + c.municipal_cents != c.net_cents:
+            problems.append(f"{c.category}: federal + municipal share is not the net")
+        sums = by_title[c.federal_title]
+        for i, f in enumerate(summed):
+            sums[i] += getattr(c, f)
+    titles = {t.federal_title: t for t in report.titles}
+    if len(titles) != len(report.titles):
+        problems.append("a federal title appears twice")
+    for title in sorted(set(by_title) | set(titles)):
+        t = titles.get(title)
+        if t is None:
+            problems.append(f"categories under {title} but no title line")
+            continue
+        sums = by_title.get(title, [0] * len(summed))
+        for i, f in enumerate(summed):
+            if getattr(t, f) != sums[i]:
+                problems.append(f"{title}: {f} is not the sum of its categories")
+    per_category: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for b in belege:
+        agg = per_category[b.category]
+        agg[0] += 1
+        agg[1] += b.net_cents
+        agg[2] += b.federal_cents
+        agg[3] += b.municipal_cents
+    for c in report.categories:
+        count, net, federal, municipal = per_category.get(c.category, (0, 0, 0, 0))
+        if (count, net, federal, municipal) != (
+            c.booking_count,
+            c.net_cents,
+            c.federal_cents,
+            c.municipal_cents,
+        ):
+            problems.append(
+                f"{c.category}: its bookings ({count}, net {net}, federal {federal}, "
+                f"municipal {municipal} cents) do not add up to the line"
+            )
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ValueError(f"inconsistent KoA-VV report: {shown}")
+
+
+_BELEG_FIELDS = tuple(f.name for f in fields(BelegRow))
+
+
+def figures_sha256_streaming(report: KoaVvReport) -> str:
+    """exports.koavv_data.figures_sha256, without holding the whole canonical JSON in memory.
+
+    figures_sha256 builds one dict per booking and one JSON string of all of them: gigabytes for a
+    year of millions of bookings. The canonical JSON has sorted keys, so it starts with
+    '{"belege":[' and the bookings' elements are independent: hash that head, each booking's
+    canonical element, and the rest of the document (taken from figures() of the report without
+    bookings, so every other part stays exactly koavv_data's). A test checks equality.
+    """
+
+    def canonical(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    skeleton = canonical(figures(replace(report, belege=[])))
+    head = '{"belege":['
+    if not skeleton.startswith(head + "]"):
+        raise AssertionError("figures() no longer starts with the bookings; update this function")
+    h = hashlib.sha256(head.encode())
+    for i, b in enumerate(report.belege):
+        if i:
+            h.update(b",")
+        # asdict() would deep-copy every value; a BelegRow holds only scalars, so a shallow dict is
+        # the same document at a fraction of the cost.
+        h.update(canonical(_plain({name: getattr(b, name) for name in _BELEG_FIELDS})).encode())
+    h.update(skeleton[len(head) :].encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells
+
+
+def _money(cents: int) -> Decimal:
+    """Euros as an exact Decimal; openpyxl writes it with 16 significant digits (exact to the cent
+    for any amount below 10^14 euros)."""
+    return cents_to_decimal(cents)
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    """Excel has no time zones: the workbook shows UTC, and says so. A naive moment is UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _as_of_text(report: KoaVvReport) -> str:
+    return f"{_utc_naive(report.as_of):%d.%m.%Y %H:%M:%S} UTC"
+
+
+def _cell(
+    ws: Any,
+    value: Any,
+    *,
+    fmt: str | None = None,
+    font: Font | None = None,
+    fill: PatternFill | None = None,
+    border: Border | None = None,
+    align: Alignment | None = None,
+    formula: bool = False,
+) -> Cell:
+    """A styled write-only cell. Text stays text even if it looks like a formula or an error code
+    (a document reference '=A1' or '#N/A' from a payment run must not become one); only _formula
+    makes formulas."""
+    cell = WriteOnlyCell(ws, value)
+    if isinstance(value, str) and cell.data_type in ("f", "e") and not formula:
+        cell.data_type = "s"
+    if fmt:
+        cell.number_format = fmt
+    if font:
+        cell.font = font
+    if fill:
+        cell.fill = fill
+    if border:
+        cell.border = border
+    if align:
+        cell.alignment = align
+    return cell
+
+
+def _formula(ws: Any, formula: str, *, fmt: str = MONEY_FORMAT, font: Font | None = None, **kw: Any) -> Cell:
+    assert formula.startswith("="), formula
+    return _cell(ws, formula, fmt=fmt, font=font, formula=True, **kw)
+
+
+def _text(ws: Any, value: str) -> str | Cell | None:
+    """Plain text for the fast Belege rows: '' as an empty cell, formula-lookalikes as text cells."""
+    if not value:
+        return None
+    if value[0] == "=" or value in ERROR_CODES:
+        return _cell(ws, value)
+    return value
+
+
+def _link(ws: Any, rows: Sequence[tuple[str, int, int]]) -> Cell | None:
+    """The Belege reference, linked to the first booking's row."""
+    if not rows:
+        return None
+    sheet, first, _ = rows[0]
+    cell = _cell(ws, belege_reference(rows), font=_LINK)
+    cell.hyperlink = Hyperlink(ref="", location=f"{_sheet_ref(sheet)}!A{first}")
+    return cell
+
+
+def _sum(col: str, first: int, last: int) -> str:
+    return f"=SUM({col}{first}:{col}{last})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sheets
+
+
+class _Sheet:
+    """A write-only sheet that counts its rows (formulas need the addresses of what they add up).
+
+    Sheet-level settings must be made before the first row is streamed, so the header row's number
+    is fixed at creation."""
+
+    def __init__(
+        self,
+        wb: Workbook,
+        title: str,
+        widths: Sequence[float],
+        header_row: int,
+        *,
+        freeze_col: str = "A",
+        header_height: float | None = None,
+        footer: str = "",
+    ) -> None:
+        ws = wb.create_sheet(title)
+        self.ws = ws
+        self.row = 0
+        self.header_row = header_row
+        self.widths = widths
+        for i, width in enumerate(widths, 1):
+            ws.column_dimensions[get_column_letter(i)].width = width
+        ws.freeze_panes = f"{freeze_col}{header_row + 1}"
+        ws.print_title_rows = f"{header_row}:{header_row}"
+        if header_height:
+            ws.row_dimensions[header_row].height = header_height
+        # Printable: A4 landscape, all columns on one page width, as many pages down as needed.
+        ws.page_setup.orientation = "landscape"
+        ws.page_setup.paperSize = _PAPER_A4
+        ws.page_setup.fitToWidth = 1
+        ws.page_setup.fitToHeight = 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.oddFooter.left.text = footer
+        ws.oddFooter.right.text = "Seite &P von &N"
+
+    def append(self, values: Sequence[Any]) -> int:
+        self.ws.append(values)
+        self.row += 1
+        return self.row
+
+    def header(self, labels: Sequence[str]) -> int:
+        assert self.row + 1 == self.header_row, (self.row, self.header_row)
+        return self.append(
+            [
+                _cell(self.ws, label, font=_BOLD, fill=_HEADER_FILL, border=_HEADER_BORDER, align=_WRAP)
+                for label in labels
+            ]
+        )
+
+    def note(self, text: str) -> int:
+        """A note nobody overlooks: bold dark red on yellow, merged across the sheet's columns and
+        wrapped. Spreadsheet programs do not fit the height of merged rows, so it is set here from
+        an estimate of the wrapped lines (about one character per unit of column width)."""
+        row = self.row + 1
+        lines = -(-len(text) // max(1, int(sum(self.widths) * 0.9)))
+        self.ws.row_dimensions[row].height = 15 * max(1, lines) + 3
+        self.ws.merged_cells.add(f"A{row}:{get_column_letter(len(self.widths))}{row}")
+        return self.append([_cell(self.ws, text, font=_NOTE, fill=_NOTE_FILL, align=_WRAP)])
+
+
+def _footer(report: KoaVvReport) -> str:
+    return f"KoA-VV {report.land} {report.period_label}, Stand {_as_of_text(report)}"
+
+
+def _header_row(notes: Sequence[str]) -> int:
+    """The header's row on a sheet with a preamble: heading, period line, one row per note, a blank
+    row, then the header."""
+    return 2 + len(notes) + 1 + 1
+
+
+def _write_preamble(sheet: _Sheet, report: KoaVvReport, heading: str, notes: Sequence[str]) -> None:
+    ws = sheet.ws
+    sheet.append([_cell(ws, heading, font=_HEADING)])
+    sheet.append(
+        [_cell(ws, f"Land {report.land} · Zeitraum {report.period_label} · Stand {_as_of_text(report)}")]
+    )
+    for note in notes:
+        sheet.note(note)
+    sheet.append([])
+
+
+def _titles_in_order(report: KoaVvReport) -> list[str]:
+    present = {t.federal_title for t in report.titles} | {c.federal_title for c in report.categories}
+    return sorted(present, key=_title_rank)
+
+
+_OVERVIEW_HEADER = (
+    "Titel / Kategorie",
+    "Bezeichnung",
+    "Ausgaben",
+    "Einnahmen",
+    "Netto",
+    "Satz Bund",
+    "Grundlage des Satzes",
+    "Bundesanteil",
+    "Kommunaler Anteil",
+    "Buchungen",
+    "Abgerufene Mittel",
+    DIFFERENCE_LABEL,
+    "Belege",
+)
+_OVERVIEW_WIDTHS = (30, 48, 16, 16, 16, 10, 30, 16, 16, 11, 16, 18, 34)
+
+
+def _write_overview(wb: Workbook, report: KoaVvReport, sha: str) -> None:
+    notes = ([EMPTY_PERIOD] if report.is_empty else []) + [
+        f"Noch nicht enthalten ({sheet}): {why}" for sheet, why in report.not_yet_built.items()
+    ]
+    block = [
+        ("Land", report.land),
+        ("Zeitraum", report.period_label),
+        ("Stand", f"{_as_of_text(report)} (Ereignisse bis Position {report.last_position})"),
+        ("SHA-256 der Zahlen", sha),
+    ]
+    header_row = 1 + len(block) + len(notes) + 1 + 1
+    sheet = _Sheet(
+        wb,
+        "Übersicht",
+        _OVERVIEW_WIDTHS,
+        header_row,
+        freeze_col="C",
+        header_height=48,
+        footer=_footer(report),
+    )
+    ws = sheet.ws
+    sheet.append([_cell(ws, "KoA-VV-Abrechnung mit dem Bund (Kapitel 1101)", font=_HEADING)])
+    for label, value in block:
+        sheet.append([_cell(ws, label, font=_BOLD), _cell(ws, value)])
+    for note in notes:
+        sheet.note(note)
+    sheet.append([])
+    sheet.header(_OVERVIEW_HEADER)
+
+    titles = {t.federal_title: t for t in report.titles}
+    subtotal_rows: list[int] = []
+    for title in _titles_in_order(report):
+        t = titles[title]  # _check_consistent guarantees a title line for every category's title
+        name = t.title_name or TITLE_NAMES.get(title, "")
+        sheet.append(
+            [_cell(ws, title, font=_BOLD, fill=_TITLE_FILL), _cell(ws, name, font=_BOLD, fill=_TITLE_FILL)]
+        )
+        lines = [c for c in report.categories if c.federal_title == title]
+        first = sheet.row + 1
+        for c in lines:
+            sheet.append(
+                [
+                    _cell(ws, c.category),
+                    _cell(ws, c.category_name, align=_WRAP),
+                    _cell(ws, _money(c.expenditure_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, _money(c.receipts_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, _money(c.net_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, c.federal_rate, fmt=PERCENT_FORMAT),
+                    _cell(ws, c.rate_label, align=_WRAP),
+                    _cell(ws, _money(c.federal_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, _money(c.municipal_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, c.booking_count, fmt=COUNT_FORMAT),
+                    None,
+                    None,
+                    _link(ws, c.belege_rows),
+                ]
+            )
+        if not lines:  # a title with funds drawn but no bookings: its sums run over this row
+            sheet.append([None, _cell(ws, "keine Buchungen im Zeitraum")])
+        last = sheet.row
+        row = sheet.row + 1
+        total = {"font": _BOLD, "border": _TOTAL_BORDER}
+        sheet.append(
+            [
+                _cell(ws, f"Summe {title}", **total),
+                _cell(ws, name, align=_WRAP, **total),
+                *(_formula(ws, _sum(col, first, last), **total) for col in "CDE"),
+                _cell(ws, None, **total),
+                _cell(ws, None, **total),
+                *(_formula(ws, _sum(col, first, last), **total) for col in "HI"),
+                _formula(ws, _sum("J", first, last), fmt=COUNT_FORMAT, **total),
+                _cell(ws, _money(t.drawn_cents), fmt=MONEY_FORMAT, **total),
+                _formula(ws, f"=H{row}-K{row}", **total),
+                _cell(ws, None, **total),
+            ]
+        )
+        subtotal_rows.append(row)
+        sheet.append([])
+
+    if not subtotal_rows:  # nothing at all: the grand total runs over this row and is 0
+        sheet.append([None, _cell(ws, EMPTY_PERIOD)])
+        subtotal_rows.append(sheet.row)
+    row = sheet.row + 1
+    grand = {"font": _BOLD, "fill": _TOTAL_FILL, "border": _TOTAL_BORDER}
+
+    def over_titles(col: str, fmt: str = MONEY_FORMAT) -> Cell:
+        return _formula(ws, "=SUM(" + ",".join(f"{col}{r}" for r in subtotal_rows) + ")", fmt=fmt, **grand)
+
+    sheet.append(
+        [
+            _cell(ws, "Gesamt", **grand),
+            _cell(ws, "alle Titel", **grand),
+            over_titles("C"),
+            over_titles("D"),
+            over_titles("E"),
+            _cell(ws, None, **grand),
+            _cell(ws, None, **grand),
+            over_titles("H"),
+            over_titles("I"),
+            over_titles("J", COUNT_FORMAT),
+            over_titles("K"),
+            _formula(ws, f"=H{row}-K{row}", **grand),
+            _cell(ws, None, **grand),
+        ]
+    )
+
+
+def _category_sheet_lines(report: KoaVvReport, prefix: str) -> list[CategoryLine]:
+    return [c for c in report.categories if c.category.startswith(prefix)]
+
+
+def _write_vwk(wb: Workbook, report: KoaVvReport) -> None:
+    notes = [report.not_yet_built["Verwaltungskosten"]] if "Verwaltungskosten" in report.not_yet_built else []
+    header = (
+        "Kostenart",
+        "Bezeichnung",
+        "Ausgaben",
+        "Einnahmen",
+        "Netto",
+        "Anteil Bund",
+        "Grundlage des Satzes",
+        "Bundesanteil",
+        "Kommunaler Anteil",
+        "Buchungen",
+        "Belege",
+    )
+    widths = (24, 44, 16, 16, 16, 11, 30, 16, 16, 11, 34)
+    sheet = _Sheet(
+        wb,
+        "Verwaltungskosten",
+        widths,
+        _header_row(notes),
+        freeze_col="C",
+        header_height=32,
+        footer=_footer(report),
+    )
+    ws = sheet.ws
+    _write_preamble(sheet, report, "Verwaltungskosten (Titel 1101/636 13) nach Kostenart", notes)
+    sheet.header(header)
+    lines = _category_sheet_lines(report, "vwk.")
+    first = sheet.row + 1
+    for c in lines:
+        sheet.append(
+            [
+                _cell(ws, c.category),
+                _cell(ws, c.category_name, align=_WRAP),
+                _cell(ws, _money(c.expenditure_cents), fmt=MONEY_FORMAT),
+                _cell(ws, _money(c.receipts_cents), fmt=MONEY_FORMAT),
+                _cell(ws, _money(c.net_cents), fmt=MONEY_FORMAT),
+                _cell(ws, c.federal_rate, fmt=PERCENT_FORMAT),
+                _cell(ws, c.rate_label, align=_WRAP),
+                _cell(ws, _money(c.federal_cents), fmt=MONEY_FORMAT),
+                _cell(ws, _money(c.municipal_cents), fmt=MONEY_FORMAT),
+                _cell(ws, c.booking_count, fmt=COUNT_FORMAT),
+                _link(ws, c.belege_rows),
+            ]
+        )
+    if not lines:
+        sheet.append([None, _cell(ws, "keine Verwaltungskosten im Zeitraum")])
+    last = sheet.row
+    total = {"font": _BOLD, "fill": _TOTAL_FILL, "border": _TOTAL_BORDER}
+    sheet.append(
+        [
+            _cell(ws, "Summe", **total),
+            _cell(ws, None, **total),
+            *(_formula(ws, _sum(col, first, last), **total) for col in "CDE"),
+            _cell(ws, None, **total),
+            _cell(ws, None, **total),
+            *(_formula(ws, _sum(col, first, last), **total) for col in "HI"),
+            _formula(ws, _sum("J", first, last), fmt=COUNT_FORMAT, **total),
+            _cell(ws, None, **total),
+        ]
+    )
+
+
+def _write_egt(wb: Workbook, report: KoaVvReport) -> None:
+    # The model carries no budget figures (plan, allocation, commitments) yet: those columns stay
+    # empty, and so does 'available', rather than show a budget of 0.
+    notes = [report.not_yet_built["Eingliederung"]] if "Eingliederung" in report.not_yet_built else []
+    header = (
+        "Instrument",
+        "Bezeichnung",
+        "Plan",
+        "Zuteilung",
+        "Bindungen",
+        "Ausgaben (netto)",
+        "Verfügbar",
+        "Buchungen",
+        "Belege",
+    )
+    widths = (34, 48, 16, 16, 16, 16, 16, 11, 34)
+    sheet = _Sheet(
+        wb,
+        "Eingliederung",
+        widths,
+        _header_row(notes),
+        freeze_col="C",
+        header_height=32,
+        footer=_footer(report),
+    )
+    ws = sheet.ws
+    _write_preamble(sheet, report, "Eingliederungsleistungen (Titel 1101/685 11) nach Instrument", notes)
+    sheet.header(header)
+    lines = _category_sheet_lines(report, "egt.")
+    first = sheet.row + 1
+    for c in lines:
+        sheet.append(
+            [
+                _cell(ws, c.category),
+                _cell(ws, c.category_name, align=_WRAP),
+                None,
+                None,
+                None,
+                _cell(ws, _money(c.net_cents), fmt=MONEY_FORMAT),
+                None,
+                _cell(ws, c.booking_count, fmt=COUNT_FORMAT),
+                _link(ws, c.belege_rows),
+            ]
+        )
+    if not lines:
+        sheet.append([None, _cell(ws, "keine Eingliederungsleistungen im Zeitraum")])
+    last = sheet.row
+    total = {"font": _BOLD, "fill": _TOTAL_FILL, "border": _TOTAL_BORDER}
+    sheet.append(
+        [
+            _cell(ws, "Summe", **total),
+            *(_cell(ws, None, **total) for _ in range(4)),
+            _formula(ws, _sum("F", first, last), **total),
+            _cell(ws, None, **total),
+            _formula(ws, _sum("H", first, last), fmt=COUNT_FORMAT, **total),
+            _cell(ws, None, **total),
+        ]
+    )
+
+
+def _write_kdu(wb: Workbook, report: KoaVvReport) -> None:
+    k = report.kdu
+    notes = [report.not_yet_built["KdU"]] if "KdU" in report.not_yet_built else []
+    if k is None:
+        notes.append("Für Land und Jahr ist keine KdU-Bundesbeteiligung im Bericht (keine Quote hinterlegt).")
+    header = (
+        "Land",
+        "Jahr",
+        "Netto § 22 Abs. 1 SGB II",
+        "Quote vorläufig",
+        "Bundesanteil vorläufig",
+        "Quote endgültig",
+        "Bundesanteil endgültig",
+        "Differenz (endgültig − vorläufig)",
+    )
+    widths = (10, 10, 20, 16, 20, 16, 20, 20)
+    sheet = _Sheet(
+        wb,
+        "KdU",
+        widths,
+        _header_row(notes),
+        header_height=32,
+        footer=_footer(report),
+    )
+    ws = sheet.ws
+    _write_preamble(
+        sheet,
+        report,
+        "Bundesbeteiligung an den Leistungen für Unterkunft und Heizung (Titel 1101/632 11)",
+        notes,
+    )
+    sheet.header(header)
+    if k is None:
+        return
+
+    def quota(rate: Decimal | None) -> Cell:
+        return _cell(ws, rate, fmt=PERCENT_FORMAT) if rate is not None else _cell(ws, NO_QUOTA)
+
+    def amount(cents: int | None) -> Cell | None:
+        return _cell(ws, _money(cents), fmt=MONEY_FORMAT) if cents is not None else None
+
+    row = sheet.row + 1
+    difference = (
+        _formula(ws, f"=G{row}-E{row}")
+        if k.federal_provisional_cents is not None and k.federal_final_cents is not None
+        else _cell(ws, "—")
+    )
+    sheet.append(
+        [
+            _cell(ws, k.land),
+            _cell(ws, k.year),
+            _cell(ws, _money(k.net_cents), fmt=MONEY_FORMAT),
+            quota(k.provisional_rate),
+            amount(k.federal_provisional_cents),
+            quota(k.final_rate),
+            amount(k.federal_final_cents),
+            difference,
+        ]
+    )
+
+
+BELEGE_HEADER = (
+    "Buchungsschlüssel",
+    "Haushaltsjahr",
+    "Quartal",
+    "Zahlungsdatum",
+    "Leistung von",
+    "Leistung bis",
+    "Erfasst am (UTC)",
+    "Kategorie",
+    "Titel",
+    "Art",
+    "Netto",
+    "Bundesanteil",
+    "Kommunaler Anteil",
+    "Beleg",
+    "Bedarfsgemeinschaft",
+    "Kostenstelle",
+    "Storno von",
+    "Freigegeben von",
+)
+_BELEGE_WIDTHS = (30, 8, 8, 12, 12, 12, 19, 24, 13, 12, 15, 15, 15, 18, 18, 12, 30, 14)
+
+
+def _write_belege(
+    wb: Workbook, report: KoaVvReport, belege: Sequence[BelegRow], rows_per_sheet: int
+) -> list[str]:
+    names = []
+    last_col = get_column_letter(len(BELEGE_HEADER))
+    for index in range(_belege_sheet_count(len(belege), rows_per_sheet)):
+        chunk = belege[index * rows_per_sheet : (index + 1) * rows_per_sheet]
+        name = belege_sheet_name(index)
+        names.append(name)
+        sheet = _Sheet(wb, name, _BELEGE_WIDTHS, 1, freeze_col="B", header_height=32, footer=_footer(report))
+        ws = sheet.ws
+        ws.auto_filter = AutoFilter(ref=f"A1:{last_col}{len(chunk) + 1}")
+        sheet.header(BELEGE_HEADER)
+        # The hot loop of a large report: plain values where possible, a styled cell only where a
+        # number format is needed; append directly (row counting is not needed here).
+        for b in chunk:
+            ws.append(
+                [
+                    b.booking_key,
+                    b.fiscal_year,
+                    b.quarter,
+                    _cell(ws, b.payment_date, fmt=DATE_FORMAT),
+                    _cell(ws, b.service_from, fmt=DATE_FORMAT),
+                    _cell(ws, b.service_to, fmt=DATE_FORMAT),
+                    _cell(ws, _utc_naive(b.recorded_at), fmt=DATETIME_FORMAT),
+                    _text(ws, b.category),
+                    _text(ws, b.federal_title),
+                    _KIND_LABELS.get(b.kind) or _text(ws, b.kind),
+                    _cell(ws, _money(b.net_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, _money(b.federal_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, _money(b.municipal_cents), fmt=MONEY_FORMAT),
+                    _text(ws, b.document_ref),
+                    _text(ws, b.case_ref),
+                    _text(ws, b.cost_centre),
+                    _text(ws, b.reverses_key),
+                    _text(ws, b.approved_by),
+                ]
+            )
+    return names
+
+
+def _write_protocol(
+    wb: Workbook, report: KoaVvReport, sha: str, belege_sheets: Sequence[str], rows_per_sheet: int
+) -> None:
+    sheet = _Sheet(wb, "Protokoll", (42, 100), 1, footer=_footer(report))
+    ws = sheet.ws
+    sheet.header(("Angabe", "Wert"))
+
+    def pair(label: str, value: Any, font: Font | None = None) -> None:
+        sheet.append([_cell(ws, label, font=_BOLD), _cell(ws, value, font=font, align=_WRAP)])
+
+    if report.is_empty:
+        sheet.append(
+            [
+                _cell(ws, "Hinweis", font=_NOTE, fill=_NOTE_FILL),
+                _cell(ws, EMPTY_PERIOD, font=_NOTE, fill=_NOTE_FILL),
+            ]
+        )
+    pair("Stand (ISO 8601, wie abgefragt)", report.as_of.isoformat())
+    pair("Stand (UTC)", _as_of_text(report))
+    pair("Letzte Ereignisposition", report.last_position)
+    pair("Zeitraum", report.period_label)
+    pair("Haushaltsjahr", report.year)
+    pair("Quartal", f"Q1–Q{report.quarter} (kumuliert)" if report.quarter else "ganzes Jahr")
+    pair("Land", report.land)
+    pair("Datenspeicher", report.store)
+    pair("Programmversion", report.program_version)
+    pair("SHA-256 der Zahlen", sha, _BOLD)
+    pair("Buchungen in Belege", len(report.belege))
+    pair("Belege-Blätter", ", ".join(belege_sheets))
+    pair("Zeilen je Belege-Blatt (höchstens)", rows_per_sheet)
+    sheet.append([])
+    sheet.append([_cell(ws, "Parameter", font=_HEADING)])
+    for name, value in report.parameters:
+        sheet.append([_cell(ws, name), _cell(ws, value, align=_WRAP)])
+    if report.not_yet_built:
+        sheet.append([])
+        sheet.append([_cell(ws, "Noch nicht enthalten", font=_HEADING)])
+        for name, why in report.not_yet_built.items():
+            sheet.append([_cell(ws, name, font=_NOTE), _cell(ws, why, font=_NOTE, align=_WRAP)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_workbook(report: KoaVvReport, path: Path, *, rows_per_sheet: int = BELEGE_ROWS_MAX) -> None:
+    """Write the settlement workbook for the report to path, atomically and byte-reproducibly.
+
+    Raises ValueError, and leaves path untouched, if the report's totals do not add up."""
+    path = Path(path)
+    belege = _belege_in_order(report)
+    report = _plan(report, belege, rows_per_sheet)
+    _check_consistent(report, belege)
+    sha = figures_sha256_streaming(report)  # belege_rows are not figures: the hash is unchanged
+
+    wb = Workbook(write_only=True)
+    # Fixed document properties: the file says when its figures are from, not when it was written.
+    made = _utc_naive(report.as_of).replace(microsecond=0)
+    props = wb.properties
+    props.creator = report.program_version
+    props.lastModifiedBy = report.program_version
+    props.created = made
+    props.modified = made
+    props.title = f"KoA-VV-Abrechnung {report.period_label}, Land {report.land}"
+    props.subject = "Abrechnung mit dem Bund nach der KoA-VV"
+    props.description = f"SHA-256 der Zahlen: {sha}"
+    props.language = "de-DE"
+
+    _write_overview(wb, report, sha)
+    _write_vwk(wb, report)
+    _write_egt(wb, report)
+    _write_kdu(wb, report)
+    belege_sheets = _write_belege(wb, report, belege, rows_per_sheet)
+    _write_protocol(wb, report, sha, belege_sheets, rows_per_sheet)
+
+    # save_workbook stamps the current time into `modified`; the rewrite puts ours back.
+    core_xml = tostring(_core_tree(wb, made))
+    tag = f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    raw = path.with_name(tag + ".raw")
+    tmp = path.with_name(tag + ".tmp")
+    try:
+        wb.save(raw)
+        with open(tmp, "xb") as out:
+            _deterministic_zip(raw, out, {_CORE_XML: core_xml})
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        raw.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _core_tree(wb: Workbook, made: datetime) -> Any:
+    wb.properties.created = made
+    wb.properties.modified = made
+    return wb.properties.to_tree()
+
+
+def _deterministic_zip(source: Path, out: BinaryIO, replacements: dict[str, bytes]) -> None:
+    """Copy the zip at source to out, entry by entry in the original order, with fixed entry
+    metadata, and replace the named entries' contents. Streams: no entry is held in memory."""
+    with ZipFile(source) as zin, ZipFile(out, "w", allowZip64=True) as zout:
+        names = {i.filename for i in zin.infolist()}
+        missing = set(replacements) - names
+        if missing:  # openpyxl changed its layout: fail rather than write a nondeterministic file
+            raise RuntimeError(f"workbook has no {', '.join(sorted(missing))}")
+        for info in zin.infolist():
+            entry = ZipInfo(info.filename, date_time=_ZIP_DATE_TIME)
+            entry.compress_type = ZIP_DEFLATED
+            entry.create_system = 3  # Unix, whatever system writes it
+            entry.external_attr = 0o100644 << 16
+            if info.filename in replacements:
+                zout.writestr(entry, replacements[info.filename])
+                continue
+            entry.file_size = info.file_size  # lets zipfile decide on ZIP64 headers up front
+            with zin.open(info) as src, zout.open(entry, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+__all__ = [
+    "BELEGE_HEADER",
+    "BELEGE_ROWS_MAX",
+    "belege_reference",
+    "belege_sheet_name",
+    "figures_sha256_streaming",
+    "plan_belege",
+    "write_workbook",
+]

@@ -1,0 +1,224 @@
+"""The KoA-VV settlement through the CLI, on both stores: figures equal the split to the cent,
+reports are reproducible for the moment they were made, funds drawn, submission and changes since."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ledger.bootstrap import open_books
+from ledger.cli import main
+from projections.split_projection import catch_up
+from projections.split_queries import split_lines
+from tests.factories import booking
+
+
+@pytest.fixture
+def cli(store, monkeypatch):
+    for k, v in store.items():
+        monkeypatch.setenv(k, v)
+
+    def run(*args: str):
+        return CliRunner().invoke(main, list(args))
+
+    return run
+
+
+def _fill(settings) -> None:
+    with open_books(settings) as b:
+        b.ledger.import_bookings(
+            [booking(f"K-{i}", amount_cents=33_333 + i) for i in range(7)]
+            + [booking(f"B-{i}", category="buergergeld", amount_cents=56_300) for i in range(3)]
+            + [booking(f"V-{i}", category="vwk.sachkosten", amount_cents=12_345 + i) for i in range(5)]
+            + [
+                booking(
+                    "Q2-1",
+                    payment_date=date(2025, 5, 5),
+                    service_from=date(2025, 5, 1),
+                    service_to=date(2025, 5, 31),
+                    amount_cents=77_777,
+                )
+            ],
+            recorded_by="clerk",
+        )
+        b.ledger.record_booking(booking("NK", kind="receipt", amount_cents=4_999), recorded_by="clerk")
+        b.ledger.reverse_booking("K-1", reason="falsch", reversed_by="clerk")
+
+
+def _export(cli, tmp_path: Path, name: str, *args: str) -> dict:
+    out = tmp_path / name
+    result = cli("export", "koa-vv", "--year", "2025", "--format", "json", "--out", str(out), *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_figures_equal_the_split_to_the_cent(cli, settings, tmp_path):
+    _fill(settings)
+    doc = _export(cli, tmp_path, "q2.json", "--quarter", "2")
+    with open_books(settings) as b:
+        catch_up(b.ledger, b.split_view)
+        lines = [
+            s
+            for q in (1, 2)
+            for s in split_lines(b.split_view, b.ledger.catalogue, b.ledger.rates, "BW", 2025, q)
+        ]
+    for c in doc["categories"]:
+        mine = [s for s in lines if s.category == c["category"]]
+        assert c["net_cents"] == sum(s.net_cents for s in mine)
+        assert c["federal_cents"] == sum(s.federal_cents for s in mine)
+        assert c["municipal_cents"] == sum(s.municipal_cents for s in mine)
+        belege = [x for x in doc["belege"] if x["category"] == c["category"]]
+        assert sum(x["federal_cents"] for x in belege) == c["federal_cents"]
+        assert sum(x["net_cents"] for x in belege) == c["net_cents"]
+    kdu = next(c for c in doc["categories"] if c["category"] == "kdu")
+    assert kdu["net_cents"] == sum(33_333 + i for i in range(7)) - 33_334 - 4_999 + 77_777
+    assert doc["kdu"]["federal_final_cents"] == kdu["federal_cents"]
+    q1 = _export(cli, tmp_path, "q1.json", "--quarter", "1")
+    assert "Q2-1" not in {x["booking_key"] for x in q1["belege"]}  # Q1 alone; Q2 is cumulative
+    assert "Q2-1" in {x["booking_key"] for x in doc["belege"]}
+
+
+def test_an_export_is_reproducible_for_its_moment(cli, settings, tmp_path):
+    _fill(settings)
+    first = _export(cli, tmp_path, "now.json", "--quarter", "1")
+    time.sleep(0.01)
+    with open_books(settings) as b:  # later bookings must not change the report of that moment
+        b.ledger.record_booking(booking("LATER"), recorded_by="clerk")
+    again = _export(cli, tmp_path, "again.json", "--quarter", "1", "--as-of", first["protocol"]["as_of"])
+    assert (tmp_path / "now.json").read_bytes() == (tmp_path / "again.json").read_bytes()
+    assert again["protocol"]["figures_sha256"] == first["protocol"]["figures_sha256"]
+    current = _export(cli, tmp_path, "current.json", "--quarter", "1")
+    assert current["protocol"]["figures_sha256"] != first["protocol"]["figures_sha256"]
+
+
+def test_funds_drawn_show_against_what_is_due(cli, settings, tmp_path):
+    _fill(settings)
+    ok = cli(
+        "draw",
+        "--title",
+        "1101/681 12",
+        "--year",
+        "2025",
+        "--date",
+        "31.03.2025",
+        "--amount",
+        "1.000,00",
+        "--document-ref",
+        "HKR-1",
+    )
+    assert ok.exit_code == 0, ok.output
+    assert (
+        cli(
+            "draw",
+            "--title",
+            "1101/681 12",
+            "--year",
+            "2025",
+            "--date",
+            "31.03.2025",
+            "--amount",
+            "1.000,00",
+            "--document-ref",
+            "HKR-1",
+        ).exit_code
+        == 0
+    )  # the same voucher again: a repeat
+    clash = cli(
+        "draw",
+        "--title",
+        "1101/681 12",
+        "--year",
+        "2025",
+        "--date",
+        "31.03.2025",
+        "--amount",
+        "2,00",
+        "--document-ref",
+        "HKR-1",
+    )
+    assert clash.exit_code == 1 and "document_ref" in clash.stderr
+    bad = cli(
+        "draw",
+        "--title",
+        "9999",
+        "--year",
+        "2025",
+        "--date",
+        "31.03.2025",
+        "--amount",
+        "2,00",
+        "--document-ref",
+        "HKR-2",
+    )
+    assert bad.exit_code == 1 and "title" in bad.stderr
+    doc = _export(cli, tmp_path, "q1.json", "--quarter", "1")
+    bg = next(t for t in doc["titles"] if t["federal_title"] == "1101/681 12")
+    assert bg["drawn_cents"] == 100_000
+    assert bg["to_settle_cents"] == bg["federal_cents"] - 100_000 == 3 * 56_300 - 100_000
+
+
+def test_an_empty_period_is_a_valid_report(cli, settings, tmp_path):
+    _fill(settings)
+    out = tmp_path / "empty.json"
+    result = cli("export", "koa-vv", "--year", "2024", "--format", "json", "--out", str(out))
+    assert result.exit_code == 0 and "empty period" in result.output
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["belege"] == [] and doc["categories"] == []
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["--year", "2030"], "--year"),
+        (["--year", "1999"], "--year"),
+        (["--year", "2025", "--as-of", "2099-01-01"], "--as-of"),
+        (["--year", "2025", "--as-of", "morgen"], "--as-of"),
+        (["--year", "2025", "--out", "/proc/no/such.json", "--format", "json"], "--out"),
+    ],
+)
+def test_bad_arguments_are_one_line(cli, settings, args, word):
+    _fill(settings)
+    result = cli("export", "koa-vv", *args)
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and word in result.stderr
+
+
+def test_quarter_five_is_a_usage_error(cli):
+    assert cli("export", "koa-vv", "--year", "2025", "--quarter", "5").exit_code == 2
+
+
+def test_workbook_submission_and_changes_since(cli, settings, tmp_path):
+    _fill(settings)
+    first = tmp_path / "q1.xlsx"
+    made = cli("export", "koa-vv", "--year", "2025", "--quarter", "1", "--out", str(first))
+    assert made.exit_code == 0, made.output
+    as_of = made.output.split(" as of ")[1].split(" (position")[0]
+    again = tmp_path / "q1-again.xlsx"
+    assert (
+        cli(
+            "export", "koa-vv", "--year", "2025", "--quarter", "1", "--as-of", as_of, "--out", str(again)
+        ).exit_code
+        == 0
+    )
+    assert first.read_bytes() == again.read_bytes()  # reproducible bit for bit
+
+    forged = tmp_path / "forged.xlsx"
+    forged.write_bytes(first.read_bytes()[:-1] + b"x")
+    refused = cli("submit", str(forged), "--year", "2025", "--quarter", "1", "--as-of", as_of)
+    assert refused.exit_code == 1 and "nothing was recorded" in refused.stderr
+    submitted = cli("submit", str(first), "--year", "2025", "--quarter", "1", "--as-of", as_of)
+    assert submitted.exit_code == 0, submitted.output
+
+    with open_books(settings) as b:
+        b.ledger.record_booking(booking("AFTER", amount_cents=10_000), recorded_by="clerk")
+    changes = cli("export", "koa-vv", "--year", "2025", "--quarter", "1", "--changes-since-submission")
+    assert changes.exit_code == 0, changes.output
+    assert "1101/632 11 kdu net:" in changes.output
+    assert "booking AFTER (kdu, 100,00): new since the submission" in changes.output
+    none_yet = cli("export", "koa-vv", "--year", "2025", "--changes-since-submission")
+    assert none_yet.exit_code == 1 and "no submitted report" in none_yet.stderr
