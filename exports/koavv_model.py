@@ -116,7 +116,9 @@ class KoaVvReport:
 
     @property
     def period_label(self) -> str:
-        return f"{self.year} Q1–Q{self.quarter} (kumuliert)" if self.quarter else f"{self.year} (Jahr)"
+        if self.quarter is None:
+            return f"{self.year} (Jahr)"
+        return f"{self.year} Q1" if self.quarter == 1 else f"{self.year} Q1–Q{self.quarter} (kumuliert)"
 
     @property
     def is_empty(self) -> bool:

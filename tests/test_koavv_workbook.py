@@ -374,7 +374,7 @@ def test_title_block(standard) -> None:
     report, _, wb = standard
     ws = wb["Übersicht"]
     assert ws["B" + str(find_row(ws, "Land"))].value == "BW"
-    assert ws["B" + str(find_row(ws, "Zeitraum"))].value == report.period_label == "2025 Q1–Q1 (kumuliert)"
+    assert ws["B" + str(find_row(ws, "Zeitraum"))].value == report.period_label == "2025 Q1"
     stand = ws["B" + str(find_row(ws, "Stand"))].value
     assert "15.04.2025 10:30:15 UTC" in stand and "4242" in stand
     assert ws["B" + str(find_row(ws, "SHA-256 der Zahlen"))].value == figures_sha256(report)
