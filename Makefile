@@ -22,8 +22,12 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Speed and memory, each as a ratio to a baseline measured in the same run (PostgreSQL on 127.0.0.1).
+# QUICK=1 scales the generated data down for a quick look.
 bench: setup
 	$(BIN)/python benchmarks/import_payment_run.py $(if $(QUICK),--rows 20000,)
+	$(BIN)/python benchmarks/replay.py $(if $(QUICK),--bookings 50000,)
+	$(BIN)/python benchmarks/export_workbook.py $(if $(QUICK),--bookings 50000,)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,8 +8,9 @@ with %s placeholders (SQLite's are converted).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -111,20 +112,21 @@ def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
     ]
 
 
-class SplitViewQueries:
+class SplitViewQueries(ABC):
     """Store-independent reads and writes; subclasses give the transaction and the dialect."""
 
     prefix: str = ""
 
-    @contextmanager
-    def _txn(self, *, commit: bool) -> Iterator[Any]:
-        raise NotImplementedError  # provided by each store's subclass
+    @abstractmethod
+    def _txn(self, *, commit: bool) -> AbstractContextManager[Any]:
+        """A transaction of the view's own datastore, yielding a cursor."""
 
     def _q(self, sql: str) -> str:
         return sql
 
+    @abstractmethod
     def _write_tracking(self, cursor: Any, tracking: Tracking) -> None:
-        raise NotImplementedError  # provided by each store's subclass
+        """Record the position in the same transaction (refused unless it increases)."""
 
     # ---- writes (one transaction per batch) -------------------------------------------------
 
@@ -197,8 +199,9 @@ class SplitViewQueries:
                 (application_name,),
             )
 
+    @abstractmethod
     def _tracking_table(self) -> str:
-        raise NotImplementedError  # provided by each store's subclass
+        """The qualified name of the tracking table."""
 
     # ---- reads -----------------------------------------------------------------------------
 
