@@ -25,21 +25,23 @@ YEAR_MIN = 2005
 
 
 @contextmanager
-def report_for(books, year: int, quarter: int | None, as_of_text: str | None):
+def report_for(
+    books, year: int, quarter: int | None, as_of_text: str | None, up_to_position: int | None = None
+):
     """The report as of a moment: the live view for now, a replay into a separate store otherwise."""
     now = datetime.now(UTC)
     if not YEAR_MIN <= year <= now.year:
         raise Refused(f"--year: unknown year {year} (the ledger keeps {YEAR_MIN} to {now.year})")
     if as_of_text is None:
-        result = catch_up(books.ledger, books.split_view)
+        as_of, position = _settled_moment(books)
         yield build_report(
             books.split_view,
             books.ledger,
             land=books.settings.land,
             year=year,
             quarter=quarter,
-            as_of=datetime.now(UTC),
-            last_position=result.position,
+            as_of=as_of,
+            last_position=position,
             store=books.where,
         )
         return
@@ -48,7 +50,7 @@ def report_for(books, year: int, quarter: int | None, as_of_text: str | None):
         raise Refused(f"--as-of: {as_of.isoformat()} is in the future")
     with tempfile.TemporaryDirectory(prefix="koa-asof-") as tmp:
         try:
-            replay = replay_as_of(books.ledger, as_of, Path(tmp))
+            replay = replay_as_of(books.ledger, as_of, Path(tmp), up_to_position=up_to_position)
         except AsOfBeforeFirstEvent as e:
             raise Refused(f"--as-of: {e}") from None
         try:
@@ -64,6 +66,22 @@ def report_for(books, year: int, quarter: int | None, as_of_text: str | None):
             )
         finally:
             replay.close()
+
+
+def _settled_moment(books, attempts: int = 5) -> tuple[datetime, int]:
+    """Catch the view up and take the moment; if events were committed meanwhile, again.
+
+    A replay as of the moment must see the same events as the live view: none may have arrived
+    between the last page applied and the moment taken. (An event created before the moment but
+    committed long after it, inside a long transaction, is the remaining gap; a submission is
+    therefore reproduced by its log position as well, see _changes.)
+    """
+    for _ in range(attempts):
+        position = catch_up(books.ledger, books.split_view).position
+        as_of = datetime.now(UTC)
+        if books.ledger.max_notification_id() == position:
+            return as_of, position
+    raise Refused("the log keeps growing; try the export again in a moment")
 
 
 def write_report(report: KoaVvReport, path: Path, fmt: str) -> None:
@@ -216,7 +234,7 @@ def _changes(books, year: int, quarter: int | None, as_of: str | None) -> None:
     if not subs:
         raise Refused(f"no submitted report for {year}" + (f" Q{quarter}" if quarter else ""))
     last = subs[-1]
-    with report_for(books, year, quarter, last.as_of.isoformat()) as old:
+    with report_for(books, year, quarter, last.as_of.isoformat(), up_to_position=last.last_position) as old:
         with report_for(books, year, quarter, as_of) as new:
             lines = diff_reports(old, new)
     click.echo(f"changes since the report submitted by {last.submitted_by} (as of {last.as_of.isoformat()}):")

@@ -33,8 +33,14 @@ class Replay:
         self.view.datastore.close()  # type: ignore[attr-defined]
 
 
-def replay_as_of(app: Application, as_of: datetime, work_dir: Path) -> Replay:
-    """Apply every event recorded at or before `as_of` (its timestamp) to a new view in work_dir."""
+def replay_as_of(
+    app: Application, as_of: datetime, work_dir: Path, *, up_to_position: int | None = None
+) -> Replay:
+    """Apply every event recorded at or before `as_of` (its timestamp) to a new view in work_dir.
+
+    With `up_to_position`, only events up to that log position count as well: that reproduces a
+    report exactly as it was made, whatever was still in flight at its moment.
+    """
     assert as_of.tzinfo is not None, "as_of must be timezone-aware"
     t0 = time.perf_counter()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -44,7 +50,9 @@ def replay_as_of(app: Application, as_of: datetime, work_dir: Path) -> Replay:
     earliest: datetime | None = None
     read = applied = position = last_included = 0
     while True:
-        notes = app.recorder.select_notifications(start=position, limit=PAGE_SIZE, inclusive_of_start=False)
+        notes = app.recorder.select_notifications(
+            start=position, limit=PAGE_SIZE, stop=up_to_position, inclusive_of_start=False
+        )
         if not notes:
             break
         events = [app.mapper.to_domain_event(n) for n in notes]
