@@ -222,3 +222,38 @@ def test_workbook_submission_and_changes_since(cli, settings, tmp_path):
     assert "booking AFTER (kdu, 100,00): new since the submission" in changes.output
     none_yet = cli("export", "koa-vv", "--year", "2025", "--changes-since-submission")
     assert none_yet.exit_code == 1 and "no submitted report" in none_yet.stderr
+
+
+def test_the_workbook_read_back_equals_the_split(cli, settings, tmp_path):
+    """Every category row of the Übersicht, read back with openpyxl, equals the split to the cent."""
+    from openpyxl import load_workbook
+
+    _fill(settings)
+    path = tmp_path / "q2.xlsx"
+    assert cli("export", "koa-vv", "--year", "2025", "--quarter", "2", "--out", str(path)).exit_code == 0
+    with open_books(settings) as b:
+        catch_up(b.ledger, b.split_view)
+        lines = [
+            s
+            for q in (1, 2)
+            for s in split_lines(b.split_view, b.ledger.catalogue, b.ledger.rates, "BW", 2025, q)
+        ]
+    ws = load_workbook(path)["Übersicht"]
+    header = next(r for r in ws.iter_rows(values_only=True) if r[0] == "Titel / Kategorie")
+    col = {name: i for i, name in enumerate(header)}
+    seen = set()
+    for row in ws.iter_rows(values_only=True):
+        category = row[0]
+        if not any(s.category == category for s in lines):
+            continue
+        mine = [s for s in lines if s.category == category]
+
+        def cents(name, row=row):
+            return int(round(row[col[name]] * 100))
+
+        assert cents("Netto") == sum(s.net_cents for s in mine)
+        assert cents("Bundesanteil") == sum(s.federal_cents for s in mine)
+        assert cents("Kommunaler Anteil") == sum(s.municipal_cents for s in mine)
+        assert row[col["Buchungen"]] == sum(s.booking_count for s in mine)
+        seen.add(category)
+    assert seen == {s.category for s in lines}
