@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from dataclasses import asdict
+import os
+from dataclasses import asdict, fields, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from exports.koavv_model import KoaVvReport
+from exports.koavv_model import BelegRow, KoaVvReport
 
 
 def _plain(v: Any) -> Any:
@@ -43,12 +44,39 @@ def figures(report: KoaVvReport) -> dict[str, Any]:
     }
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_BELEG_FIELDS = tuple(f.name for f in fields(BelegRow))
+
+
+def _beleg(b: BelegRow) -> dict[str, Any]:
+    # A BelegRow holds only scalars: a shallow dict is the same document as asdict(), far cheaper.
+    return _plain({name: getattr(b, name) for name in _BELEG_FIELDS})
+
+
 def figures_sha256(report: KoaVvReport) -> str:
-    canonical = json.dumps(figures(report), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """SHA-256 of the canonical JSON of figures(report), without holding it in memory.
+
+    The canonical JSON has sorted keys, so it starts with '{"belege":[' and its elements are
+    independent: hash that head, each booking's canonical element, then the rest of the document
+    (figures() of the report without bookings). A test compares it with the plain definition.
+    """
+    skeleton = _canonical(figures(replace(report, belege=[])))
+    head = '{"belege":['
+    assert skeleton.startswith(head + "]"), "figures() no longer starts with the bookings"
+    h = hashlib.sha256(head.encode())
+    for i, b in enumerate(report.belege):
+        if i:
+            h.update(b",")
+        h.update(_canonical(_beleg(b)).encode())
+    h.update(skeleton[len(head) :].encode())
+    return h.hexdigest()
 
 
 def as_document(report: KoaVvReport) -> dict[str, Any]:
+    """Protocol and figures as one dict (for small reports; write_json streams)."""
     return {
         "protocol": {
             "as_of": report.as_of.isoformat(),
@@ -64,13 +92,30 @@ def as_document(report: KoaVvReport) -> dict[str, Any]:
 
 
 def write_json(report: KoaVvReport, path: Path) -> None:
-    text = json.dumps(as_document(report), sort_keys=True, indent=1, ensure_ascii=False)
-    _atomic_write(path, (text + "\n").encode())
+    """The document of as_document(), written booking by booking (a big year does not fit in memory
+    as one string). Keys are sorted, so "belege" comes first after nothing but the opening brace."""
+    doc = as_document(replace(report, belege=[]))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write('{\n "belege": [')
+        for i, b in enumerate(report.belege):
+            f.write("," if i else "")
+            f.write("\n  " + json.dumps(_beleg(b), sort_keys=True, ensure_ascii=False))
+        f.write("\n ]")
+        for key in sorted(k for k in doc if k != "belege"):
+            f.write(
+                f",\n {json.dumps(key)}: "
+                + json.dumps(doc[key], sort_keys=True, indent=1, ensure_ascii=False).replace("\n", "\n ")
+            )
+        f.write("\n}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
 
 
 def write_csv(report: KoaVvReport, path: Path) -> None:
     """One CSV of the Übersicht lines (categories and titles), ';' separated, amounts in cents."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter=";", lineterminator="\n")
         w.writerow(
@@ -123,10 +168,4 @@ def write_csv(report: KoaVvReport, path: Path) -> None:
                     t.booking_count,
                 ]
             )
-    tmp.replace(path)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
     tmp.replace(path)

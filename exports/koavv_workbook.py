@@ -26,16 +26,14 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import os
 import re
 import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -52,7 +50,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.xml.functions import tostring
 
 from domain.money import cents_to_decimal
-from exports.koavv_data import _plain, figures
+from exports.koavv_data import figures_sha256
 from exports.koavv_model import TITLE_NAMES, TITLE_ORDER, BelegRow, CategoryLine, KoaVvReport
 
 BELEGE_ROWS_MAX = 1_048_575  # data rows per Belege sheet (Excel's 1,048,576 rows minus the header)
@@ -228,37 +226,6 @@ def _check_consistent(report: KoaVvReport, belege: Sequence[BelegRow]) -> None:
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise ValueError(f"inconsistent KoA-VV report: {shown}")
-
-
-_BELEG_FIELDS = tuple(f.name for f in fields(BelegRow))
-
-
-def figures_sha256_streaming(report: KoaVvReport) -> str:
-    """exports.koavv_data.figures_sha256, without holding the whole canonical JSON in memory.
-
-    figures_sha256 builds one dict per booking and one JSON string of all of them: gigabytes for a
-    year of millions of bookings. The canonical JSON has sorted keys, so it starts with
-    '{"belege":[' and the bookings' elements are independent: hash that head, each booking's
-    canonical element, and the rest of the document (taken from figures() of the report without
-    bookings, so every other part stays exactly koavv_data's). A test checks equality.
-    """
-
-    def canonical(value: Any) -> str:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-    skeleton = canonical(figures(replace(report, belege=[])))
-    head = '{"belege":['
-    if not skeleton.startswith(head + "]"):
-        raise AssertionError("figures() no longer starts with the bookings; update this function")
-    h = hashlib.sha256(head.encode())
-    for i, b in enumerate(report.belege):
-        if i:
-            h.update(b",")
-        # asdict() would deep-copy every value; a BelegRow holds only scalars, so a shallow dict is
-        # the same document at a fraction of the cost.
-        h.update(canonical(_plain({name: getattr(b, name) for name in _BELEG_FIELDS})).encode())
-    h.update(skeleton[len(head) :].encode())
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -863,7 +830,7 @@ def write_workbook(report: KoaVvReport, path: Path, *, rows_per_sheet: int = BEL
     belege = _belege_in_order(report)
     report = _plan(report, belege, rows_per_sheet)
     _check_consistent(report, belege)
-    sha = figures_sha256_streaming(report)  # belege_rows are not figures: the hash is unchanged
+    sha = figures_sha256(report)  # belege_rows are not figures: the hash is unchanged
 
     wb = Workbook(write_only=True)
     # Fixed document properties: the file says when its figures are from, not when it was written.
@@ -934,7 +901,6 @@ __all__ = [
     "BELEGE_ROWS_MAX",
     "belege_reference",
     "belege_sheet_name",
-    "figures_sha256_streaming",
     "plan_belege",
     "write_workbook",
 ]
