@@ -17,27 +17,28 @@ import argparse
 import json
 import os
 import random
-import resource
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import psycopg
-from psycopg import sql
+from harness import (
+    Row,
+    connect,
+    create_database,
+    database_url,
+    describe_server,
+    drop_database,
+    exit_on_sigterm,
+    peak_rss_mib,
+    print_table,
+    run_child,
+)
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-SCHEMA = "bench"
 SEED = 202503
 COPY_CHUNK_BYTES = 1 << 20
-# A statement whose input has stopped arriving for this long is not slow but stuck.
-STUCK_SECONDS = 60
-WATCH_EVERY_SECONDS = 5
 ROWS_MAX = 1_000_000  # ledger.application.IMPORT_ROWS_MAX; also what 7-digit keys can hold
 
 # The file's columns and the type each gets in the baseline table. Dates are typed, so PostgreSQL
@@ -76,7 +77,7 @@ def write_payment_run(path: Path, rows: int, seed: int = SEED) -> None:
     """The March 2025 run paid on 27 Feb: per household one Bürgergeld and one KdU row."""
     rng = random.Random(seed)
     centres = ("JC-NORD", "JC-SUED", "JC-MITTE", "JC-WEST")
-    # Written row by row: the parent must stay small (see run_child).
+    # Written row by row: the parent must stay small (see harness).
     with path.open("w", encoding="utf-8", newline="\n") as f:
         f.write(HEADER + "\n")
         for i in range(rows):
@@ -98,26 +99,9 @@ def write_payment_run(path: Path, rows: int, seed: int = SEED) -> None:
 # ---- parent: database, baseline, orchestration ---------------------------------------------------
 
 
-def admin_connect() -> psycopg.Connection:
-    return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=10, **PG)
-
-
-def recreate_database(name: str) -> None:
-    drop_database(name)
-    with admin_connect() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(name: str) -> None:
-    # FORCE: a child that died midway may leave connections behind.
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with admin_connect() as conn:
-        conn.execute(drop)
-
-
 def copy_baseline(dbname: str, path: Path, rows: int) -> float:
     """Seconds for COPY + commit of the file into a bare table (created beforehand, untimed)."""
-    with psycopg.connect(dbname=dbname, connect_timeout=10, **PG) as conn, path.open("rb") as f:
+    with connect(dbname) as conn, path.open("rb") as f:
         conn.execute(BASELINE_DDL)
         conn.commit()
         # Streamed from the file like the product reads it (from the page cache), never held whole.
@@ -134,76 +118,16 @@ def copy_baseline(dbname: str, path: Path, rows: int) -> float:
     return seconds
 
 
-def stuck_statements(dbname: str) -> list[str]:
-    """Statements of the bench database that have waited STUCK_SECONDS for their own input."""
-    query = (
-        "SELECT pid, date_trunc('second', now() - query_start) AS age, "
-        "left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS query FROM pg_stat_activity "
-        "WHERE datname = %s AND state = 'active' AND wait_event = 'ClientRead' "
-        "AND now() - query_start > make_interval(secs => %s)"
+def run_import(dbname: str, path: Path, rows: int, data_dir: Path) -> dict:
+    """The product path in a child process; the parent never holds the file or its rows."""
+    return run_child(
+        [__file__, "--child", dbname, str(path), str(rows)],
+        data_dir,
+        name="import",
+        watch_db=dbname,
+        stuck="the import is stuck: the server is still waiting for the statement's data "
+        "that the client never sent",
     )
-    with admin_connect() as conn:
-        rows = conn.execute(query, (dbname, STUCK_SECONDS)).fetchall()
-    return [f"backend {pid}, active for {age}: {text.strip()}" for pid, age, text in rows]
-
-
-def run_child(dbname: str, path: Path, rows: int, data_dir: Path) -> dict:
-    # Prefixed library variables (LEDGER_POSTGRES_DBNAME, ...) beat the env the Ledger is given,
-    # and a KOA_DATABASE_URL must not matter either: the child must only ever see the bench database.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LEDGER_", "SPLITPROJECTION_", "KOA_", "POSTGRES_"))
-    }
-    env.pop("PERSISTENCE_MODULE", None)
-    cmd = [sys.executable, __file__, "--child", dbname, str(path), str(rows)]
-    # Linux carries the parent's RSS at fork over exec into the child's ru_maxrss: the parent
-    # therefore never holds the file or its rows, and stays well below the child's start-up size.
-    # cwd: Settings reads a .env file from the working directory; the temp dir has none.
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=data_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        while True:
-            try:
-                out, err = proc.communicate(timeout=WATCH_EVERY_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                # No time limit (a slow machine is no error), but a statement whose input stopped
-                # arriving never finishes: PostgreSQL waits for the client, the client for the result.
-                if stuck := stuck_statements(dbname):
-                    raise SystemExit(
-                        "the import is stuck: the server is still waiting for the statement's data "
-                        "that the client never sent:\n  " + "\n  ".join(stuck)
-                    ) from None
-    finally:
-        if proc.poll() is None:  # stuck, interrupted or terminated: the child must not outlive us
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        sys.stderr.write(err)
-        raise SystemExit(f"the import child failed (exit {proc.returncode})")
-    return json.loads(out.strip().splitlines()[-1])
-
-
-@dataclass
-class Row:
-    label: str
-    value: float
-    unit: str
-    seconds: float | None = None
-    rate: bool = False  # a throughput: gets a ratio to the baseline
-
-
-def print_table(rows: int, repeat: int, server: str, copy_rate: float, table: list[Row]) -> None:
-    runs = "1 run" if repeat == 1 else f"median of {repeat} runs"
-    print(f"Payment run import, {rows:,} rows ({runs}), PostgreSQL {server} at {PG['host']}")
-    print(f"{'figure':<44} {'value':>12}  {'unit':<11} {'seconds':>8}  {'÷ COPY':>7}")
-    print("-" * 88)
-    for r in table:
-        secs = f"{r.seconds:8.3f}" if r.seconds is not None else " " * 8
-        ratio = f"{r.value / copy_rate:7.3f}" if r.rate else ""
-        print(f"{r.label:<44} {r.value:>12,.0f}  {r.unit:<11} {secs}  {ratio:>7}".rstrip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,21 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
 
-    # Turn SIGTERM into SystemExit, so that the finally blocks kill the child and drop the database.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    exit_on_sigterm()
     dbname = f"koa_bench_{os.getpid()}"
     copies: list[float] = []
     children: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="koa-bench-") as tmp:
         path = Path(tmp) / "zahllauf-2025-03.csv"
         write_payment_run(path, args.rows)
-        with admin_connect() as conn:
-            server = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        where = describe_server()
         try:
             for _ in range(args.repeat):
-                recreate_database(dbname)
+                create_database(dbname)
                 copies.append(copy_baseline(dbname, path, args.rows))
-                children.append(run_child(dbname, path, args.rows, Path(tmp)))
+                children.append(run_import(dbname, path, args.rows, Path(tmp)))
         finally:
             drop_database(dbname)
 
@@ -240,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(c[key] for c in children)
 
     def rate(label: str, seconds: float, unit: str) -> Row:
-        return Row(label, n / seconds, unit, seconds, rate=True)
+        return Row.throughput(label, n, unit, seconds)
 
     copy_s = statistics.median(copies)
     table = [
@@ -257,15 +179,19 @@ def main(argv: list[str] | None = None) -> int:
             "MiB",
         ),
     ]
-    print_table(n, args.repeat, server, n / copy_s, table)
+    runs = "1 run" if args.repeat == 1 else f"median of {args.repeat} runs"
+    print_table(
+        f"Payment run import, {n:,} rows ({runs}), {where}",
+        n / copy_s,
+        table,
+        label_width=44,
+        unit_width=11,
+        ratio_head="÷ COPY",
+    )
     return 0
 
 
 # ---- child: the product path -------------------------------------------------------------------
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def child(dbname: str, path: Path, rows: int) -> int:
@@ -278,8 +204,7 @@ def child(dbname: str, path: Path, rows: int) -> int:
     def fail(message: str) -> NoReturn:
         raise SystemExit(f"import check failed: {message}")
 
-    url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{dbname}?schema={SCHEMA}"
-    settings = Settings(database_url=url, data_dir=path.parent)
+    settings = Settings(database_url=database_url(dbname), data_dir=path.parent)
     with open_books(settings) as books:
         base_rss = peak_rss_mib()
 
