@@ -16,8 +16,9 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.catalogue import Catalogue
 from domain.errors import AlreadyApproved, FourEyesViolation, ReversalRefused, ValidationError
-from domain.fiscal import FiscalPeriod, fiscal_period
+from domain.fiscal import FiscalPeriod, FiscalRule, fiscal_period, quarter_of
 from domain.money import AMOUNT_CENTS_MAX
+from domain.periods import PeriodCalendar
 from domain.rates import RateTable
 
 BOOKING_NAMESPACE = uuid5(NAMESPACE_URL, "urn:koa-ledger:booking")
@@ -58,9 +59,7 @@ class BookingContent:
     def validate(self, catalogue: Catalogue) -> None:
         """Raise ValidationError naming the first field that breaks a rule."""
         if not KEY_RE.fullmatch(self.key):
-            raise ValidationError(
-                "1-80 letters, digits or ._:/#- starting with a letter or digit", "key"
-            )
+            raise ValidationError("1-80 letters, digits or ._:/#- starting with a letter or digit", "key")
         if self.key.endswith(REVERSAL_SUFFIX):
             raise ValidationError(f"the suffix {REVERSAL_SUFFIX!r} is kept for reversals", "key")
         if not isinstance(self.amount_cents, int) or isinstance(self.amount_cents, bool):
@@ -110,7 +109,13 @@ class Booking(Aggregate):
 
     @classmethod
     def record(
-        cls, content: BookingContent, *, recorded_by: str, catalogue: Catalogue, rates: RateTable
+        cls,
+        content: BookingContent,
+        *,
+        recorded_by: str,
+        catalogue: Catalogue,
+        rates: RateTable,
+        calendar: PeriodCalendar | None = None,
     ) -> Booking:
         content.validate(catalogue)
         check_user(recorded_by, "recorded_by")
@@ -122,6 +127,8 @@ class Booking(Aggregate):
             paid_in_advance=category.paid_in_advance,
             runoff_last_day=rates.runoff_last_day(content.payment_date.year - 1),
         )
+        if calendar is not None:
+            calendar.guard_open(period.year, period.quarter, f"booking {content.key}")
         return cls._new(
             content,
             period,
@@ -132,26 +139,47 @@ class Booking(Aggregate):
             withdraws_unapproved=False,
         )
 
-    def approve(self, *, approved_by: str) -> None:
+    def approve(self, *, approved_by: str, calendar: PeriodCalendar | None = None) -> None:
         check_user(approved_by, "approved_by")
         self._guard_approvable(approved_by)
+        if calendar is not None:  # approving makes the booking count: it would change a closed period
+            calendar.guard_open(self.fiscal_year, self.quarter, f"approval of {self.key}")
         self._approved(approved_by=approved_by)
 
-    def reverse(self, *, reason: str, reversed_by: str) -> Booking:
-        """Mark this booking reversed and return the counter-booking (save both together)."""
+    def reverse(
+        self,
+        *,
+        reason: str,
+        reversed_by: str,
+        on: date | None = None,
+        calendar: PeriodCalendar | None = None,
+    ) -> Booking:
+        """Mark this booking reversed and return the counter-booking (save both together).
+
+        The counter-booking lands in the original's period; if that period is closed, it is booked
+        on `on` (the day of the correction) into the open period, and still names the original.
+        """
         check_user(reversed_by, "reversed_by")
         reason = reason.strip()
         if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
-            raise ValidationError(
-                f"required, one line of at most {REASON_LEN_MAX} characters", "reason"
-            )
+            raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
         self._guard_reversible()
         # Withdrawing a booking that never counted (still awaiting approval): the counter-booking
         # must never count either, or the split would show a negative amount never paid.
         withdraws = not self.counts
+        content = replace(self.content(), key=self.key + REVERSAL_SUFFIX)
+        period = FiscalPeriod(self.fiscal_year, self.quarter, self.fiscal_rule)
+        closed = calendar is not None and calendar.closing_of(self.fiscal_year, self.quarter)
+        if closed and not withdraws:
+            if on is None:
+                raise ValidationError("the original's period is closed: the correction needs a date", "on")
+            content = replace(content, payment_date=on)
+            period = FiscalPeriod(on.year, quarter_of(on), FiscalRule.CASH)
+            assert calendar is not None
+            calendar.guard_open(period.year, period.quarter, f"reversal of {self.key}")
         counter = Booking._new(
-            replace(self.content(), key=self.key + REVERSAL_SUFFIX),
-            FiscalPeriod(self.fiscal_year, self.quarter, self.fiscal_rule),
+            content,
+            period,
             recorded_by=reversed_by,
             requires_approval=self.requires_approval or withdraws,
             reverses_key=self.key,

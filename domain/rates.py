@@ -100,9 +100,7 @@ class RateTable:
                 )
             )
         month, day = (int(x) for x in raw["runoff"]["default_last_day"].split("-"))
-        by_year = {
-            int(y): date.fromisoformat(d) for y, d in raw["runoff"].get("by_year", {}).items()
-        }
+        by_year = {int(y): date.fromisoformat(d) for y, d in raw["runoff"].get("by_year", {}).items()}
         return cls(vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year)
 
     def vwk_share(self, year: int) -> Decimal:

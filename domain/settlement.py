@@ -82,9 +82,7 @@ class Submission(Aggregate):
         if not (SHA256_RE.fullmatch(file_sha256) and SHA256_RE.fullmatch(figures_sha256)):
             raise ValidationError("must be a lower-case hex SHA-256", "file_sha256")
         check_user(submitted_by, "submitted_by")
-        return cls(
-            year, quarter or 0, as_of, last_position, file_sha256, figures_sha256, submitted_by
-        )
+        return cls(year, quarter or 0, as_of, last_position, file_sha256, figures_sha256, submitted_by)
 
     @event("Recorded")
     def __init__(

@@ -13,7 +13,8 @@ from eventsourcing.utils import get_topic
 
 from domain.booking import Booking, BookingContent, Kind, booking_id, check_user
 from domain.catalogue import Catalogue
-from domain.errors import BookingNotFound, KeyConflict, ValidationError
+from domain.errors import BookingNotFound, DomainError, KeyConflict, ValidationError
+from domain.periods import CALENDAR_ID, PeriodCalendar
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
@@ -51,12 +52,12 @@ class ImportResult:
 @dataclass(frozen=True)
 class RowConflict:
     index: int  # position in the imported sequence
-    error: KeyConflict
+    error: DomainError
 
 
 class ImportRefused(Exception):
     def __init__(self, conflicts: list[RowConflict]) -> None:
-        super().__init__(f"{len(conflicts)} booking keys conflict with stored bookings")
+        super().__init__(f"{len(conflicts)} rows refused (key conflicts or closed periods)")
         self.conflicts = conflicts
 
 
@@ -83,11 +84,14 @@ class Ledger(Application):
 
     def record_booking(self, content: BookingContent, *, recorded_by: str) -> Posted:
         """Record a booking under its key; the same key and content again returns the first one."""
-        booking = Booking.record(content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates)
         existing = self._find(content.key)
         if existing is not None:
+            content.validate(self.catalogue)
             _require_same(existing.content(), content)
             return Posted(existing, created=False)
+        booking = Booking.record(
+            content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates, calendar=self.calendar()
+        )
         try:
             self.save(booking)
         except IntegrityError:
@@ -99,14 +103,19 @@ class Ledger(Application):
 
     def approve_booking(self, key: str, *, approved_by: str) -> Booking:
         booking = self.get_booking(key)
-        booking.approve(approved_by=approved_by)
+        booking.approve(approved_by=approved_by, calendar=self.calendar())
         self.save(booking)
         return booking
 
-    def reverse_booking(self, key: str, *, reason: str, reversed_by: str) -> Booking:
-        """Reverse a booking by a counter-booking; both are stored in one transaction."""
+    def reverse_booking(self, key: str, *, reason: str, reversed_by: str, on: date | None = None) -> Booking:
+        """Reverse a booking by a counter-booking; both are stored in one transaction.
+
+        `on` is the day of the correction (default: today), used when the original's period is closed.
+        """
         original = self.get_booking(key)
-        counter = original.reverse(reason=reason, reversed_by=reversed_by)
+        counter = original.reverse(
+            reason=reason, reversed_by=reversed_by, on=on or date.today(), calendar=self.calendar()
+        )
         self.save(original, counter)
         return counter
 
@@ -126,14 +135,24 @@ class Ledger(Application):
         for _attempt in range(3):
             # Look up what is stored first, so a re-import builds no aggregates at all.
             stored = event_index.recorded_contents(self, [booking_id(c.key) for c in contents])
+            calendar = self.calendar()
             conflicts: list[RowConflict] = []
             new: list[Booking] = []
             for i, c in enumerate(contents):
                 old = stored.get(booking_id(c.key))
                 if old is None:
-                    new.append(
-                        Booking.record(c, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates)
-                    )
+                    try:
+                        new.append(
+                            Booking.record(
+                                c,
+                                recorded_by=recorded_by,
+                                catalogue=self.catalogue,
+                                rates=self.rates,
+                                calendar=calendar,
+                            )
+                        )
+                    except DomainError as e:  # e.g. a closed period: reported with its row
+                        conflicts.append(RowConflict(i, e))
                     continue
                 try:
                     _require_same(old, c)
@@ -186,6 +205,20 @@ class Ledger(Application):
                 if e.month == month:
                     draws.append(self.repository.get(e.originator_id))
             after = page[-1].id
+
+    def calendar(self) -> PeriodCalendar:
+        """The closed periods (an empty calendar until something is closed)."""
+        try:
+            return self.repository.get(CALENDAR_ID)
+        except AggregateNotFoundError:
+            return PeriodCalendar()
+
+    def close_period(self, *, year: int, quarter: int, closed_by: str) -> PeriodCalendar:
+        check_user(closed_by, "closed_by")
+        calendar = self.calendar()
+        calendar.close(year=year, quarter=quarter, closed_by=closed_by)
+        self.save(calendar)
+        return calendar
 
     def record_funds_draw(self, **kwargs) -> FundsDraw:
         """Record a Mittelabruf; the same voucher again with the same figures is a repeat, not a second draw."""

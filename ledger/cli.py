@@ -116,7 +116,7 @@ def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
     except ImportRefused as e:
         for c in e.conflicts[:ERRORS_SHOWN_MAX]:
             click.echo(f"{file}:line {parsed.lines[c.index]}: {c.error}", err=True)
-        raise Refused(f"{file}: {len(e.conflicts)} keys conflict; nothing was imported") from None
+        raise Refused(f"{file}: {len(e.conflicts)} rows refused; nothing was imported") from None
     seconds = time.perf_counter() - t0
     click.echo(
         f"{file}: {result.created} bookings imported, {result.unchanged} already present "
@@ -178,6 +178,29 @@ def project(ctx: click.Context, full: bool) -> None:
     click.echo(
         f"{result.events} events applied up to position {result.position} in {result.seconds:.2f} s ({rate:,.0f}/s)"
     )
+
+
+@main.command()
+@click.option("--year", required=True, type=click.IntRange(2005, 2100))
+@click.option("--quarter", type=click.IntRange(1, 4), help="without: the whole year")
+@USER_OPTION
+@with_books
+def close(ctx: click.Context, year: int, quarter: int | None, user: str | None) -> None:
+    """Close a quarter or a fiscal year: nothing more is booked into it."""
+    books = books_in(ctx)
+    books.ledger.close_period(year=year, quarter=quarter or 0, closed_by=acting_user(ctx, user))
+    click.echo(f"{year}" + (f" Q{quarter}" if quarter else "") + " closed")
+
+
+@main.command()
+@with_books
+def periods(ctx: click.Context) -> None:
+    """List the closed periods."""
+    closed = books_in(ctx).ledger.calendar().closed()
+    for year, quarter, how in closed:
+        click.echo(f"{year}" + (f" Q{quarter}" if quarter else " (year)") + f": {how}")
+    if not closed:
+        click.echo("(no period is closed)")
 
 
 @main.command()
