@@ -19,6 +19,7 @@ from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
 from ledger import event_index
+from ledger.recorders import CalendarChanged
 
 # A payment run is stored in one transaction; this bounds the transaction. The run is held in
 # memory (about 4 KiB per booking measured), so a million rows needs about 4 GiB for now.
@@ -84,40 +85,58 @@ class Ledger(Application):
 
     def record_booking(self, content: BookingContent, *, recorded_by: str) -> Posted:
         """Record a booking under its key; the same key and content again returns the first one."""
-        existing = self._find(content.key)
-        if existing is not None:
-            content.validate(self.catalogue)
-            _require_same(existing.content(), content)
-            return Posted(existing, created=False)
-        booking = Booking.record(
-            content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.rates, calendar=self.calendar()
-        )
-        try:
-            self.save(booking)
-        except IntegrityError:
-            # Another writer stored the same key between our look-up and our save.
-            existing = self.get_booking(content.key)
-            _require_same(existing.content(), content)
-            return Posted(existing, created=False)
-        return Posted(booking, created=True)
+        for _attempt in range(3):
+            existing = self._find(content.key)
+            if existing is not None:
+                content.validate(self.catalogue)
+                _require_same(existing.content(), content)
+                return Posted(existing, created=False)
+            calendar, seen = self._calendar_seen()
+            booking = Booking.record(
+                content,
+                recorded_by=recorded_by,
+                catalogue=self.catalogue,
+                rates=self.rates,
+                calendar=calendar,
+            )
+            try:
+                self.save(booking, calendar_version=seen)
+            except CalendarChanged:
+                continue  # a period was closed meanwhile: decide again against the new calendar
+            except IntegrityError:
+                continue  # another writer stored the same key meanwhile: compare with theirs
+            return Posted(booking, created=True)
+        raise IntegrityError(f"booking {content.key!r} kept conflicting with concurrent writers; try again")
 
     def approve_booking(self, key: str, *, approved_by: str) -> Booking:
-        booking = self.get_booking(key)
-        booking.approve(approved_by=approved_by, calendar=self.calendar())
-        self.save(booking)
-        return booking
+        for _attempt in range(3):
+            booking = self.get_booking(key)
+            calendar, seen = self._calendar_seen()
+            booking.approve(approved_by=approved_by, calendar=calendar)
+            try:
+                self.save(booking, calendar_version=seen)
+            except IntegrityError:  # a concurrent approval or closing: the guards decide again
+                continue
+            return booking
+        raise IntegrityError(f"booking {key!r} kept changing under concurrent writers; try again")
 
     def reverse_booking(self, key: str, *, reason: str, reversed_by: str, on: date | None = None) -> Booking:
         """Reverse a booking by a counter-booking; both are stored in one transaction.
 
         `on` is the day of the correction (default: today), used when the original's period is closed.
         """
-        original = self.get_booking(key)
-        counter = original.reverse(
-            reason=reason, reversed_by=reversed_by, on=on or date.today(), calendar=self.calendar()
-        )
-        self.save(original, counter)
-        return counter
+        for _attempt in range(3):
+            original = self.get_booking(key)
+            calendar, seen = self._calendar_seen()
+            counter = original.reverse(
+                reason=reason, reversed_by=reversed_by, on=on or date.today(), calendar=calendar
+            )
+            try:
+                self.save(original, counter, calendar_version=seen)
+            except IntegrityError:  # a concurrent reversal or closing: the guards decide again
+                continue
+            return counter
+        raise IntegrityError(f"booking {key!r} kept changing under concurrent writers; try again")
 
     def import_bookings(self, contents: Sequence[BookingContent], *, recorded_by: str) -> ImportResult:
         """Store a payment run atomically: all new bookings in one transaction, or none.
@@ -135,7 +154,7 @@ class Ledger(Application):
         for _attempt in range(3):
             # Look up what is stored first, so a re-import builds no aggregates at all.
             stored = event_index.recorded_contents(self, [booking_id(c.key) for c in contents])
-            calendar = self.calendar()
+            calendar, seen = self._calendar_seen()
             conflicts: list[RowConflict] = []
             new: list[Booking] = []
             for i, c in enumerate(contents):
@@ -163,7 +182,7 @@ class Ledger(Application):
             if not new:
                 return ImportResult(0, len(contents), None)
             try:
-                recordings = self.save(*new)
+                recordings = self.save(*new, calendar_version=seen)
             except IntegrityError:
                 # A concurrent writer took some of the keys meanwhile: look again. (The failed save
                 # consumed the new aggregates' pending events; they are built afresh.)
@@ -208,10 +227,16 @@ class Ledger(Application):
 
     def calendar(self) -> PeriodCalendar:
         """The closed periods (an empty calendar until something is closed)."""
+        return self._calendar_seen()[0]
+
+    def _calendar_seen(self) -> tuple[PeriodCalendar, int]:
+        """The calendar and the version a command saw; the recorder checks it under its write lock,
+        so no booking slips into a period closed while the command ran."""
         try:
-            return self.repository.get(CALENDAR_ID)
+            calendar = self.repository.get(CALENDAR_ID)
         except AggregateNotFoundError:
-            return PeriodCalendar()
+            return PeriodCalendar(), 0
+        return calendar, calendar.version
 
     def close_period(self, *, year: int, quarter: int, closed_by: str) -> PeriodCalendar:
         check_user(closed_by, "closed_by")

@@ -16,13 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from domain.periods import CALENDAR_ID
 from ledger import seals
+
+
+class CalendarChanged(IntegrityError):
+    """A period was closed between reading the calendar and storing: the command must look again."""
+
 
 CHUNK_BYTES_MAX = 1024 * 1024  # well below the ~7 MB at which the pipeline was seen to hang
 CHUNK_EVENTS_MAX = 5000
@@ -57,6 +63,9 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         self.insert_seals = SQL("INSERT INTO {0}.{1} (notification_id, seal) VALUES (%s, %s)").format(
             schema, table
         )
+        self.select_calendar_version = SQL(
+            "SELECT COALESCE(MAX(originator_version), 0) AS v FROM {0}.{1} WHERE originator_id = %s"
+        ).format(schema, Identifier(events_table_name))
         self.select_seals = SQL(
             "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
             "ORDER BY notification_id LIMIT %s"
@@ -67,8 +76,14 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         ids: list[int] = []
+        calendar_version = kwargs.get("calendar_version")
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._lock_table(curs)
+            if calendar_version is not None:
+                # Under the table lock no period can be closed meanwhile: check the one the command saw.
+                curs.execute(self.select_calendar_version, (CALENDAR_ID,))
+                if curs.fetchone()["v"] != calendar_version:
+                    raise CalendarChanged("a period was closed while the command ran")
             self._notify_channel(curs)
             for chunk in chunks(stored_events):
                 # The aggregate recorder's insert: one unnest() of this chunk, RETURNING the ids.
@@ -101,6 +116,16 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
         assert ids is not None and len(ids) == len(stored_events)
+        calendar_version = kwargs.get("calendar_version")
+        if calendar_version is not None:
+            # The inserts took the database's write lock: no period can be closed meanwhile.
+            c.execute(
+                f"SELECT COALESCE(MAX(originator_version), 0) FROM {self.events_table_name} "
+                "WHERE originator_id = ?",
+                (CALENDAR_ID.hex,),
+            )
+            if c.fetchone()[0] != calendar_version:
+                raise CalendarChanged("a period was closed while the command ran")
         if ids:
             c.execute(f"SELECT seal FROM {SQLITE_SEALS_TABLE} ORDER BY notification_id DESC LIMIT 1")
             row = c.fetchone()

@@ -91,3 +91,27 @@ def test_cli_close_and_import(store, tmp_path, monkeypatch):
     assert "line 3" in result.stderr and "nothing was imported" in result.stderr
     again = run.invoke(main, ["close", "--year", "2025", "--quarter", "1"])
     assert again.exit_code == 1 and "already closed" in again.stderr
+
+
+def test_a_period_closed_while_a_command_runs_is_still_respected(books, monkeypatch):
+    """The recorder checks the calendar version the command saw under its write lock."""
+    from domain.booking import Booking
+    from ledger.recorders import CalendarChanged
+
+    ledger = books.ledger
+    stale, seen = ledger._calendar_seen()  # the command reads the calendar: nothing closed yet
+    ledger.close_period(year=2025, quarter=1, closed_by="head")  # meanwhile, someone closes Q1
+    late = Booking.record(
+        booking("RACE"), recorded_by="clerk", catalogue=ledger.catalogue, rates=ledger.rates, calendar=stale
+    )
+    with pytest.raises(CalendarChanged):
+        ledger.save(late, calendar_version=seen)
+    assert ledger._find("RACE") is None
+
+    # Through the service: the first look is stale, the retry sees the closing and refuses.
+    real = ledger._calendar_seen
+    looks = iter([(stale, seen)])
+    monkeypatch.setattr(ledger, "_calendar_seen", lambda: next(looks, None) or real())
+    with pytest.raises(PeriodClosed):
+        ledger.record_booking(booking("RACE"), recorded_by="clerk")
+    assert ledger._find("RACE") is None
