@@ -128,6 +128,12 @@ class Booking(Aggregate):
             runoff_last_day=rates.runoff_last_day(content.payment_date.year - 1),
         )
         if calendar is not None:
+            if period.rule is not FiscalRule.CASH and calendar.closing_of(period.year, period.quarter):
+                # The run-off and December-for-January rules may move a payment only into an open
+                # year; once that is closed, the payment counts where it was made (cash rule).
+                period = FiscalPeriod(
+                    content.payment_date.year, quarter_of(content.payment_date), FiscalRule.CASH
+                )
             calendar.guard_open(period.year, period.quarter, f"booking {content.key}")
         return cls._new(
             content,
@@ -139,12 +145,25 @@ class Booking(Aggregate):
             withdraws_unapproved=False,
         )
 
-    def approve(self, *, approved_by: str, calendar: PeriodCalendar | None = None) -> None:
+    def approve(
+        self, *, approved_by: str, calendar: PeriodCalendar | None = None, on: date | None = None
+    ) -> None:
+        """Approve (four eyes). If the booking's period was closed meanwhile, it counts from the
+        approval day `on`, in the open period, so the closed period's figures stay as reported."""
         check_user(approved_by, "approved_by")
         self._guard_approvable(approved_by)
-        if calendar is not None:  # approving makes the booking count: it would change a closed period
-            calendar.guard_open(self.fiscal_year, self.quarter, f"approval of {self.key}")
-        self._approved(approved_by=approved_by)
+        period = FiscalPeriod(self.fiscal_year, self.quarter, FiscalRule(self.fiscal_rule))
+        if calendar is not None and calendar.closing_of(period.year, period.quarter):
+            if on is None:
+                raise ValidationError("the booking's period is closed: the approval needs a date", "on")
+            period = FiscalPeriod(on.year, quarter_of(on), FiscalRule.AFTER_CLOSING)
+            calendar.guard_open(period.year, period.quarter, f"approval of {self.key}")
+        self._approved(
+            approved_by=approved_by,
+            fiscal_year=period.year,
+            quarter=period.quarter,
+            fiscal_rule=str(period.rule),
+        )
 
     def reverse(
         self,
@@ -300,8 +319,9 @@ class Booking(Aggregate):
         self.reversal_key = ""
 
     @event("Approved")
-    def _approved(self, approved_by: str) -> None:
+    def _approved(self, approved_by: str, fiscal_year: int, quarter: int, fiscal_rule: str) -> None:
         self.approved_by = approved_by
+        self.fiscal_year, self.quarter, self.fiscal_rule = fiscal_year, quarter, fiscal_rule
 
     @event("Reversed")
     def _reversed(self, reversal_key: str, reason: str, reversed_by: str) -> None:

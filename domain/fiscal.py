@@ -19,6 +19,8 @@ class FiscalRule(StrEnum):
     CASH = "cash"
     DECEMBER_FOR_JANUARY = "december_for_january"
     RUNOFF = "runoff"
+    # Approved after its period was closed: counts in the open period of the approval day.
+    AFTER_CLOSING = "after_closing"
 
 
 @dataclass(frozen=True, slots=True)

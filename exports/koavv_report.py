@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
+from domain.fiscal import quarter_of
 from domain.money import share_cents
 from domain.settlement import FundsDraw
 from domain.split import split_groups
@@ -86,7 +87,11 @@ def build_report(
 
     drawn: dict[str, int] = defaultdict(int)
     for e in ledger.recorded(FundsDraw.Recorded, up_to_position=last_position or None):
-        in_period = quarter is None or (e.value_date.month - 1) // 3 + 1 <= quarter
+        # A draw for the year made in the run-off period (next January) belongs to its Q4.
+        draw_quarter = (
+            4 if e.value_date.year > year else 1 if e.value_date.year < year else quarter_of(e.value_date)
+        )
+        in_period = quarter is None or draw_quarter <= quarter
         if e.fiscal_year == year and e.timestamp <= as_of and in_period:
             drawn[e.federal_title] += e.amount_cents
 

@@ -108,11 +108,11 @@ class Ledger(Application):
             return Posted(booking, created=True)
         raise IntegrityError(f"booking {content.key!r} kept conflicting with concurrent writers; try again")
 
-    def approve_booking(self, key: str, *, approved_by: str) -> Booking:
+    def approve_booking(self, key: str, *, approved_by: str, on: date | None = None) -> Booking:
         for _attempt in range(3):
             booking = self.get_booking(key)
             calendar, seen = self._calendar_seen()
-            booking.approve(approved_by=approved_by, calendar=calendar)
+            booking.approve(approved_by=approved_by, calendar=calendar, on=on or date.today())
             try:
                 self.save(booking, calendar_version=seen)
             except IntegrityError:  # a concurrent approval or closing: the guards decide again

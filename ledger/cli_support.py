@@ -45,6 +45,8 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(str(e))
         except PersistenceError as e:
             _fail(f"the store refused or could not be reached: {e}")
+        except OSError as e:  # the library's configuration errors, unwritable data directories
+            _fail(f"{e.filename + ': ' if getattr(e, 'filename', None) else ''}{e.strerror or e}")
 
     return wrapper
 

@@ -21,9 +21,24 @@ def store_env(settings: Settings) -> dict[str, str]:
     if settings.database_url:
         return postgres_env(settings.database_url)
     if os.environ.get("PERSISTENCE_MODULE", "").strip() == "eventsourcing.postgres":
-        # The library reads POSTGRES_* from os.environ itself.
-        return {"APPLICATION_RECORDER_TOPIC": PG_RECORDER_TOPIC}
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The library's own variables: taken over explicitly, so the schema guard sees them too.
+        env = {k: v for k, v in os.environ.items() if k.startswith("POSTGRES_")}
+        missing = [k for k in ("POSTGRES_DBNAME", "POSTGRES_HOST", "POSTGRES_USER") if not env.get(k)]
+        if missing:
+            raise ValueError(f"PERSISTENCE_MODULE=eventsourcing.postgres needs {', '.join(missing)}")
+        schema = env.get("POSTGRES_SCHEMA", "public")
+        if not SCHEMA_RE.match(schema):
+            raise ValueError(f"POSTGRES_SCHEMA: {schema!r} is not a plain lower-case name")
+        env.setdefault("POSTGRES_PASSWORD", "")
+        env.setdefault("POSTGRES_PORT", "5432")
+        return env | {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": PG_RECORDER_TOPIC,
+        }
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"KOA_DATA_DIR: cannot create {settings.data_dir}: {e.strerror}") from None
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(settings.data_dir / "koa.sqlite"),

@@ -21,8 +21,9 @@ class ViewBatch:
     def record(self, row: BookingRow) -> None:
         self.ops.append(("record", row))
 
-    def approve(self, booking_id: str, approved_by: str, at: datetime) -> None:
-        self.ops.append(("approve", (booking_id, approved_by, at)))
+    def approve(self, booking_id: str, approved_by: str, at: datetime, period: tuple[int, int, str]) -> None:
+        """period: (fiscal year, quarter, rule) in which the booking counts from its approval on."""
+        self.ops.append(("approve", (booking_id, approved_by, at, period)))
 
     def mark_reversed(self, booking_id: str, reversal_key: str) -> None:
         self.ops.append(("reversed", (booking_id, reversal_key)))
@@ -51,11 +52,11 @@ class ViewBatch:
                 view.insert_rows(c, pending)
                 pending = []
                 if op == "approve":
-                    booking_id, approved_by, at = arg
+                    booking_id, approved_by, at, (year, quarter, rule) = arg
                     row = view.select_row(c, booking_id)
-                    view.update_approval(c, booking_id, approved_by, at)
+                    view.update_approval(c, booking_id, approved_by, at, year, quarter, rule)
                     if not row.counted:
-                        count(replace(row, counted=True))
+                        count(replace(row, counted=True, fiscal_year=year, quarter=quarter))
                 else:
                     view.update_reversal(c, *arg)
         view.insert_rows(c, pending)

@@ -47,8 +47,18 @@ def replay_as_of(
     # A fresh file every time: an old -wal/-shm next to a new database file would corrupt it.
     db = work_dir / f"replay-{as_of.strftime('%Y%m%dT%H%M%S%f')}-{uuid4().hex[:8]}.sqlite"
     view = open_split_view({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
+    try:
+        return _apply_up_to(app, view, as_of, up_to_position, t0)
+    except BaseException:
+        view.datastore.close()  # type: ignore[attr-defined]
+        raise
+
+
+def _apply_up_to(
+    app: Application, view: SplitViewQueries, as_of: datetime, up_to_position: int | None, t0: float
+) -> Replay:
     earliest: datetime | None = None
-    read = applied = position = last_included = 0
+    read = applied = position = last_included = tracked = 0
     while True:
         notes = app.recorder.select_notifications(
             start=position, limit=PAGE_SIZE, stop=up_to_position, inclusive_of_start=False
@@ -64,12 +74,14 @@ def replay_as_of(
         position, read = notes[-1].id, read + len(notes)
         if kept:
             view.apply_batch(
-                to_batch([e for e, _ in kept], [i for _, i in kept]), Tracking(app.name, position)
+                to_batch([e for e, _ in kept], [i for _, i in kept]),
+                Tracking(app.name, position),
+                start=tracked,
             )
+            tracked = position
             applied += len(kept)
             last_included = max(last_included, kept[-1][1])
     if applied == 0:
-        view.datastore.close()  # type: ignore[attr-defined]
         if earliest is None:
             raise AsOfBeforeFirstEvent("the log is empty: there is nothing to replay")
         raise AsOfBeforeFirstEvent(

@@ -27,6 +27,7 @@ from projections.batch import ViewBatch
 from projections.split_view import BookingRow, PostgresSplitView, SplitViewQueries, SQLiteSplitView
 
 PAGE_SIZE = 1000
+CONFLICTS_MAX = 1000  # another runner winning this often means something else is wrong
 VIEW_NAME = "SplitProjection"
 
 
@@ -81,7 +82,12 @@ def to_batch(events: list, notification_ids: list[int]) -> ViewBatch:
                 )
             )
         elif isinstance(event, Booking.Approved):
-            batch.approve(str(event.originator_id), event.approved_by, event.timestamp)
+            batch.approve(
+                str(event.originator_id),
+                event.approved_by,
+                event.timestamp,
+                (event.fiscal_year, event.quarter, event.fiscal_rule),
+            )
         elif isinstance(event, Booking.Reversed):
             batch.mark_reversed(str(event.originator_id), event.reversal_key)
         # Other events do not touch the split.
@@ -108,6 +114,7 @@ def catch_up(
     t0 = time.perf_counter()
     done = 0
     position = view.max_tracking_id(app.name) or 0  # type: ignore[attr-defined]
+    conflicts = 0
     while until is None or position < until:
         notes = app.recorder.select_notifications(
             start=position, limit=page_size, stop=until, inclusive_of_start=False
@@ -117,9 +124,12 @@ def catch_up(
         events = [app.mapper.to_domain_event(n) for n in notes]
         batch = to_batch(events, [n.id for n in notes])
         try:
-            view.apply_batch(batch, Tracking(app.name, notes[-1].id))
+            view.apply_batch(batch, Tracking(app.name, notes[-1].id), start=position)
         except IntegrityError:
-            # Another runner committed this page first; continue from where it got to.
+            # Another runner moved the position first; continue from where it got to.
+            conflicts += 1
+            if conflicts > CONFLICTS_MAX:
+                raise
             position = view.max_tracking_id(app.name) or 0  # type: ignore[attr-defined]
             continue
         position = notes[-1].id

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL
@@ -124,16 +124,39 @@ class SplitViewQueries(ABC):
     def _q(self, sql: str) -> str:
         return sql
 
-    @abstractmethod
-    def _write_tracking(self, cursor: Any, tracking: Tracking) -> None:
-        """Record the position in the same transaction (refused unless it increases)."""
-
     # ---- writes (one transaction per batch) -------------------------------------------------
 
-    def apply_batch(self, batch: ViewBatch, tracking: Tracking) -> None:
+    def apply_batch(self, batch: ViewBatch, tracking: Tracking, *, start: int) -> None:
+        """Apply a page of events that follows position `start`, in one transaction.
+
+        The position is moved first, from exactly `start` to the page's end: that takes the
+        tracking row's lock before anything is read, and a second runner holding a page from the
+        same start finds the position moved and is refused (IntegrityError) as a whole. Checking only
+        that the end increases would let two overlapping pages both apply an approval.
+        """
+        assert tracking.notification_id > start >= 0
         with self._txn(commit=True) as c:
+            self._advance_tracking(c, tracking.application_name, start, tracking.notification_id)
             batch.write(self, c)
-            self._write_tracking(c, tracking)
+
+    def _advance_tracking(self, c: Any, application_name: str, start: int, end: int) -> None:
+        table = self._tracking_table()
+        if start == 0:
+            # The first page: no row yet (a duplicate key here means another runner was first).
+            c.execute(
+                self._q(f"INSERT INTO {table} (application_name, notification_id) VALUES (%s, %s)"),
+                (application_name, end),
+            )
+            return
+        c.execute(
+            self._q(
+                f"UPDATE {table} SET notification_id = %s "
+                "WHERE application_name = %s AND notification_id = %s RETURNING notification_id"
+            ),
+            (end, application_name, start),
+        )
+        if c.fetchone() is None:
+            raise IntegrityError(f"{application_name}: the view is no longer at position {start}")
 
     def insert_rows(self, c: Any, rows: Sequence[BookingRow]) -> None:
         if not rows:
@@ -160,14 +183,19 @@ class SplitViewQueries(ABC):
         assert found is not None, f"event for a booking the view has not seen: {booking_id}"
         return self._to_row(found)
 
-    def update_approval(self, c: Any, booking_id: str, approved_by: str, at: datetime) -> None:
+    def update_approval(
+        self, c: Any, booking_id: str, approved_by: str, at: datetime, year: int, quarter: int, rule: str
+    ) -> None:
         c.execute(
             self._q(
-                f"UPDATE {self.prefix}split_bookings SET approved_by = %s, approved_at = %s, "
-                "counted = %s WHERE booking_id = %s"
+                f"UPDATE {self.prefix}split_bookings SET approved_by = %s, approved_at = %s, counted = %s, "
+                "fiscal_year = %s, quarter = %s, fiscal_rule = %s WHERE booking_id = %s"
             ),
-            (approved_by, at, True, booking_id),
+            (approved_by, self._ts_param(at), True, year, quarter, rule, booking_id),
         )
+
+    def _ts_param(self, at: datetime) -> object:
+        return at
 
     def update_reversal(self, c: Any, booking_id: str, reversal_key: str) -> None:
         c.execute(
@@ -345,11 +373,8 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
     def _date_param(self, d: date) -> object:
         return d.isoformat()
 
-    def update_approval(self, c: Any, booking_id: str, approved_by: str, at: datetime) -> None:
-        super().update_approval(c, booking_id, approved_by, at.isoformat())  # type: ignore[arg-type]
-
-    def _write_tracking(self, cursor: Any, tracking: Tracking) -> None:
-        self._insert_tracking(cursor, tracking)
+    def _ts_param(self, at: datetime) -> object:
+        return at.isoformat()
 
     def _tracking_table(self) -> str:
         return "tracking"
@@ -374,9 +399,6 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
     def _txn(self, *, commit: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=commit) as c:
             yield c
-
-    def _write_tracking(self, cursor: Any, tracking: Tracking) -> None:
-        self._insert_tracking(cursor, tracking)
 
     def _tracking_table(self) -> str:
         return f'{self.prefix}"{self.tracking_table_name}"'

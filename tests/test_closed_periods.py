@@ -57,14 +57,63 @@ def test_a_reversal_from_a_closed_period_lands_in_the_open_one(books):
     assert [s.net_cents for s in q2] == [-40_000]  # the correction shows in the open one
 
 
-def test_approval_would_change_a_closed_period_and_is_refused(books):
+def _net(books, quarter: int) -> dict[str, int]:
+    catch_up(books.ledger, books.split_view)
+    lines = split_lines(books.split_view, books.ledger.catalogue, books.ledger.rates, "BW", 2025, quarter)
+    return {s.category: s.net_cents for s in lines}
+
+
+def test_an_approval_after_closing_counts_in_the_open_period(books):
     books.ledger.record_booking(booking("BIG", amount_cents=5_000_000), recorded_by="clerk")
+    books.ledger.record_booking(booking("BIG-2", amount_cents=5_000_000), recorded_by="clerk")
     books.ledger.close_period(year=2025, quarter=1, closed_by="head")
+    approved = books.ledger.approve_booking("BIG", approved_by="approver", on=date(2025, 5, 2))
+    assert (approved.fiscal_year, approved.quarter, approved.fiscal_rule) == (2025, 2, "after_closing")
+    assert _net(books, 1) == {} and _net(books, 2) == {"kdu": 5_000_000}
+    # The approval day's period must be open too.
     with pytest.raises(PeriodClosed):
-        books.ledger.approve_booking("BIG", approved_by="approver")
-    # Withdrawing it is allowed: neither it nor its counter-booking ever counts.
-    counter = books.ledger.reverse_booking("BIG", reason="zu spät", reversed_by="clerk", on=date(2025, 5, 2))
+        books.ledger.approve_booking("BIG-2", approved_by="approver", on=date(2025, 3, 30))
+    # Withdrawing an unapproved one is allowed: neither it nor its counter-booking ever counts.
+    counter = books.ledger.reverse_booking(
+        "BIG-2", reason="zu spät", reversed_by="clerk", on=date(2025, 5, 2)
+    )
     assert (counter.fiscal_year, counter.quarter, counter.state) == (2025, 1, "withdrawal")
+
+
+def test_a_pending_reversal_can_still_be_approved_after_closing(books):
+    """Reversed while Q1 was open, the counter-booking awaited approval when Q1 closed."""
+    books.ledger.record_booking(booking("BIG", amount_cents=5_000_000), recorded_by="mueller")
+    books.ledger.approve_booking("BIG", approved_by="schmidt")
+    books.ledger.reverse_booking("BIG", reason="doppelt", reversed_by="mueller", on=date(2025, 3, 20))
+    books.ledger.close_period(year=2025, quarter=1, closed_by="head")
+    assert _net(books, 1) == {"kdu": 5_000_000}  # the reversal awaits approval: the original counts
+    books.ledger.approve_booking("BIG/storno", approved_by="schmidt", on=date(2025, 5, 2))
+    assert _net(books, 1) == {"kdu": 5_000_000}  # as reported when Q1 closed
+    assert _net(books, 2) == {"kdu": -5_000_000}  # the correction in the open period
+
+
+def test_run_off_into_a_closed_year_falls_back_to_the_cash_rule(books):
+    books.ledger.close_period(year=2024, quarter=0, closed_by="head")
+    b = books.ledger.record_booking(
+        booking(
+            "RUNOFF",
+            payment_date=date(2025, 1, 10),
+            service_from=date(2024, 12, 1),
+            service_to=date(2024, 12, 31),
+        ),
+        recorded_by="clerk",
+    ).booking
+    assert (b.fiscal_year, b.quarter, b.fiscal_rule) == (2025, 1, "cash")
+    open_year = books.ledger.record_booking(
+        booking(
+            "RUNOFF-2025",
+            payment_date=date(2026, 1, 10),
+            service_from=date(2025, 12, 1),
+            service_to=date(2025, 12, 31),
+        ),
+        recorded_by="clerk",
+    ).booking
+    assert (open_year.fiscal_year, open_year.quarter, open_year.fiscal_rule) == (2025, 4, "runoff")
 
 
 def test_an_import_with_a_row_in_a_closed_period_writes_nothing(books):

@@ -28,10 +28,12 @@ def test_a_page_applied_twice_is_refused_and_counts_once(books):
     app, view = books.ledger, books.split_view
     notes = app.recorder.select_notifications(start=None, limit=10)
     batch = to_batch([app.mapper.to_domain_event(n) for n in notes], [n.id for n in notes])
-    view.apply_batch(batch, Tracking(app.name, notes[-1].id))
+    view.apply_batch(batch, Tracking(app.name, notes[-1].id), start=0)
     before = view.table_dump()
     with pytest.raises(IntegrityError):
-        view.apply_batch(batch, Tracking(app.name, notes[-1].id))
+        view.apply_batch(batch, Tracking(app.name, notes[-1].id), start=0)
+    with pytest.raises(IntegrityError):  # nor an overlapping page from an older start
+        view.apply_batch(batch, Tracking(app.name, notes[-1].id + 5), start=3)
     assert view.table_dump() == before  # the whole second transaction was rolled back
 
 

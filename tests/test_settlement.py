@@ -257,3 +257,25 @@ def test_the_workbook_read_back_equals_the_split(cli, settings, tmp_path):
         assert row[col["Buchungen"]] == sum(s.booking_count for s in mine)
         seen.add(category)
     assert seen == {s.category for s in lines}
+
+
+def test_a_draw_in_the_run_off_period_belongs_to_the_fourth_quarter(cli, settings, tmp_path):
+    _fill(settings)
+    ok = cli(
+        "draw",
+        "--title",
+        "1101/681 12",
+        "--year",
+        "2025",
+        "--date",
+        "2026-01-10",
+        "--amount",
+        "5,00",
+        "--document-ref",
+        "HKR-RUNOFF",
+    )
+    assert ok.exit_code == 0, ok.output
+    q1 = _export(cli, tmp_path, "q1.json", "--quarter", "1")
+    year = _export(cli, tmp_path, "y.json")
+    assert sum(t["drawn_cents"] for t in q1["titles"]) == 0
+    assert sum(t["drawn_cents"] for t in year["titles"]) == 500
