@@ -103,6 +103,33 @@ class RateTable:
         by_year = {int(y): date.fromisoformat(d) for y, d in raw["runoff"].get("by_year", {}).items()}
         return cls(vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year)
 
+    def with_settings(self, settings: list[tuple[str, int, str, Decimal]]) -> RateTable:
+        """A copy with (name, year, land, value) settings applied in order (later ones win)."""
+        vwk = dict(self._vwk)
+        kdu = dict(self._kdu)
+        for name, year, land, value in settings:
+            if name == "vwk_federal_share":
+                vwk[year] = value
+            elif name in ("kdu_quota_provisional", "kdu_quota_final"):
+                old = kdu.get((land, year)) or KduQuota(land, year, None, None)
+                if name == "kdu_quota_provisional":
+                    kdu[(land, year)] = KduQuota(land, year, value, old.final)
+                else:
+                    kdu[(land, year)] = KduQuota(land, year, old.provisional, value)
+            else:
+                raise ValueError(f"unknown parameter {name!r}")
+        month_day = self._runoff_default
+        return RateTable(
+            sorted(vwk.items()),
+            list(kdu.values()),
+            self.approval_threshold_cents,
+            month_day,
+            dict(self._runoff_by_year),
+        )
+
+    def kdu_years(self, land: str) -> list[int]:
+        return sorted(y for (l_, y) in self._kdu if l_ == land)
+
     def vwk_share(self, year: int) -> Decimal:
         in_force = [rate for from_year, rate in self._vwk if from_year <= year]
         if not in_force:

@@ -58,7 +58,8 @@ def build_report(
     last_position: int,
     store: str,
 ) -> KoaVvReport:
-    catalogue, rates = ledger.catalogue, ledger.rates
+    catalogue = ledger.catalogue
+    rates = ledger.rates_as_of(as_of)  # the rates as they were set at the report's moment
     quarters = range(1, (quarter or 4) + 1)
     lines = split_groups([t for q in quarters for t in view.totals(year, q)], catalogue, rates, land)
 
@@ -143,7 +144,7 @@ def build_report(
                 )
     belege.sort(key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.booking_key))
 
-    kdu = _kdu_line(lines, ledger, land, year)
+    kdu = _kdu_line(lines, rates, land, year)
     parameters = [
         ("Land", land),
         ("Verwaltungskostenanteil des Bundes", str(rates.vwk_share(year))),
@@ -173,12 +174,12 @@ def build_report(
     )
 
 
-def _kdu_line(lines, ledger: Ledger, land: str, year: int) -> KduLine | None:
+def _kdu_line(lines, rates, land: str, year: int) -> KduLine | None:
     from domain.errors import RateMissing
 
     kdu_lines = [s for s in lines if s.category == "kdu"]
     try:
-        quota = ledger.rates.kdu_quota(land, year)
+        quota = rates.kdu_quota(land, year)
     except RateMissing:
         return None
     net = sum(s.net_cents for s in kdu_lines)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -14,6 +15,7 @@ from eventsourcing.utils import get_topic
 from domain.booking import Booking, BookingContent, Kind, booking_id, check_user
 from domain.catalogue import Catalogue
 from domain.errors import BookingNotFound, DomainError, KeyConflict, ValidationError
+from domain.parameters import PARAMETERS_ID, ParameterBook
 from domain.periods import CALENDAR_ID, PeriodCalendar
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
@@ -75,7 +77,7 @@ class Ledger(Application):
     ) -> None:
         super().__init__(env)
         self.catalogue = catalogue or Catalogue.load()
-        self.rates = rates or RateTable.load()
+        self.base_rates = rates or RateTable.load()  # the shipped defaults; see `rates`
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -96,7 +98,7 @@ class Ledger(Application):
                 content,
                 recorded_by=recorded_by,
                 catalogue=self.catalogue,
-                rates=self.rates,
+                rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
                 calendar=calendar,
             )
             try:
@@ -155,6 +157,7 @@ class Ledger(Application):
             # Look up what is stored first, so a re-import builds no aggregates at all.
             stored = event_index.recorded_contents(self, [booking_id(c.key) for c in contents])
             calendar, seen = self._calendar_seen()
+            rates = self.base_rates
             conflicts: list[RowConflict] = []
             new: list[Booking] = []
             for i, c in enumerate(contents):
@@ -166,7 +169,7 @@ class Ledger(Application):
                                 c,
                                 recorded_by=recorded_by,
                                 catalogue=self.catalogue,
-                                rates=self.rates,
+                                rates=rates,
                                 calendar=calendar,
                             )
                         )
@@ -224,6 +227,38 @@ class Ledger(Application):
                 if e.month == month:
                     draws.append(self.repository.get(e.originator_id))
             after = page[-1].id
+
+    @property
+    def rates(self) -> RateTable:
+        """The rates in force now: the shipped defaults with every parameter set since."""
+        return self.rates_as_of(None)
+
+    def rates_as_of(self, as_of: datetime | None) -> RateTable:
+        """The rates as they were set up to a moment (None: now), for reports as of that moment."""
+        return self.base_rates.with_settings(
+            [(e.name, e.year, e.land, Decimal(e.value)) for e in self.parameter_changes(as_of)]
+        )
+
+    def parameter_changes(self, as_of: datetime | None = None) -> list[Any]:
+        """Every Set event of the parameter book (who, when, why), oldest first."""
+        if PARAMETERS_ID not in self.repository:
+            return []
+        return [
+            e
+            for e in self.events.get(PARAMETERS_ID)
+            if type(e).__name__ == "Set" and (as_of is None or e.timestamp <= as_of)
+        ]
+
+    def set_parameter(
+        self, *, name: str, year: int, value: Decimal, land: str, reason: str, set_by: str
+    ) -> ParameterBook:
+        try:
+            book = self.repository.get(PARAMETERS_ID)
+        except AggregateNotFoundError:
+            book = ParameterBook()
+        book.set(name=name, year=year, value=value, land=land, reason=reason, set_by=set_by)
+        self.save(book)
+        return book
 
     def calendar(self) -> PeriodCalendar:
         """The closed periods (an empty calendar until something is closed)."""

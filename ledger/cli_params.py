@@ -1,0 +1,86 @@
+"""`koa params list/set`: the rates set by law, changed only by audited events."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from domain.money import format_eur
+from domain.parameters import NAMES, parse_rate
+from domain.rates import pct
+from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
+from projections.split_projection import catch_up
+from projections.split_queries import split_lines
+
+
+@click.group()
+def params() -> None:
+    """Dated rates: the administrative-cost share and the KdU quota per Land and year."""
+
+
+@params.command(name="list")
+@click.option("--year", type=click.IntRange(2005, 2100), help="default: the current year and the five before")
+@with_books
+def list_(ctx: click.Context, year: int | None) -> None:
+    """The rates in force per fiscal year, and every change with who, when and why."""
+    books = books_in(ctx)
+    rates, land = books.ledger.rates, books.settings.land
+    years = [year] if year else list(range(date.today().year - 5, date.today().year + 1))
+    for y in years:
+        kdu = "no KdU quota on file"
+        if y in rates.kdu_years(land):
+            q = rates.kdu_quota(land, y)
+            kdu = (
+                f"KdU {land} provisional {pct(q.provisional) if q.provisional is not None else '–'}, "
+                f"final {pct(q.final) if q.final is not None else '–'}"
+            )
+        click.echo(f"{y}: Verwaltungskosten Bund {pct(rates.vwk_share(y))}; {kdu}")
+    changes = books.ledger.parameter_changes()
+    click.echo(f"changes since the shipped defaults: {len(changes)}")
+    for e in changes:
+        where = f" {e.land}" if e.land else ""
+        click.echo(
+            f"  {e.timestamp.isoformat(timespec='seconds')} {e.set_by}: {e.name}{where} {e.year} = "
+            f"{e.value} ({e.reason})"
+        )
+
+
+@params.command(name="set")
+@click.argument("name", type=click.Choice(sorted(NAMES)))
+@click.option("--year", required=True, type=click.IntRange(2005, 2100))
+@click.option("--value", required=True, help="0.848, 0,848 or 84,8 %")
+@click.option("--reason", required=True, help="why (kept with the change)")
+@click.option("--land", help="for KdU quotas (default: KOA_LAND)")
+@USER_OPTION
+@with_books
+def set_(
+    ctx: click.Context, name: str, year: int, value: str, reason: str, land: str | None, user: str | None
+) -> None:
+    """Change a rate for a fiscal year; the split follows, and the difference is shown."""
+    books = books_in(ctx)
+    land = (land or books.settings.land).upper()
+    try:
+        rate = parse_rate(value)
+    except ValueError as e:
+        raise Refused(f"--value: {e}") from None
+    catch_up(books.ledger, books.split_view)
+
+    def federal() -> int:
+        lines = split_lines(books.split_view, books.ledger.catalogue, books.ledger.rates, land, year)
+        return sum(s.federal_cents for s in lines)
+
+    try:
+        before = federal()
+    except Exception:  # noqa: BLE001 - a rate missing before the change: nothing to compare
+        before = None
+    books.ledger.set_parameter(
+        name=name, year=year, value=rate, land=land, reason=reason, set_by=acting_user(ctx, user)
+    )
+    after = federal()
+    click.echo(f"{name} {year}{' ' + land if name.startswith('kdu_') else ''} = {rate} set")
+    if before is not None:
+        click.echo(
+            f"federal share {year}: {format_eur(before)} -> {format_eur(after)} "
+            f"(difference {format_eur(after - before)})"
+        )
