@@ -1,4 +1,4 @@
-"""`koa params list/set`: the rates set by law, changed only by audited events."""
+"""`koa params list/set`: the rates set by law, changed only by audited events; `koa reconcile`."""
 
 from __future__ import annotations
 
@@ -84,3 +84,31 @@ def set_(
             f"federal share {year}: {format_eur(before)} -> {format_eur(after)} "
             f"(difference {format_eur(after - before)})"
         )
+
+
+@click.command()
+@click.option("--year", required=True, type=click.IntRange(2005, 2100))
+@click.option("--all", "show_all", is_flag=True, help="list every booking that moves, not only the first 50")
+@with_books
+def reconcile(ctx: click.Context, year: int, show_all: bool) -> None:
+    """Überleitung: the year by payment date, by fiscal year (cash) and by service period (accrual)."""
+    from projections.reconciliation import reconcile as reconcile_year
+
+    books = books_in(ctx)
+    catch_up(books.ledger, books.split_view)
+    r = reconcile_year(books.split_view, year)
+    click.echo(
+        f"{year}: by payment date {format_eur(r.payment_cents)}; by fiscal year (Kameralistik) "
+        f"{format_eur(r.cash_cents)}; by service period (Doppik) {format_eur(r.accrual_cents)}"
+    )
+    by_reason: dict[tuple[str, str], list] = {}
+    for m in r.moves:
+        by_reason.setdefault((m.from_view, m.reason), []).append(m)
+    for (view, reason), moves in sorted(by_reason.items()):
+        arrow = "payment date -> fiscal year" if view == "payment" else "fiscal year -> service period"
+        click.echo(f"  {arrow}: {reason}: {len(moves)} bookings, {format_eur(sum(m.cents for m in moves))}")
+    shown = r.moves if show_all else r.moves[:50]
+    for m in shown:
+        click.echo(f"    {m.booking_key:<32} {m.category:<24} {format_eur(m.cents):>15}  {m.reason}")
+    if len(shown) < len(r.moves):
+        click.echo(f"    ... {len(r.moves) - len(shown)} more (--all)")

@@ -278,6 +278,20 @@ class SplitViewQueries(ABC):
     def _date_param(self, d: date) -> object:
         return d
 
+    def bookings_touching_year(self, year: int) -> list[BookingRow]:
+        """Counted bookings paid in, belonging to, or serving the year (for the reconciliation)."""
+        first, last = self._date_param(date(year, 1, 1)), self._date_param(date(year, 12, 31))
+        with self._txn(commit=False) as c:
+            c.execute(
+                self._q(
+                    f"SELECT {','.join(BOOKING_COLUMNS)} FROM {self.prefix}split_bookings WHERE counted = %s "
+                    "AND (fiscal_year = %s OR (payment_date >= %s AND payment_date <= %s) "
+                    "OR (service_from <= %s AND service_to >= %s)) ORDER BY booking_key"
+                ),
+                (True, year, first, last, last, first),
+            )
+            return [self._to_row(r) for r in c.fetchall()]
+
     def bookings(
         self,
         year: int,
