@@ -144,7 +144,7 @@ def build_report(
                 )
     belege.sort(key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.booking_key))
 
-    kdu = _kdu_line(lines, rates, land, year)
+    kdu = kdu_line(lines, rates, land, year)
     parameters = [
         ("Land", land),
         ("Verwaltungskostenanteil des Bundes", str(rates.vwk_share(year))),
@@ -174,7 +174,7 @@ def build_report(
     )
 
 
-def _kdu_line(lines, rates, land: str, year: int) -> KduLine | None:
+def kdu_line(lines, rates, land: str, year: int) -> KduLine | None:
     from domain.errors import RateMissing
 
     kdu_lines = [s for s in lines if s.category == "kdu"]

@@ -112,3 +112,35 @@ def reconcile(ctx: click.Context, year: int, show_all: bool) -> None:
         click.echo(f"    {m.booking_key:<32} {m.category:<24} {format_eur(m.cents):>15}  {m.reason}")
     if len(shown) < len(r.moves):
         click.echo(f"    ... {len(r.moves) - len(shown)} more (--all)")
+
+
+@click.command()
+@click.option("--year", required=True, type=click.IntRange(2005, 2100))
+@with_books
+def kdu(ctx: click.Context, year: int) -> None:
+    """The KdU quota of the Land for a year: spending (§ 22 Abs. 1, net of receipts), the federal
+    amount under the provisional and the final quota, and the difference to settle with the Land."""
+    from exports.koavv_report import kdu_line
+
+    books = books_in(ctx)
+    catch_up(books.ledger, books.split_view)
+    land, rates = books.settings.land, books.ledger.rates
+    lines = [
+        s
+        for q in (1, 2, 3, 4)
+        for s in split_lines(books.split_view, books.ledger.catalogue, rates, land, year, q)
+    ]
+    k = kdu_line(lines, rates, land, year)
+    if k is None:
+        raise Refused(f"--year: no KdU quota of {land} on file for {year} (koa params set kdu_quota_...)")
+
+    def amount(cents: int | None) -> str:
+        return "–" if cents is None else format_eur(cents)
+
+    def rate(r) -> str:
+        return "–" if r is None else pct(r)
+
+    click.echo(f"KdU {land} {year}: spending § 22 Abs. 1 net {format_eur(k.net_cents)}")
+    click.echo(f"  provisional quota {rate(k.provisional_rate)}: Bund {amount(k.federal_provisional_cents)}")
+    click.echo(f"  final quota       {rate(k.final_rate)}: Bund {amount(k.federal_final_cents)}")
+    click.echo(f"  difference to settle with the Land: {amount(k.difference_cents)}")

@@ -205,3 +205,40 @@ def test_cli_rejects_bad_values(store, monkeypatch):
     )
     listed = run.invoke(main, ["params", "list", "--year", "2024"])
     assert "2024: Verwaltungskosten Bund 87,4 %; KdU BW provisional 71,9 %, final 72,1 %" in listed.output
+
+
+def test_kdu_view_from_provisional_to_final(store, settings, monkeypatch):
+    """domain.md: € 100,000.00 of § 22 Abs. 1 spending in BW 2024, provisional 71.9 %, final 72.1 %."""
+    for k, v in store.items():
+        monkeypatch.setenv(k, v)
+    with open_books(settings) as b:
+        b.ledger.record_booking(
+            booking(
+                "K",
+                payment_date=date(2024, 2, 27),
+                service_from=date(2024, 3, 1),
+                service_to=date(2024, 3, 31),
+                amount_cents=10_500_000,
+            ),
+            recorded_by="clerk",
+        )
+        b.ledger.approve_booking("K", approved_by="approver")
+        b.ledger.record_booking(
+            booking(
+                "NK",
+                kind="receipt",
+                payment_date=date(2024, 5, 2),
+                service_from=date(2024, 5, 1),
+                service_to=date(2024, 5, 31),
+                amount_cents=500_000,
+            ),
+            recorded_by="clerk",
+        )
+    out = CliRunner().invoke(main, ["kdu", "--year", "2024"])
+    assert out.exit_code == 0, out.output
+    assert "net 100.000,00" in out.output
+    assert "provisional quota 71,9 %: Bund 71.900,00" in out.output
+    assert "final quota       72,1 %: Bund 72.100,00" in out.output
+    assert "difference to settle with the Land: 200,00" in out.output
+    missing = CliRunner().invoke(main, ["kdu", "--year", "2019"])
+    assert missing.exit_code == 1 and "2019" in missing.stderr
