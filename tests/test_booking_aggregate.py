@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from domain.booking import REVERSAL_SUFFIX, Booking, BookingContent, Kind, booking_id
+from domain.booking import REVERSAL_SUFFIX, Booking, BookingContent, booking_id
 from domain.catalogue import Catalogue
 from domain.errors import (
     AlreadyApproved,
@@ -20,25 +20,13 @@ from domain.errors import (
 )
 from domain.money import AMOUNT_CENTS_MAX
 from domain.rates import RateTable
+from tests.factories import BASE as FACTORY_BASE
 
 CATALOGUE = Catalogue.load()
 RATES = RateTable.load()
 THRESHOLD = RATES.approval_threshold_cents
 
-BASE = BookingContent(
-    key="B-1",
-    kind=Kind.PAYMENT,
-    amount_cents=50_000,
-    category="kdu",
-    payment_date=date(2025, 2, 27),
-    service_from=date(2025, 3, 1),
-    service_to=date(2025, 3, 31),
-    document_ref="ZA-202503",
-    case_ref="08221BG0000001",
-    contract_ref="",
-    cost_centre="JC-NORD",
-    text="Miete März",
-)
+BASE = replace(FACTORY_BASE, key="B-1")
 
 
 def content(**changes) -> BookingContent:
