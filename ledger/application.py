@@ -148,15 +148,16 @@ class Ledger(Application):
         """
         if len(contents) > IMPORT_ROWS_MAX:
             raise ValidationError(f"more than {IMPORT_ROWS_MAX} bookings in one run: split it", "run")
-        seen: set[str] = set()
+        check_user(recorded_by, "recorded_by")
+        keys: set[str] = set()
         for c in contents:
-            if c.key in seen:
+            if c.key in keys:
                 raise ValidationError(f"key {c.key!r} occurs twice in the run", "key")
-            seen.add(c.key)
+            keys.add(c.key)
         for _attempt in range(3):
             # Look up what is stored first, so a re-import builds no aggregates at all.
             stored = event_index.recorded_contents(self, [booking_id(c.key) for c in contents])
-            calendar, seen = self._calendar_seen()
+            calendar, calendar_version = self._calendar_seen()
             rates = self.base_rates
             conflicts: list[RowConflict] = []
             new: list[Booking] = []
@@ -185,7 +186,7 @@ class Ledger(Application):
             if not new:
                 return ImportResult(0, len(contents), None)
             try:
-                recordings = self.save(*new, calendar_version=seen)
+                recordings = self.save(*new, calendar_version=calendar_version)
             except IntegrityError:
                 # A concurrent writer took some of the keys meanwhile: look again. (The failed save
                 # consumed the new aggregates' pending events; they are built afresh.)
