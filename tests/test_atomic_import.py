@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -44,8 +45,11 @@ def _start_import(store: dict[str, str], path: Path) -> subprocess.Popen:
 def _writing(store: dict[str, str]) -> bool:
     """True once the import's transaction is writing events (and has not committed)."""
     if "KOA_DATABASE_URL" in store:
-        dbname = store["KOA_DATABASE_URL"].split("/")[-1].split("?")[0]
-        with psycopg.connect(host="127.0.0.1", user="postgres", dbname=dbname, autocommit=True) as c:
+        url = urlsplit(store["KOA_DATABASE_URL"])
+        dbname = url.path.strip("/")
+        with psycopg.connect(
+            host=url.hostname, port=url.port, user=url.username, dbname=dbname, autocommit=True
+        ) as c:
             # The import's transaction holds the library's EXCLUSIVE lock on the events table
             # from its first insert until it commits or rolls back.
             row = c.execute(

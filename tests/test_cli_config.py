@@ -14,13 +14,13 @@ from ledger.cli import main
     [
         ({"PERSISTENCE_MODULE": "eventsourcing.postgres"}, "POSTGRES_DBNAME"),
         ({"KOA_DATA_DIR": "/proc/no/such/dir"}, "KOA_DATA_DIR"),
-        ({"KOA_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres?pool_size=abc"}, "POOL_SIZE"),
+        ({"KOA_DATABASE_URL": "postgresql://postgres@{host}:{port}/postgres?pool_size=abc"}, "POOL_SIZE"),
     ],
 )
-def test_configuration_errors_are_one_line(env, word, monkeypatch, tmp_path):
+def test_configuration_errors_are_one_line(env, word, monkeypatch, tmp_path, pg_server):
     monkeypatch.chdir(tmp_path)
     for k, v in env.items():
-        monkeypatch.setenv(k, v)
+        monkeypatch.setenv(k, v.format(host=pg_server.host, port=pg_server.port))
     result = CliRunner().invoke(main, ["periods"])
     assert result.exit_code == 1, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and word in result.stderr
