@@ -7,9 +7,10 @@ bodies run again on every replay.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from enum import StrEnum
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -88,6 +89,12 @@ class BookingContent:
             raise ValidationError("required: 1-20 letters, digits or ._-", "cost_centre")
         if len(self.text) > TEXT_LEN_MAX or "\n" in self.text:
             raise ValidationError(f"at most {TEXT_LEN_MAX} characters on one line", "text")
+
+
+def content_of(source: Any) -> BookingContent:
+    """The content held by a Booking or carried by its Recorded event (both have the fields)."""
+    values = {f.name: getattr(source, f.name) for f in fields(BookingContent)}
+    return BookingContent(**(values | {"kind": Kind(values["kind"])}))
 
 
 def booking_id(key: str) -> UUID:
@@ -330,20 +337,7 @@ class Booking(Aggregate):
     # ---- queries ---------------------------------------------------------------------------
 
     def content(self) -> BookingContent:
-        return BookingContent(
-            key=self.key,
-            kind=Kind(self.kind),
-            amount_cents=self.amount_cents,
-            category=self.category,
-            payment_date=self.payment_date,
-            service_from=self.service_from,
-            service_to=self.service_to,
-            document_ref=self.document_ref,
-            case_ref=self.case_ref,
-            contract_ref=self.contract_ref,
-            cost_centre=self.cost_centre,
-            text=self.text,
-        )
+        return content_of(self)
 
     @property
     def counts(self) -> bool:

@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from eventsourcing.utils import get_topic
 
-from domain.booking import Booking, BookingContent, Kind, booking_id, check_user
+from domain.booking import Booking, BookingContent, booking_id, check_user
 from domain.catalogue import Catalogue
 from domain.errors import BookingNotFound, DomainError, KeyConflict, ValidationError
 from domain.parameters import PARAMETERS_ID, ParameterBook
@@ -215,19 +215,9 @@ class Ledger(Application):
 
     def sample_draws(self, month: str) -> list[SampleDraw]:
         """Every recorded draw for a month, oldest first (redraws show here)."""
-        topic = get_topic(SampleDraw.Drawn)
-        draws, after = [], 0
-        while True:
-            page = self.recorder.select_notifications(
-                start=after, limit=1000, topics=[topic], inclusive_of_start=False
-            )
-            if not page:
-                return draws
-            for n in page:
-                e = self.mapper.to_domain_event(n)
-                if e.month == month:
-                    draws.append(self.repository.get(e.originator_id))
-            after = page[-1].id
+        return [
+            self.repository.get(e.originator_id) for e in self.recorded(SampleDraw.Drawn) if e.month == month
+        ]
 
     @property
     def rates(self) -> RateTable:
@@ -348,20 +338,3 @@ def _require_same(stored: BookingContent, given: BookingContent) -> None:
             f"booking key {given.key!r} is already used for a booking with other {', '.join(differing)}",
             field="key",
         )
-
-
-def content_from_recorded(event: Any) -> BookingContent:
-    return BookingContent(
-        key=event.key,
-        kind=Kind(event.kind),
-        amount_cents=event.amount_cents,
-        category=event.category,
-        payment_date=event.payment_date,
-        service_from=event.service_from,
-        service_to=event.service_to,
-        document_ref=event.document_ref,
-        case_ref=event.case_ref,
-        contract_ref=event.contract_ref,
-        cost_centre=event.cost_centre,
-        text=event.text,
-    )

@@ -14,7 +14,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from domain.booking import BookingContent
+from domain.booking import BookingContent, content_of
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -24,12 +24,10 @@ POSTGRES_IDS_PER_QUERY = 50_000
 
 
 def recorded_contents(app: Ledger, ids: Sequence[UUID]) -> dict[UUID, BookingContent]:
-    from ledger.application import content_from_recorded
-
     out: dict[UUID, BookingContent] = {}
     for stored in _select_first_events(app, ids):
         event = app.mapper.to_domain_event(stored)
-        out[stored.originator_id] = content_from_recorded(event)
+        out[stored.originator_id] = content_of(event)
     return out
 
 
