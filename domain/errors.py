@@ -36,7 +36,11 @@ class KeyConflict(DomainError):
     """A booking key is already used for a booking with different content."""
 
 
-class BookingNotFound(DomainError):
+class NotFound(DomainError):
+    """No aggregate with the given reference."""
+
+
+class BookingNotFound(NotFound):
     pass
 
 

@@ -7,9 +7,11 @@ so the per-booking shares always add up to the share computed on the group total
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from fractions import Fraction
 
 # One booking may not exceed 100 million euro: a limit, so a typo of extra digits is caught.
 AMOUNT_CENTS_MAX = 10_000_000_000
@@ -100,4 +102,28 @@ def allocate_share_cents(amounts_cents: Sequence[int], rate: Decimal) -> list[in
         for i in order[:missing]:
             floors[i] += 1
     assert sum(floors) == target
+    return floors
+
+
+def allocate_proportional_cents(amounts_cents: Sequence[int], total_cents: int) -> list[int]:
+    """Shares of total_cents in proportion to the amounts, adding up to total_cents exactly.
+
+    Floor of each exact share, then the missing cents to the largest remainders (ties: earlier
+    position). With a zero sum of amounts the total can only be zero.
+    """
+    if not amounts_cents:
+        assert total_cents == 0
+        return []
+    whole = sum(amounts_cents)
+    if whole == 0:
+        assert total_cents == 0, (amounts_cents, total_cents)
+        return [0] * len(amounts_cents)
+    exact = [Fraction(a * total_cents, whole) for a in amounts_cents]
+    floors = [math.floor(x) for x in exact]
+    missing = total_cents - sum(floors)
+    assert 0 <= missing <= len(amounts_cents), (missing, len(amounts_cents))
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for i in order[:missing]:
+        floors[i] += 1
+    assert sum(floors) == total_cents
     return floors

@@ -13,14 +13,37 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.booking import REASON_LEN_MAX, YEAR_MAX, YEAR_MIN, check_user
 from domain.errors import ValidationError
-from domain.rates import LANDS
+from domain.money import parse_amount_cents
+from domain.rates import DATED_PARAMETERS, LANDS
 
 PARAMETERS_ID = uuid5(NAMESPACE_URL, "urn:koa-ledger:parameter-book")
 NAMES = {
     "vwk_federal_share": "Bundesanteil an den Verwaltungskosten, ab dem Haushaltsjahr",
     "kdu_quota_provisional": "KdU-Quote des Landes, vorläufig, für das Haushaltsjahr",
     "kdu_quota_final": "KdU-Quote des Landes, endgültig, für das Haushaltsjahr",
+    "versorgungszuschlag_cap": "Obergrenze des Versorgungszuschlags (Anteil der Personalkosten), ab dem Jahr",
+    "personalgemeinkosten_rate": "Personalgemeinkostensatz (auf die Personalkosten), ab dem Jahr",
+    "personalnebenkosten_per_vzae": "Pauschale Personalnebenkosten je VZÄ und Jahr (EUR), ab dem Jahr",
+    "sachkosten_per_vzae": "Pauschale Sachkosten je VZÄ und Jahr (EUR), ab dem Jahr",
+    "deckungsfaehigkeit_limit": "Grenze der Deckungsfähigkeit (Anteil des abgebenden Budgets), ab dem Jahr",
 }
+AMOUNT_PARAMETER_CENTS_MAX = 100_000_000  # 1,000,000.00 € per VZÄ and year: anything above is a typo
+
+
+def kind_of(name: str) -> str:
+    """'rate' (a share between 0 and 1) or 'amount' (euros)."""
+    return DATED_PARAMETERS.get(name, "rate")
+
+
+def parse_value(name: str, text: str) -> Decimal:
+    """A parameter's value from the command line: a rate or an amount in euros, by the parameter."""
+    if kind_of(name) == "rate":
+        return parse_rate(text)
+    try:
+        cents = parse_amount_cents(text)
+    except ValueError as e:
+        raise ValidationError(str(e), "value") from None
+    return Decimal(cents) / 100
 
 
 def parse_rate(text: str) -> Decimal:
@@ -51,8 +74,12 @@ class ParameterBook(Aggregate):
             raise ValidationError(f"unknown parameter; one of {', '.join(NAMES)}", "name")
         if not YEAR_MIN <= year <= YEAR_MAX:
             raise ValidationError(f"must be between {YEAR_MIN} and {YEAR_MAX}", "year")
-        if not Decimal(0) <= value <= Decimal(1):
+        if kind_of(name) == "rate" and not Decimal(0) <= value <= Decimal(1):
             raise ValidationError("must be between 0 and 1", "value")
+        if kind_of(name) == "amount" and not (
+            Decimal(0) <= value * 100 <= AMOUNT_PARAMETER_CENTS_MAX and value == round(value, 2)
+        ):
+            raise ValidationError("must be an amount between 0 and 1.000.000,00 € with at most 2 decimals", "value")
         if name.startswith("kdu_") and land not in LANDS:
             raise ValidationError(f"unknown Land; one of {', '.join(LANDS)}", "land")
         reason = reason.strip()

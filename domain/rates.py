@@ -5,6 +5,7 @@ rate states which one it applied."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -56,6 +57,21 @@ class AppliedRate:
     label: str
 
 
+# Parameters in force from a fiscal year until changed, besides the two above: kind "rate" (0..1)
+# or "amount" (euros, per full-time equivalent and year). Defaults in rates.toml [[parameter]].
+DATED_PARAMETERS = {
+    "versorgungszuschlag_cap": "rate",
+    "personalgemeinkosten_rate": "rate",
+    "personalnebenkosten_per_vzae": "amount",
+    "sachkosten_per_vzae": "amount",
+    "deckungsfaehigkeit_limit": "rate",
+}
+
+
+def _no_budget(year: int) -> None:
+    return None
+
+
 def _rate(text: str) -> Decimal:
     r = Decimal(text)
     assert Decimal(0) <= r <= Decimal(1), f"rate out of range: {text}"
@@ -70,8 +86,12 @@ class RateTable:
         approval_threshold_cents: int,
         runoff_default_last_day: tuple[int, int],
         runoff_by_year: dict[int, date],
+        dated: dict[str, list[tuple[int, Decimal]]] | None = None,
     ) -> None:
         self._vwk = sorted(vwk_shares)
+        self._dated = {name: sorted(values) for name, values in (dated or {}).items()}
+        self._egt_funds: Callable[[int], int | None] = _no_budget
+        assert set(self._dated) <= set(DATED_PARAMETERS), self._dated
         self._kdu = {(q.land, q.year): q for q in kdu_quotas}
         assert approval_threshold_cents > 0
         self.approval_threshold_cents = approval_threshold_cents
@@ -101,14 +121,23 @@ class RateTable:
             )
         month, day = (int(x) for x in raw["runoff"]["default_last_day"].split("-"))
         by_year = {int(y): date.fromisoformat(d) for y, d in raw["runoff"].get("by_year", {}).items()}
-        return cls(vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year)
+        dated: dict[str, list[tuple[int, Decimal]]] = {}
+        for p in raw.get("parameter", []):
+            kind = DATED_PARAMETERS[p["name"]]
+            value = _rate(p["value"]) if kind == "rate" else Decimal(p["value"])
+            assert kind == "rate" or value >= 0, p
+            dated.setdefault(p["name"], []).append((int(p["from_year"]), value))
+        return cls(vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year, dated)
 
     def with_settings(self, settings: list[tuple[str, int, str, Decimal]]) -> RateTable:
         """A copy with (name, year, land, value) settings applied in order (later ones win)."""
         vwk = dict(self._vwk)
         kdu = dict(self._kdu)
+        dated = {name: dict(values) for name, values in self._dated.items()}
         for name, year, land, value in settings:
-            if name == "vwk_federal_share":
+            if name in DATED_PARAMETERS:
+                dated.setdefault(name, {})[year] = value
+            elif name == "vwk_federal_share":
                 vwk[year] = value
             elif name in ("kdu_quota_provisional", "kdu_quota_final"):
                 old = kdu.get((land, year)) or KduQuota(land, year, None, None)
@@ -119,13 +148,26 @@ class RateTable:
             else:
                 raise ValueError(f"unknown parameter {name!r}")
         month_day = self._runoff_default
-        return RateTable(
+        table = RateTable(
             sorted(vwk.items()),
             list(kdu.values()),
             self.approval_threshold_cents,
             month_day,
             dict(self._runoff_by_year),
+            {name: sorted(values.items()) for name, values in dated.items()},
         )
+        table._egt_funds = self._egt_funds
+        return table
+
+    def with_egt_funds(self, funds_cents: Callable[[int], int | None]) -> RateTable:
+        """A copy that knows each year's Eingliederungsbudget (allocation plus shifts; None: none on
+        file), so the split gives EGT spending beyond it to the municipality."""
+        copy = self.with_settings([])
+        copy._egt_funds = funds_cents
+        return copy
+
+    def egt_funds_cents(self, year: int) -> int | None:
+        return self._egt_funds(year)
 
     def kdu_years(self, land: str) -> list[int]:
         return sorted(y for (l_, y) in self._kdu if l_ == land)
@@ -135,6 +177,18 @@ class RateTable:
         if not in_force:
             raise RateMissing(f"no administrative-cost share on file for fiscal year {year}")
         return in_force[-1]
+
+    def dated(self, name: str, year: int) -> Decimal:
+        """A parameter of DATED_PARAMETERS in force for a fiscal year (set for it or an earlier one)."""
+        assert name in DATED_PARAMETERS, name
+        in_force = [value for from_year, value in self._dated.get(name, []) if from_year <= year]
+        if not in_force:
+            raise RateMissing(f"no value of {name} on file for fiscal year {year}")
+        return in_force[-1]
+
+    def dated_amount_cents(self, name: str, year: int) -> int:
+        assert DATED_PARAMETERS[name] == "amount", name
+        return int(self.dated(name, year) * 100)
 
     def kdu_quota(self, land: str, year: int) -> KduQuota:
         try:

@@ -9,11 +9,11 @@ so they add up to the group's share. A year's figure is the sum of its quarters.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from domain.catalogue import Catalogue
-from domain.money import share_cents
+from domain.catalogue import Catalogue, Funding
+from domain.money import allocate_proportional_cents, format_eur, share_cents
 from domain.rates import RateTable
 
 
@@ -76,8 +76,52 @@ def split_group(total: GroupTotal, catalogue: Catalogue, rates: RateTable, land:
 def split_groups(
     totals: Iterable[GroupTotal], catalogue: Catalogue, rates: RateTable, land: str
 ) -> list[SplitLine]:
+    """Split lines of the given groups. Where a year has an Eingliederungsbudget on file, the totals
+    must cover the year from Q1 on (the budget is used up in quarter order)."""
     lines = [split_group(t, catalogue, rates, land) for t in totals]
+    for year in sorted({s.fiscal_year for s in lines}):
+        funds = rates.egt_funds_cents(year)
+        if funds is not None:
+            lines = cap_to_budget(lines, catalogue, year, funds)
     return sorted(lines, key=lambda s: (s.fiscal_year, s.quarter, s.federal_title, s.category))
+
+
+def cap_to_budget(lines: list[SplitLine], catalogue: Catalogue, year: int, funds_cents: int) -> list[SplitLine]:
+    """The Bund pays Eingliederungsleistungen up to the year's budget; beyond it, the Kommune.
+
+    The budget is used up in quarter order: the quarter in which cumulative net spending passes it
+    has its federal part shared over its categories by net amount (largest remainder), later
+    quarters are municipal. Receipts that bring spending back under the budget give back to the Bund.
+    """
+    budget = max(0, funds_cents)  # more shifted out than allocated: nothing left for the Bund to pay
+    egt = [s for s in lines if s.fiscal_year == year and catalogue.get(s.category).funding is Funding.EGT_BUDGET]
+    others = [s for s in lines if s not in egt]
+    out: list[SplitLine] = []
+    cumulative_net = federal_before = 0
+    for quarter in sorted({s.quarter for s in egt}):
+        q_lines = sorted((s for s in egt if s.quarter == quarter), key=lambda s: s.category)
+        net = sum(s.net_cents for s in q_lines)
+        cumulative_net += net
+        federal_after = min(max(cumulative_net, 0), budget)
+        federal_q = federal_after - federal_before
+        federal_before = federal_after
+        shares = allocate_proportional_cents([s.net_cents for s in q_lines], federal_q)
+        for s, federal in zip(q_lines, shares, strict=True):
+            if federal == s.federal_cents:
+                out.append(s)
+                continue
+            rate = (Decimal(federal) / Decimal(s.net_cents)).quantize(Decimal("0.000001")) if s.net_cents else Decimal(0)
+            out.append(
+                replace(
+                    s,
+                    federal_rate=rate,
+                    rate_label=f"Bund bis zum Eingliederungsbudget {year} ({format_eur(budget)} €), darüber Kommune",
+                    federal_cents=federal,
+                    municipal_cents=s.net_cents - federal,
+                )
+            )
+    assert sum(s.federal_cents for s in out) <= budget or not out
+    return others + out
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -13,8 +14,10 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 from eventsourcing.utils import get_topic
 
 from domain.booking import Booking, BookingContent, booking_id, check_user
+from domain.budget import Budget, budget_id
 from domain.catalogue import Catalogue
-from domain.errors import BookingNotFound, DomainError, KeyConflict, ValidationError
+from domain.commitment import Commitment, commitment_id
+from domain.errors import BookingNotFound, DomainError, KeyConflict, NotFound, ValidationError
 from domain.parameters import PARAMETERS_ID, ParameterBook
 from domain.periods import CALENDAR_ID, PeriodCalendar
 from domain.rates import RateTable
@@ -101,8 +104,11 @@ class Ledger(Application):
                 rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
                 calendar=calendar,
             )
+            commitments, refused = self._draw_commitments([booking])
+            if refused:
+                raise refused[0][1]
             try:
-                self.save(booking, calendar_version=seen)
+                self.save(booking, *commitments, calendar_version=seen)
             except CalendarChanged:
                 continue  # a period was closed meanwhile: decide again against the new calendar
             except IntegrityError:
@@ -133,8 +139,13 @@ class Ledger(Application):
             counter = original.reverse(
                 reason=reason, reversed_by=reversed_by, on=on or date.today(), calendar=calendar
             )
+            commitment = self._commitment(original.contract_ref) if original.contract_ref else None
+            if commitment is not None and original.key in commitment.drawdowns:
+                commitment.undraw(booking_key=original.key, reversal_key=counter.key)
+            else:
+                commitment = None
             try:
-                self.save(original, counter, calendar_version=seen)
+                self.save(original, counter, *([commitment] if commitment else []), calendar_version=seen)
             except IntegrityError:  # a concurrent reversal or closing: the guards decide again
                 continue
             return counter
@@ -161,6 +172,7 @@ class Ledger(Application):
             rates = self.base_rates
             conflicts: list[RowConflict] = []
             new: list[Booking] = []
+            new_index: dict[int, int] = {}  # id(booking) -> row index, for drawdown refusals
             for i, c in enumerate(contents):
                 old = stored.get(booking_id(c.key))
                 if old is None:
@@ -174,6 +186,7 @@ class Ledger(Application):
                                 calendar=calendar,
                             )
                         )
+                        new_index[id(new[-1])] = i
                     except DomainError as e:  # e.g. a closed period: reported with its row
                         conflicts.append(RowConflict(i, e))
                     continue
@@ -181,12 +194,14 @@ class Ledger(Application):
                     _require_same(old, c)
                 except KeyConflict as e:
                     conflicts.append(RowConflict(i, e))
+            commitments, refused = self._draw_commitments(new)
+            conflicts += [RowConflict(new_index[id(new[i])], e) for i, e in refused]
             if conflicts:
-                raise ImportRefused(conflicts)
+                raise ImportRefused(sorted(conflicts, key=lambda c: c.index))
             if not new:
                 return ImportResult(0, len(contents), None)
             try:
-                recordings = self.save(*new, calendar_version=calendar_version)
+                recordings = self.save(*new, *commitments, calendar_version=calendar_version)
             except IntegrityError:
                 # A concurrent writer took some of the keys meanwhile: look again. (The failed save
                 # consumed the new aggregates' pending events; they are built afresh.)
@@ -225,10 +240,26 @@ class Ledger(Application):
         return self.rates_as_of(None)
 
     def rates_as_of(self, as_of: datetime | None) -> RateTable:
-        """The rates as they were set up to a moment (None: now), for reports as of that moment."""
-        return self.base_rates.with_settings(
+        """The rates as they were set up to a moment (None: now), for reports as of that moment,
+        with each year's Eingliederungsbudget as it stood then (the split caps EGT spending at it)."""
+        rates = self.base_rates.with_settings(
             [(e.name, e.year, e.land, Decimal(e.value)) for e in self.parameter_changes(as_of)]
         )
+
+        @functools.cache
+        def egt_funds(year: int) -> int | None:
+            budget = self.budget_as_of(year, as_of)
+            return None if budget is None else budget.funds_cents("egt")
+
+        return rates.with_egt_funds(egt_funds)
+
+    def budget_as_of(self, year: int, as_of: datetime | None = None) -> Budget | None:
+        """The year's budget as recorded up to a moment (None: now); None if there is none."""
+        events = [e for e in self.events.get(budget_id(year)) if as_of is None or e.timestamp <= as_of]
+        budget = None
+        for e in events:
+            budget = e.mutate(budget)
+        return budget
 
     def parameter_changes(self, as_of: datetime | None = None) -> list[Any]:
         """Every Set event of the parameter book (who, when, why), oldest first."""
@@ -308,6 +339,44 @@ class Ledger(Application):
                 return found
             found += [self.mapper.to_domain_event(n) for n in page]
             after = page[-1].id
+
+    def _draw_commitments(self, bookings: Sequence[Booking]) -> tuple[list[Commitment], list[tuple[int, DomainError]]]:
+        """Payments under the contract of a commitment draw down its slice of their fiscal year.
+
+        Returns the commitments drawn on (to be saved with the bookings) and the refused drawdowns
+        by position. Contract references without a commitment are left alone.
+        """
+        touched: dict[str, Commitment | None] = {}
+        refused: list[tuple[int, DomainError]] = []
+        for i, b in enumerate(bookings):
+            if not b.contract_ref or b.kind != "payment" or b.reverses_key:
+                continue
+            if b.contract_ref not in touched:
+                touched[b.contract_ref] = self._commitment(b.contract_ref)
+            commitment = touched[b.contract_ref]
+            if commitment is None:
+                continue
+            try:
+                if b.category != commitment.instrument:
+                    raise ValidationError(
+                        f"contract {b.contract_ref} commits {commitment.instrument}, not {b.category}", "category"
+                    )
+                commitment.draw(booking_key=b.key, year=b.fiscal_year, amount_cents=b.amount_cents)
+            except DomainError as e:
+                refused.append((i, e))
+        return [c for c in touched.values() if c is not None], refused
+
+    def _commitment(self, contract_ref: str) -> Commitment | None:
+        try:
+            return self.repository.get(commitment_id(contract_ref))
+        except AggregateNotFoundError:
+            return None
+
+    def get_commitment(self, contract_ref: str) -> Commitment:
+        commitment = self._commitment(contract_ref)
+        if commitment is None:
+            raise NotFound(f"no commitment for contract {contract_ref!r}", field="contract_ref")
+        return commitment
 
     # ---- queries ---------------------------------------------------------------------------
 

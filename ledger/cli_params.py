@@ -7,7 +7,7 @@ from datetime import date
 import click
 
 from domain.money import format_eur
-from domain.parameters import NAMES, parse_rate
+from domain.parameters import NAMES, kind_of, parse_value
 from domain.rates import pct
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from projections.split_projection import catch_up
@@ -36,6 +36,14 @@ def list_(ctx: click.Context, year: int | None) -> None:
                 f"final {pct(q.final) if q.final is not None else '–'}"
             )
         click.echo(f"{y}: Verwaltungskosten Bund {pct(rates.vwk_share(y))}; {kdu}")
+        click.echo(
+            f"      Versorgungszuschlag max {pct(rates.dated('versorgungszuschlag_cap', y))}; "
+            f"Personalgemeinkosten {pct(rates.dated('personalgemeinkosten_rate', y))}; "
+            f"je VZÄ: Personalnebenkosten "
+            f"{format_eur(rates.dated_amount_cents('personalnebenkosten_per_vzae', y))} €, "
+            f"Sachkosten {format_eur(rates.dated_amount_cents('sachkosten_per_vzae', y))} €; "
+            f"Deckungsfähigkeit {pct(rates.dated('deckungsfaehigkeit_limit', y))}"
+        )
     changes = books.ledger.parameter_changes()
     click.echo(f"changes since the shipped defaults: {len(changes)}")
     for e in changes:
@@ -49,7 +57,7 @@ def list_(ctx: click.Context, year: int | None) -> None:
 @params.command(name="set")
 @click.argument("name", type=click.Choice(sorted(NAMES)))
 @click.option("--year", required=True, type=click.IntRange(2005, 2100))
-@click.option("--value", required=True, help="0.848, 0,848 or 84,8 %")
+@click.option("--value", required=True, help="a rate (0.848, 0,848 or 84,8 %) or an amount in euros (12.000,00)")
 @click.option("--reason", required=True, help="why (kept with the change)")
 @click.option("--land", help="for KdU quotas (default: KOA_LAND)")
 @USER_OPTION
@@ -61,7 +69,7 @@ def set_(
     books = books_in(ctx)
     land = (land or books.settings.land).upper()
     try:
-        rate = parse_rate(value)
+        rate = parse_value(name, value)
     except ValueError as e:
         raise Refused(f"--value: {e}") from None
     catch_up(books.ledger, books.split_view)
@@ -78,7 +86,8 @@ def set_(
         name=name, year=year, value=rate, land=land, reason=reason, set_by=acting_user(ctx, user)
     )
     after = federal()
-    click.echo(f"{name} {year}{' ' + land if name.startswith('kdu_') else ''} = {rate} set")
+    shown = f"{format_eur(int(rate * 100))} €" if kind_of(name) == "amount" else str(rate)
+    click.echo(f"{name} {year}{' ' + land if name.startswith('kdu_') else ''} = {shown} set")
     if before is not None:
         click.echo(
             f"federal share {year}: {format_eur(before)} -> {format_eur(after)} "

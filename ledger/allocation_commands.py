@@ -1,0 +1,172 @@
+"""Cost allocation runs (KoA-VV § 18): compute, book, and on a rerun reverse what the last run booked.
+
+A run is one transaction: the Computed event with all inputs, parameters and results; the
+counter-bookings of the previous run's bookings; the new bookings per cost type. So the split never
+shows half a run, and an auditor finds every run, in force or replaced, with what it was computed from.
+"""
+
+from __future__ import annotations
+
+import calendar as month_calendar
+from dataclasses import dataclass
+from datetime import date
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from domain.booking import Booking, BookingContent, Kind
+from domain.cost_allocation import (
+    DIRECT_TYPES,
+    AllocationParameters,
+    CostAllocation,
+    SharedCost,
+    StaffRecord,
+    allocation_id,
+    period_code,
+)
+from domain.errors import NotFound, ValidationError
+from domain.periods import YEAR, label
+from ledger.bootstrap import Books
+from ledger.recorders import CalendarChanged
+from projections.split_projection import catch_up
+
+ATTEMPTS_MAX = 3
+COST_CENTRE = "KOA-VV18"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    allocation: CostAllocation
+    number: int
+    results_cents: dict[str, int]
+    booked_keys: list[str]
+    reversed_keys: list[str]
+
+
+def period_bounds(year: int, quarter: int) -> tuple[date, date]:
+    if quarter == YEAR:
+        return date(year, 1, 1), date(year, 12, 31)
+    first_month = 3 * quarter - 2
+    last_month = first_month + 2
+    return date(year, first_month, 1), date(year, last_month, month_calendar.monthrange(year, last_month)[1])
+
+
+def parameters_for(books: Books, year: int, quarter: int) -> AllocationParameters:
+    rates = books.ledger.rates
+    return AllocationParameters(
+        personalgemeinkosten_rate=rates.dated("personalgemeinkosten_rate", year),
+        personalnebenkosten_per_vzae_cents=rates.dated_amount_cents("personalnebenkosten_per_vzae", year),
+        sachkosten_per_vzae_cents=rates.dated_amount_cents("sachkosten_per_vzae", year),
+        versorgungszuschlag_cap=rates.dated("versorgungszuschlag_cap", year),
+        quarter=quarter,
+    )
+
+
+def get_allocation(books: Books, year: int, quarter: int) -> CostAllocation:
+    try:
+        return books.ledger.repository.get(allocation_id(year, quarter))
+    except AggregateNotFoundError:
+        raise NotFound(f"no cost allocation run for {label(year, quarter)}", "year") from None
+
+
+def run_allocation(
+    books: Books,
+    *,
+    year: int,
+    quarter: int,
+    staff: list[StaffRecord],
+    shared: list[SharedCost],
+    by: str,
+    on: date | None = None,
+) -> RunOutcome:
+    ledger = books.ledger
+    on = on or date.today()
+    first, last = period_bounds(year, quarter)
+    for _attempt in range(ATTEMPTS_MAX):
+        catch_up(ledger, books.split_view)
+        try:
+            allocation = ledger.repository.get(allocation_id(year, quarter))
+        except AggregateNotFoundError:
+            allocation = CostAllocation.open(year, quarter)
+        calendar, seen = ledger._calendar_seen()
+        closing = calendar.closing_of(year, quarter if quarter != YEAR else 4) or calendar.closing_of(year, YEAR)
+        if closing:
+            raise ValidationError(
+                f"cost allocation for {label(year, quarter)}: the period is closed ({closing}); "
+                "book the correction into the open period",
+                "year",
+            )
+        direct: dict[str, int] = {}  # Investitionen and sonstige are booked directly: reported beside
+        for t in books.split_view.totals(year, None if quarter == YEAR else quarter):
+            if t.category in DIRECT_TYPES:
+                direct[t.category] = direct.get(t.category, 0) + t.net_cents
+        previous_keys = list(allocation.booking_keys)
+        number, results = allocation.run(
+            staff=staff,
+            shared=shared,
+            parameters=parameters_for(books, year, quarter),
+            direct_cents=direct,
+            computed_by=by,
+        )
+        changed: list = [allocation]
+        for key in previous_keys:
+            original = ledger.get_booking(key)
+            if original.reversal_key:
+                continue
+            counter = original.reverse(
+                reason=f"ersetzt durch Kostenaufteilung {period_code(year, quarter)} Lauf {number}",
+                reversed_by=by,
+                on=on,
+                calendar=calendar,
+            )
+            changed += [original, counter]
+        for key in allocation.booking_keys:
+            category = "vwk." + key.rsplit("-", 1)[1]
+            content = BookingContent(
+                key=key,
+                kind=Kind.PAYMENT,
+                amount_cents=results[category],
+                category=category,
+                payment_date=last,
+                service_from=first,
+                service_to=last,
+                document_ref=allocation.document_ref,
+                case_ref="",
+                contract_ref="",
+                cost_centre=COST_CENTRE,
+                text=f"Kostenaufteilung KoA-VV § 18, {label(year, quarter)}, Lauf {number}",
+            )
+            changed.append(
+                Booking.record(
+                    content, recorded_by=by, catalogue=ledger.catalogue, rates=ledger.base_rates, calendar=calendar
+                )
+            )
+        try:
+            ledger.save(*changed, calendar_version=seen)
+        except (IntegrityError, CalendarChanged):
+            continue  # a concurrent run or closing: decide again
+        return RunOutcome(allocation, number, results, list(allocation.booking_keys), previous_keys)
+    raise IntegrityError("the cost allocation kept changing under concurrent writers; try again")
+
+
+def approve_allocation(books: Books, *, year: int, quarter: int, by: str, on: date | None = None) -> list[str]:
+    """Approve every booking of the run in force that awaits approval (four eyes: not its recorder)."""
+    ledger = books.ledger
+    for _attempt in range(ATTEMPTS_MAX):
+        allocation = get_allocation(books, year, quarter)
+        calendar, seen = ledger._calendar_seen()
+        approved = []
+        for key in allocation.booking_keys:
+            booking = ledger.get_booking(key)
+            if booking.state == "awaiting_approval":
+                booking.approve(approved_by=by, calendar=calendar, on=on or date.today())
+                approved.append(booking)
+        if not approved:
+            return []
+        try:
+            ledger.save(*approved, calendar_version=seen)
+        except (IntegrityError, CalendarChanged):
+            continue
+        catch_up(ledger, books.split_view)
+        return [b.key for b in approved]
+    raise IntegrityError("the cost allocation kept changing under concurrent writers; try again")

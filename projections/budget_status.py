@@ -1,0 +1,103 @@
+"""Budget status of a fiscal year, per federal title and per Eingliederung instrument:
+planned, allocated, shifted, committed (outstanding), spent, available.
+
+Available (title) = allocated + shifted in − commitments outstanding − net spending counted in the split.
+Spending under a commitment leaves "committed" as it enters "spent", so it is counted once.
+Available (instrument) is measured against the instrument's plan, which is a *darunter* figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.budget import TITLES, Budget
+from domain.commitment import Commitment
+from ledger.application import Ledger
+from projections.split_view import SplitViewQueries
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLine:
+    title: str  # "egt" | "vwk"
+    instrument: str  # "" for the title's own line
+    planned_cents: int | None
+    allocated_cents: int | None  # None: nothing allocated on file
+    shifted_cents: int | None  # net shifted in (negative: shifted out)
+    committed_cents: int
+    spent_cents: int
+
+    @property
+    def available_cents(self) -> int | None:
+        if self.instrument:
+            if self.planned_cents is None:
+                return None
+            return self.planned_cents - self.committed_cents - self.spent_cents
+        return (self.allocated_cents or 0) + (self.shifted_cents or 0) - self.committed_cents - self.spent_cents
+
+    @property
+    def beyond_budget_cents(self) -> int:
+        """Spending the Bund does not pay: the part of "spent" beyond allocation and shifts."""
+        if self.instrument or self.allocated_cents is None:
+            return 0
+        return max(0, self.spent_cents - (self.allocated_cents + (self.shifted_cents or 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    year: int
+    lines: list[StatusLine]
+    commitments: list[Commitment]
+
+    def title(self, title: str) -> StatusLine:
+        return next(s for s in self.lines if s.title == title and not s.instrument)
+
+    def instrument(self, code: str) -> StatusLine | None:
+        return next((s for s in self.lines if s.instrument == code), None)
+
+
+def spent_by_category(view: SplitViewQueries, year: int) -> dict[str, int]:
+    spent: dict[str, int] = {}
+    for t in view.totals(year):
+        spent[t.category] = spent.get(t.category, 0) + t.net_cents
+    return spent
+
+
+def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Budget | None = None) -> BudgetStatus:
+    """The status now (the caller has caught the view up). `budget`: a loaded one to use instead."""
+    budget = budget if budget is not None else ledger.budget_as_of(year)
+    commitments = [ledger.get_commitment(ref) for ref in (budget.contract_refs if budget else [])]
+    committed: dict[str, int] = {}
+    for c in commitments:
+        committed[c.instrument] = committed.get(c.instrument, 0) + c.remaining_cents(year)
+    spent = spent_by_category(view, year)
+    plan = dict(budget.plan_cents) if budget else {}
+    lines: list[StatusLine] = []
+    for title in TITLES:
+        prefix = f"{title}."
+        has = budget is not None and (budget.has_allocation[title] or budget.shifted_in_cents[title] != 0)
+        lines.append(
+            StatusLine(
+                title=title,
+                instrument="",
+                planned_cents=sum(plan.values()) if title == "egt" and plan else None,
+                allocated_cents=budget.allocated_cents[title] if has and budget else None,
+                shifted_cents=budget.shifted_in_cents[title] if has and budget else None,
+                committed_cents=sum(v for k, v in committed.items() if k.startswith(prefix)),
+                spent_cents=sum(v for k, v in spent.items() if k.startswith(prefix)),
+            )
+        )
+        if title == "egt":
+            instruments = sorted({*plan, *committed, *(k for k in spent if k.startswith(prefix))})
+            lines += [
+                StatusLine(
+                    title=title,
+                    instrument=code,
+                    planned_cents=plan.get(code),
+                    allocated_cents=None,
+                    shifted_cents=None,
+                    committed_cents=committed.get(code, 0),
+                    spent_cents=spent.get(code, 0),
+                )
+                for code in instruments
+            ]
+    return BudgetStatus(year, lines, commitments)
