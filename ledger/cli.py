@@ -20,7 +20,7 @@ from ledger.cli_support import (
     books_in,
     with_books,
 )
-from ledger.commands import BOOKING_FIELDS, parse_booking
+from ledger.commands import BOOKING_FIELDS, parse_booking, parse_date
 from ledger.payment_run import read_payment_run
 from projections.split_projection import catch_up, rebuild
 from projections.split_queries import split_lines
@@ -76,12 +76,17 @@ def approve(ctx: click.Context, key: str, user: str | None) -> None:
 @main.command()
 @click.argument("key")
 @click.option("--reason", required=True, help="why the booking is reversed (kept with it)")
+@click.option("--on", "on_text", help="day of the correction, used if the original's period is closed (default: today)")
 @USER_OPTION
 @with_books
-def reverse(ctx: click.Context, key: str, reason: str, user: str | None) -> None:
+def reverse(ctx: click.Context, key: str, reason: str, on_text: str | None, user: str | None) -> None:
     """Reverse a booking by a counter-booking (Storno); the original stays visible."""
     books = books_in(ctx)
-    counter = books.ledger.reverse_booking(key, reason=reason, reversed_by=acting_user(ctx, user))
+    try:
+        on = parse_date(on_text) if on_text else None
+    except ValueError as e:
+        raise Refused(f"--on: {e}") from None
+    counter = books.ledger.reverse_booking(key, reason=reason, reversed_by=acting_user(ctx, user), on=on)
     click.echo(f"{key}: reversed by {counter.key} (fiscal year {counter.fiscal_year} Q{counter.quarter})")
     catch_up(books.ledger, books.split_view)
 
