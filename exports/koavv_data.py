@@ -41,6 +41,8 @@ def figures(report: KoaVvReport) -> dict[str, Any]:
         if report.kdu
         else None,
         "belege": [_plain(asdict(b)) for b in report.belege],
+        "egt_budget": _plain(asdict(report.egt_budget)) if report.egt_budget else None,
+        "vwk_allocation_runs": [_plain(asdict(a)) for a in report.allocation_runs],
     }
 
 

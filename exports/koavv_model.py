@@ -98,6 +98,37 @@ class BelegRow:
     approved_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class InstrumentBudget:
+    instrument: str
+    name: str
+    planned_cents: int | None  # None: no plan on file
+    committed_cents: int  # commitments outstanding for the year at the report's moment
+
+
+@dataclass(frozen=True)
+class EgtBudget:
+    """The year's Eingliederungsbudget as recorded at the report's moment."""
+
+    allocated_cents: int | None  # None: no allocation on file
+    shifted_cents: int  # net shifted in from the Verwaltungsbudget (negative: out)
+    instruments: list[InstrumentBudget]
+
+    @property
+    def funds_cents(self) -> int | None:
+        return None if self.allocated_cents is None else self.allocated_cents + self.shifted_cents
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationRun:
+    """A cost allocation run (KoA-VV § 18) in force for a period of the report."""
+
+    document_ref: str  # e.g. KOA-2026-Q1-L2; its bookings carry it
+    period: str
+    sgb2_vzae: str  # Σ VZÄ × SGB II share of the staff records
+    results_cents: dict[str, int]  # cost type -> cents booked
+
+
 @dataclass(frozen=True)
 class KoaVvReport:
     year: int
@@ -113,6 +144,8 @@ class KoaVvReport:
     belege: list[BelegRow]
     parameters: list[tuple[str, str]]  # (name, value as applied)
     not_yet_built: dict[str, str] = field(default_factory=dict)  # sheet -> why it has no figures yet
+    egt_budget: EgtBudget | None = None
+    allocation_runs: list[AllocationRun] = field(default_factory=list)
 
     @property
     def period_label(self) -> str:

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 
+from domain.budget import budget_id
+from domain.commitment import commitment_id
+from domain.cost_allocation import allocation_id
 from domain.fiscal import quarter_of
 from domain.money import share_cents
+from domain.periods import YEAR, label
 from domain.settlement import FundsDraw
 from domain.split import split_groups
 from exports.koavv_model import (
     TITLE_NAMES,
     TITLE_ORDER,
+    AllocationRun,
     BelegRow,
     CategoryLine,
+    EgtBudget,
+    InstrumentBudget,
     KduLine,
     KoaVvReport,
     TitleLine,
@@ -28,16 +36,14 @@ from ledger.application import Ledger
 from projections.split_queries import booking_shares
 from projections.split_view import SplitViewQueries
 
-NOT_YET_BUILT = {
-    "Verwaltungskosten": (
-        "Die VZÄ und Kostenarten aus Kostenaufteilungsläufen (KoA-VV § 18) werden noch nicht erfasst; "
-        "ausgewiesen sind die gebuchten Verwaltungskosten je Kostenart."
-    ),
-    "Eingliederung": (
-        "Plan, Zuteilung und Mittelbindungen des Eingliederungsbudgets werden noch nicht erfasst; "
-        "ausgewiesen sind die Ausgaben je Instrument."
-    ),
-}
+NO_ALLOCATION_RUN = (
+    "Für den Zeitraum ist kein Kostenaufteilungslauf (KoA-VV § 18) erfasst; ausgewiesen sind die "
+    "gebuchten Verwaltungskosten je Kostenart."
+)
+NO_EGT_BUDGET = (
+    "Für das Jahr ist kein Eingliederungsbudget erfasst (koa budget allocate): der Bund trägt die "
+    "Ausgaben ohne Obergrenze, Plan und Verfügbar bleiben leer."
+)
 
 
 def program_version() -> str:
@@ -69,6 +75,11 @@ def build_report(
     categories = []
     for code, qlines in by_category.items():
         first = qlines[0]
+        federal, net = sum(s.federal_cents for s in qlines), sum(s.net_cents for s in qlines)
+        rate, rate_label = first.federal_rate, first.rate_label
+        if len({s.federal_rate for s in qlines}) > 1:  # e.g. the Eingliederungsbudget ran out in a quarter
+            rate = (Decimal(federal) / Decimal(net)).quantize(Decimal("0.000001")) if net else Decimal(0)
+            rate_label = " / ".join(dict.fromkeys(s.rate_label for s in qlines))
         categories.append(
             CategoryLine(
                 federal_title=first.federal_title,
@@ -77,8 +88,8 @@ def build_report(
                 expenditure_cents=sum(s.expenditure_cents for s in qlines),
                 receipts_cents=sum(s.receipts_cents for s in qlines),
                 net_cents=sum(s.net_cents for s in qlines),
-                federal_rate=first.federal_rate,
-                rate_label=first.rate_label,
+                federal_rate=rate,
+                rate_label=rate_label,
                 federal_cents=sum(s.federal_cents for s in qlines),
                 municipal_cents=sum(s.municipal_cents for s in qlines),
                 booking_count=sum(s.booking_count for s in qlines),
@@ -145,6 +156,13 @@ def build_report(
     belege.sort(key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.booking_key))
 
     kdu = kdu_line(lines, rates, land, year)
+    egt = egt_budget_at(ledger, year, as_of)
+    runs = allocation_runs_at(ledger, year, quarter, as_of)
+    not_yet_built = {}
+    if not runs:
+        not_yet_built["Verwaltungskosten"] = NO_ALLOCATION_RUN
+    if egt is None or egt.allocated_cents is None:
+        not_yet_built["Eingliederung"] = NO_EGT_BUDGET
     parameters = [
         ("Land", land),
         ("Verwaltungskostenanteil des Bundes", str(rates.vwk_share(year))),
@@ -170,8 +188,44 @@ def build_report(
         kdu=kdu,
         belege=belege,
         parameters=parameters,
-        not_yet_built=dict(NOT_YET_BUILT),
+        not_yet_built=not_yet_built,
+        egt_budget=egt,
+        allocation_runs=runs,
     )
+
+
+def egt_budget_at(ledger: Ledger, year: int, as_of: datetime) -> EgtBudget | None:
+    """The Eingliederungsbudget, plan and commitments outstanding as recorded up to as_of."""
+    budget = ledger.aggregate_as_of(budget_id(year), as_of)
+    if budget is None:
+        return None
+    committed: dict[str, int] = defaultdict(int)
+    for ref in budget.contract_refs:
+        c = ledger.aggregate_as_of(commitment_id(ref), as_of)
+        if c is not None:
+            committed[c.instrument] += c.remaining_cents(year)
+    codes = sorted({*budget.plan_cents, *committed})
+    return EgtBudget(
+        allocated_cents=budget.allocated_cents["egt"] if budget.has_allocation["egt"] else None,
+        shifted_cents=budget.shifted_in_cents["egt"],
+        instruments=[
+            InstrumentBudget(code, ledger.catalogue.get(code).name, budget.plan_cents.get(code), committed.get(code, 0))
+            for code in codes
+        ],
+    )
+
+
+def allocation_runs_at(ledger: Ledger, year: int, quarter: int | None, as_of: datetime) -> list[AllocationRun]:
+    """The cost allocation runs in force at as_of for the report's quarters (and the whole year)."""
+    periods = [(q, label(year, q)) for q in range(1, (quarter or 4) + 1)]
+    if quarter is None:
+        periods.append((YEAR, label(year, YEAR)))
+    runs = []
+    for q, period in periods:
+        a = ledger.aggregate_as_of(allocation_id(year, q), as_of)
+        if a is not None and a.runs:
+            runs.append(AllocationRun(a.document_ref, period, a.sgb2_vzae, dict(a.results_cents)))
+    return runs
 
 
 def kdu_line(lines, rates, land: str, year: int) -> KduLine | None:

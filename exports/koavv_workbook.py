@@ -590,11 +590,24 @@ def _write_vwk(wb: Workbook, report: KoaVvReport) -> None:
             _cell(ws, None, **total),
         ]
     )
+    if report.allocation_runs:
+        # The runs behind the booked cost types: their bookings carry the run's reference as Beleg.
+        sheet.append([])
+        sheet.append([_cell(ws, "Kostenaufteilung (KoA-VV § 18)", font=_BOLD), _cell(ws, "Zeitraum"),
+                      _cell(ws, "VZÄ SGB II"), None, _cell(ws, "Summe des Laufs")])
+        for run in report.allocation_runs:
+            sheet.append([
+                _cell(ws, run.document_ref),
+                _cell(ws, run.period),
+                _cell(ws, Decimal(run.sgb2_vzae), fmt="#,##0.0000"),
+                None,
+                _cell(ws, _money(sum(run.results_cents.values())), fmt=MONEY_FORMAT),
+            ])
 
 
 def _write_egt(wb: Workbook, report: KoaVvReport) -> None:
-    # The model carries no budget figures (plan, allocation, commitments) yet: those columns stay
-    # empty, and so does 'available', rather than show a budget of 0.
+    # Plan and commitments per instrument, the allocation (with shifts) on the total line; without a
+    # budget on file those cells stay empty rather than show a budget of 0.
     notes = [report.not_yet_built["Eingliederung"]] if "Eingliederung" in report.not_yet_built else []
     header = (
         "Instrument",
@@ -620,36 +633,50 @@ def _write_egt(wb: Workbook, report: KoaVvReport) -> None:
     ws = sheet.ws
     _write_preamble(sheet, report, "Eingliederungsleistungen (Titel 1101/685 11) nach Instrument", notes)
     sheet.header(header)
-    lines = _category_sheet_lines(report, "egt.")
+    spent = {c.category: c for c in _category_sheet_lines(report, "egt.")}
+    budget = {b.instrument: b for b in (report.egt_budget.instruments if report.egt_budget else [])}
     first = sheet.row + 1
-    for c in lines:
+    for code in sorted({*spent, *budget}):
+        c, b = spent.get(code), budget.get(code)
+        row = sheet.row + 1
+        planned = b.planned_cents if b else None
         sheet.append(
             [
-                _cell(ws, c.category),
-                _cell(ws, c.category_name, align=_WRAP),
+                _cell(ws, code),
+                _cell(ws, c.category_name if c else b.name if b else "", align=_WRAP),
+                _cell(ws, _money(planned), fmt=MONEY_FORMAT) if planned is not None else None,
                 None,
-                None,
-                None,
-                _cell(ws, _money(c.net_cents), fmt=MONEY_FORMAT),
-                None,
-                _cell(ws, c.booking_count, fmt=COUNT_FORMAT),
-                _link(ws, c.belege_rows),
+                _cell(ws, _money(b.committed_cents), fmt=MONEY_FORMAT) if b else None,
+                _cell(ws, _money(c.net_cents if c else 0), fmt=MONEY_FORMAT),
+                _formula(ws, f"=C{row}-E{row}-F{row}") if planned is not None else None,
+                _cell(ws, c.booking_count if c else 0, fmt=COUNT_FORMAT),
+                _link(ws, c.belege_rows) if c else None,
             ]
         )
-    if not lines:
+    if not spent and not budget:
         sheet.append([None, _cell(ws, "keine Eingliederungsleistungen im Zeitraum")])
     last = sheet.row
     total = {"font": _BOLD, "fill": _TOTAL_FILL, "border": _TOTAL_BORDER}
+    funds = report.egt_budget.funds_cents if report.egt_budget else None
+    row = sheet.row + 1
     sheet.append(
         [
             _cell(ws, "Summe", **total),
-            *(_cell(ws, None, **total) for _ in range(4)),
-            _formula(ws, _sum("F", first, last), **total),
             _cell(ws, None, **total),
+            _formula(ws, _sum("C", first, last), **total) if budget else _cell(ws, None, **total),
+            _cell(ws, _money(funds), fmt=MONEY_FORMAT, **total) if funds is not None else _cell(ws, None, **total),
+            _formula(ws, _sum("E", first, last), **total),
+            _formula(ws, _sum("F", first, last), **total),
+            _formula(ws, f"=D{row}-E{row}-F{row}", **total) if funds is not None else _cell(ws, None, **total),
             _formula(ws, _sum("H", first, last), fmt=COUNT_FORMAT, **total),
             _cell(ws, None, **total),
         ]
     )
+    if report.egt_budget and report.egt_budget.allocated_cents is not None:
+        e = report.egt_budget
+        sheet.append([])
+        sheet.append([_cell(ws, "Zuteilung des Bundes"), None, None, _cell(ws, _money(e.allocated_cents), fmt=MONEY_FORMAT)])
+        sheet.append([_cell(ws, "Umschichtung (Deckungsfähigkeit)"), None, None, _cell(ws, _money(e.shifted_cents), fmt=MONEY_FORMAT)])
 
 
 def _write_kdu(wb: Workbook, report: KoaVvReport) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
@@ -255,11 +256,16 @@ class Ledger(Application):
 
     def budget_as_of(self, year: int, as_of: datetime | None = None) -> Budget | None:
         """The year's budget as recorded up to a moment (None: now); None if there is none."""
-        events = [e for e in self.events.get(budget_id(year)) if as_of is None or e.timestamp <= as_of]
-        budget = None
-        for e in events:
-            budget = e.mutate(budget)
-        return budget
+        return self.aggregate_as_of(budget_id(year), as_of)
+
+    def aggregate_as_of(self, aggregate_id: UUID, as_of: datetime | None) -> Any:
+        """An aggregate from its events recorded up to a moment (None: all); None if it had none."""
+        aggregate = None
+        for e in self.events.get(aggregate_id):
+            if as_of is not None and e.timestamp > as_of:
+                break
+            aggregate = e.mutate(aggregate)
+        return aggregate
 
     def parameter_changes(self, as_of: datetime | None = None) -> list[Any]:
         """Every Set event of the parameter book (who, when, why), oldest first."""

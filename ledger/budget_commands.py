@@ -14,9 +14,9 @@ from typing import TypeVar
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from domain.budget import Budget, budget_id
+from domain.budget import Budget, budget_id, check_title
 from domain.commitment import Commitment
-from domain.errors import KeyConflict
+from domain.errors import KeyConflict, ValidationError
 from ledger.bootstrap import Books
 from projections.budget_status import BudgetStatus, budget_status
 from projections.split_projection import catch_up
@@ -48,6 +48,8 @@ def status(books: Books, year: int) -> BudgetStatus:
 
 
 def allocate(books: Books, *, year: int, title: str, amount_cents: int, reference: str, reason: str, by: str) -> Budget:
+    check_title(title)  # before the status is asked for the title
+
     def attempt() -> Budget:
         budget = _budget(books, year)
         available = budget_status(books.ledger, books.split_view, year, budget).title(title).available_cents
@@ -68,8 +70,9 @@ def allocate(books: Books, *, year: int, title: str, amount_cents: int, referenc
 def shift(books: Books, *, year: int, from_title: str, to_title: str, amount_cents: int, reason: str, by: str) -> Budget:
     def attempt() -> Budget:
         budget = _budget(books, year)
+        check_title(from_title, "from")
         st = budget_status(books.ledger, books.split_view, year, budget)
-        available = st.title(from_title).available_cents if from_title in ("egt", "vwk") else 0
+        available = st.title(from_title).available_cents
         budget.shift(
             from_title=from_title,
             to_title=to_title,
@@ -86,7 +89,8 @@ def shift(books: Books, *, year: int, from_title: str, to_title: str, amount_cen
 
 
 def plan(books: Books, *, year: int, instrument: str, amount_cents: int, reason: str, by: str) -> Budget:
-    books.ledger.catalogue.get(instrument)  # an unknown code is refused naming the field
+    if instrument not in books.ledger.catalogue:
+        raise ValidationError(f"unknown category {instrument!r}; see `koa categories`", "instrument")
 
     def attempt() -> Budget:
         budget = _budget(books, year)

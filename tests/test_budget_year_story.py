@@ -6,6 +6,7 @@ reconciliation, each checked to the cent."""
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,46 @@ def test_a_budget_year_through_koa(koa, tmp_path: Path):
 def fmt(cents: int) -> str:
     euros, rest = divmod(cents, 100)
     return f"{euros:,}".replace(",", ".") + f",{rest:02d}"
+
+
+def test_the_settlement_workbook_shows_budget_commitments_and_allocation(koa, tmp_path: Path):
+    from openpyxl import load_workbook
+
+    admin, clerk, approver = ("--user", "leitung"), ("--user", "mueller"), ("--user", "schmidt")
+    koa("budget", "allocate", "--year", YEAR, "--title", "egt", "--amount", "1.000,00", "--reference", "Z-1",
+        "--reason", "Zuteilung", *admin)
+    koa("budget", "plan", "--year", YEAR, "--instrument", "egt.weiterbildung", "--amount", "800,00",
+        "--reason", "Plan", *admin)
+    koa("commitment", "make", "--contract", "V-1", "--instrument", "egt.weiterbildung", "--provider", "BW",
+        "--slice", f"{YEAR}=600,00", "--reason", "FbW", *clerk)
+    run = tmp_path / "run.csv"
+    run.write_text(HEADER + "\n" + row("WB-1", "250,00", "egt.weiterbildung", f"{YEAR}-02-02", f"{YEAR}-01-01",
+                                       f"{YEAR}-01-31", contract="V-1") + "\n"
+                   + row("WB-2", "900,00", "egt.weiterbildung", f"{YEAR}-02-03", f"{YEAR}-01-01", f"{YEAR}-01-31")
+                   + "\n", encoding="utf-8")
+    koa("import", "payments", run, *clerk)
+    staff = tmp_path / "staff.csv"
+    staff.write_text("person_key;vzae;sgb2_share;personnel_costs;status\nP-1;1;0,5;1.000,00;beschaeftigter\n",
+                     encoding="utf-8")
+    koa("allocation", "run", "--year", YEAR, "--quarter", 1, "--staff", staff, *clerk)
+    koa("allocation", "approve", "--year", YEAR, "--quarter", 1, *approver)
+    path = tmp_path / "q1.xlsx"
+    koa("export", "koa-vv", "--year", YEAR, "--quarter", 1, "--out", path)
+    wb = load_workbook(path)
+    ws = wb["Eingliederung"]
+    values = [[c.value for c in r] for r in ws.iter_rows()]
+    wb_row = next(r for r in values if r[0] == "egt.weiterbildung")
+    # Plan 800, commitment 600 − 250 drawn = 350 outstanding, spent 1,150 (250 under the contract + 900).
+    assert wb_row[2:6] == [Decimal("800.00"), None, Decimal("350.00"), Decimal("1150.00")]
+    total = next(r for r in values if r[0] == "Summe")
+    assert total[3] == Decimal("1000.00")  # the allocation
+    # Beyond the budget: 1,150 spent of 1,000 allocated; the Bund pays 1,000, the Kommune 150.
+    split_csv = tmp_path / "split.csv"
+    koa("split", "--year", YEAR, "--csv", split_csv)
+    with split_csv.open(encoding="utf-8") as f:
+        line = next(r for r in csv.DictReader(f, delimiter=";") if r["Kategorie"] == "egt.weiterbildung")
+    assert (line["Bundesanteil"], line["Kommunalanteil"]) == ("1.000,00", "150,00"), line
+    assert "darüber Kommune" in line["Satz_Grundlage"]
+    vwk = [[c.value for c in r] for r in wb["Verwaltungskosten"].iter_rows()]
+    run_row = next(r for r in vwk if r[0] == f"KOA-{YEAR}-Q1-L1")
+    assert run_row[1] == f"{YEAR} Q1" and run_row[2] == Decimal("0.5")
