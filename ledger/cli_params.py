@@ -8,6 +8,7 @@ import click
 
 from domain.money import format_eur
 from domain.parameters import NAMES, kind_of, parse_value
+from domain.periods import YEAR
 from domain.rates import pct
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from projections.split_projection import catch_up
@@ -78,21 +79,68 @@ def set_(
         lines = split_lines(books.split_view, books.ledger.catalogue, books.ledger.rates, land, year)
         return sum(s.federal_cents for s in lines)
 
-    try:
-        before = federal()
-    except Exception:  # noqa: BLE001 - a rate missing before the change: nothing to compare
-        before = None
+    before = None
+    if name in ("vwk_federal_share", "kdu_quota_provisional", "kdu_quota_final"):  # rates of the split
+        try:
+            before = federal()
+        except Exception:  # noqa: BLE001 - a rate missing before the change: nothing to compare
+            before = None
     books.ledger.set_parameter(
         name=name, year=year, value=rate, land=land, reason=reason, set_by=acting_user(ctx, user)
     )
-    after = federal()
+    _allocation_differences(books, name, year)
     shown = f"{format_eur(int(rate * 100))} €" if kind_of(name) == "amount" else str(rate)
     click.echo(f"{name} {year}{' ' + land if name.startswith('kdu_') else ''} = {shown} set")
     if before is not None:
+        after = federal()
         click.echo(
             f"federal share {year}: {format_eur(before)} -> {format_eur(after)} "
             f"(difference {format_eur(after - before)})"
         )
+
+
+ALLOCATION_PARAMETERS = (
+    "versorgungszuschlag_cap",
+    "personalgemeinkosten_rate",
+    "personalnebenkosten_per_vzae",
+    "sachkosten_per_vzae",
+)
+
+
+def _allocation_differences(books, name: str, year: int) -> None:
+    """A cost allocation run books amounts: a new parameter changes them only by a rerun. Show what a
+    rerun of each run in force from this year on would change, from its stored inputs."""
+    if name not in ALLOCATION_PARAMETERS:
+        return
+    from domain.cost_allocation import (
+        allocation_id,
+        compute,
+        parameters_from_json,
+        shared_from_json,
+        staff_from_json,
+    )
+    from ledger.allocation_commands import parameters_for
+
+    for y in range(year, date.today().year + 1):
+        for q in (1, 2, 3, 4, YEAR):
+            allocation = books.ledger.aggregate_as_of(allocation_id(y, q), None)
+            if allocation is None or not allocation.runs:
+                continue
+            computed = [e for e in books.ledger.events.get(allocation.id) if type(e).__name__ == "Computed"][-1]
+            before = sum(computed.results_cents.values())
+            old = parameters_from_json(computed.parameters)
+            new = parameters_for(books, y, q)
+            after = sum(
+                compute(
+                    [staff_from_json(d) for d in computed.staff], [shared_from_json(d) for d in computed.shared], new
+                ).values()
+            )
+            if after != before or old != new:
+                click.echo(
+                    f"cost allocation {allocation.document_ref}: {format_eur(before)} € booked; with the new value "
+                    f"{format_eur(after)} € (difference {format_eur(after - before)} €): "
+                    f"rerun `koa allocation run --year {y}{f' --quarter {q}' if q else ''}` to book it"
+                )
 
 
 @click.command()

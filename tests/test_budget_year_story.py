@@ -221,3 +221,8 @@ def test_the_settlement_workbook_shows_budget_commitments_and_allocation(koa, tm
     vwk = [[c.value for c in r] for r in wb["Verwaltungskosten"].iter_rows()]
     run_row = next(r for r in vwk if r[0] == f"KOA-{YEAR}-Q1-L1")
     assert run_row[1] == f"{YEAR} Q1" and run_row[2] == Decimal("0.5")
+
+    # A new overhead rate for the year: the booked run stays, the difference a rerun would book is shown.
+    out = koa("params", "set", "personalgemeinkosten_rate", "--year", YEAR, "--value", "25 %", "--reason",
+              "Satz 2026", *admin).output
+    assert f"KOA-{YEAR}-Q1-L1" in out and "(difference 25,00 €)" in out  # 25 % instead of 20 % of 500,00
