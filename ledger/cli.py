@@ -256,6 +256,7 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
         f"{created} bookings stored, {unchanged} already there, {len(data.approvals)} approvals, "
         f"{len(data.reversals)} reversals in {stored:.1f} s"
     )
+    _demo_budget(books, data, year)
     result = catch_up(books.ledger, books.split_view)
     click.echo(f"split view: {result.events} events applied in {result.seconds:.1f} s\n")
     lines = split_lines(
@@ -271,6 +272,37 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
             path = out / f"koa-vv-{year}-Q{quarter}.xlsx"
             write_report(report, path, "xlsx")
         click.echo(f"KoA-VV {report.period_label}: {path.resolve()}")
+
+
+def _demo_budget(books: Books, data, year: int) -> None:
+    """The Bund's allocation for the demo year: the year's measures fit with a tenth to spare, and
+    each instrument has a plan of what was spent, rounded up to 10,000 €."""
+    from ledger import budget_commands
+
+    spent: dict[str, int] = {}
+    for _label, run in data.runs:
+        for c in run:
+            if c.category.startswith(("egt.", "vwk.")):
+                spent[c.category] = spent.get(c.category, 0) + (c.amount_cents if c.kind == "payment" else -c.amount_cents)
+
+    def rounded(cents: int) -> int:
+        return -(-cents // 1_000_000) * 1_000_000
+
+    egt = sum(v for k, v in spent.items() if k.startswith("egt."))
+    vwk = sum(v for k, v in spent.items() if k.startswith("vwk."))
+    budget = books.ledger.budget_as_of(year)
+    if budget is not None and budget.has_allocation["egt"]:
+        return  # a second `koa demo` on the same store changes nothing
+    for title, cents in (("egt", rounded(egt * 11 // 10)), ("vwk", rounded(vwk * 11 // 10))):
+        budget_commands.allocate(
+            books, year=year, title=title, amount_cents=cents, reference=f"BMAS-{year}-Z1",
+            reason="Zuteilung (Demo)", by="leitung",
+        )
+    for code, cents in sorted(spent.items()):
+        if code.startswith("egt."):
+            budget_commands.plan(
+                books, year=year, instrument=code, amount_cents=rounded(cents), reason="Plan (Demo)", by="leitung"
+            )
 
 
 __all__ = ["main", "BOOKING_FIELDS"]
