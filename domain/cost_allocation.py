@@ -68,9 +68,9 @@ class StaffRecord:
     def validate(self) -> None:
         if not PERSON_KEY_RE.fullmatch(self.person_key):
             raise ValidationError("a staff number, 1-32 letters, digits or ._- (never a name)", "person_key")
+        _share(self.vzae, "vzae")  # first: a NaN must not reach a comparison
         if self.vzae == 0:
             raise ValidationError("must be greater than zero", "vzae")
-        _share(self.vzae, "vzae")
         _share(self.sgb2_share, "sgb2_share")
         _cents(self.personnel_costs_cents, "personnel_costs")
         if self.status not in STATUSES:
@@ -239,6 +239,7 @@ class CostAllocation(Aggregate):
         self.year, self.quarter = year, quarter
         self.runs = 0
         self.booking_keys: list[str] = []  # of the run in force
+        self.replaced_keys: list[str] = []  # of earlier runs, reversed by later ones
         self.results_cents: dict[str, int] = {}
         self.computed_by = ""
 
@@ -288,6 +289,7 @@ class CostAllocation(Aggregate):
         computed_by: str,
     ) -> None:
         self.runs = run
+        self.replaced_keys += reverses_keys
         self.booking_keys = booking_keys
         self.results_cents = results_cents
         self.direct_cents = direct_cents

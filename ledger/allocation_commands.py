@@ -14,7 +14,7 @@ from datetime import date
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from domain.booking import Booking, BookingContent, Kind
+from domain.booking import REVERSAL_SUFFIX, Booking, BookingContent, Kind
 from domain.cost_allocation import (
     DIRECT_TYPES,
     AllocationParameters,
@@ -32,6 +32,7 @@ from projections.split_projection import catch_up
 
 ATTEMPTS_MAX = 3
 COST_CENTRE = "KOA-VV18"
+RUN_KEY_PREFIX = "KOA-"  # keys of the bookings of allocation runs (and, with /storno, their reversals)
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,14 @@ def run_allocation(
                 "book the correction into the open period",
                 "year",
             )
-        direct: dict[str, int] = {}  # Investitionen and sonstige are booked directly: reported beside
-        for t in books.split_view.totals(year, None if quarter == YEAR else quarter):
-            if t.category in DIRECT_TYPES:
-                direct[t.category] = direct.get(t.category, 0) + t.net_cents
+        # Investitionen and sonstige booked directly, reported beside the run: without the bookings
+        # of allocation runs (their shared costs) and their reversals.
+        direct: dict[str, int] = {}
+        for category in DIRECT_TYPES:
+            rows = books.split_view.bookings(year, None if quarter == YEAR else quarter, category)
+            cents = sum(r.net_cents for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX))
+            if rows:
+                direct[category] = cents
         previous_keys = list(allocation.booking_keys)
         number, results = allocation.run(
             staff=staff,
@@ -156,9 +161,14 @@ def approve_allocation(books: Books, *, year: int, quarter: int, by: str, on: da
         allocation = get_allocation(books, year, quarter)
         calendar, seen = ledger._calendar_seen()
         approved = []
-        for key in allocation.booking_keys:
+        # The run in force, and the reversals of earlier runs' approved bookings (they need four
+        # eyes too; until approved, the split would show both runs).
+        keys = [*allocation.booking_keys, *(k + REVERSAL_SUFFIX for k in allocation.replaced_keys)]
+        for key in keys:
             booking = ledger.get_booking(key)
-            if booking.state == "awaiting_approval":
+            if booking.state in ("awaiting_approval", "reversal") and booking.requires_approval and not booking.approved_by:
+                if booking.withdraws_unapproved:
+                    continue
                 booking.approve(approved_by=by, calendar=calendar, on=on or date.today())
                 approved.append(booking)
         if not approved:

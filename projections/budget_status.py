@@ -1,8 +1,10 @@
 """Budget status of a fiscal year, per federal title and per Eingliederung instrument:
 planned, allocated, shifted, committed (outstanding), spent, available.
 
-Available (title) = allocated + shifted in − commitments outstanding − net spending counted in the split.
-Spending under a commitment leaves "committed" as it enters "spent", so it is counted once.
+Available (title) = allocated + shifted in − committed − net spending counted in the split, where
+committed = commitments outstanding + payments recorded but still awaiting approval. A payment under a
+commitment leaves the commitment when recorded and stays "committed" until approved, then "spent":
+it is counted once, and never shows as available in between.
 Available (instrument) is measured against the instrument's plan, which is a *darunter* figure.
 """
 
@@ -69,6 +71,10 @@ def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Bud
     committed: dict[str, int] = {}
     for c in commitments:
         committed[c.instrument] = committed.get(c.instrument, 0) + c.remaining_cents(year)
+    # An invoice awaiting approval has left its commitment but is not spent yet: it stays bound.
+    for category, cents in view.awaiting_by_category(year).items():
+        if category.startswith(("egt.", "vwk.")):
+            committed[category] = committed.get(category, 0) + cents
     spent = spent_by_category(view, year)
     plan = dict(budget.plan_cents) if budget else {}
     lines: list[StatusLine] = []

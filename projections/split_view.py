@@ -256,6 +256,24 @@ class SplitViewQueries(ABC):
                 for r in c.fetchall()
             ]
 
+    def awaiting_by_category(self, year: int) -> dict[str, int]:
+        """Net amount per category of the year's bookings still awaiting approval (ordered, not yet
+        counted; withdrawn ones and counter-bookings left out)."""
+        with self._txn(commit=False) as c:
+            c.execute(
+                self._q(
+                    f"SELECT category, kind, SUM(amount_cents) AS cents FROM {self.prefix}split_bookings "
+                    "WHERE fiscal_year = %s AND counted = %s AND reversal_key = '' AND reverses_key = '' "
+                    "GROUP BY category, kind"
+                ),
+                (year, False),
+            )
+            out: dict[str, int] = {}
+            for r in c.fetchall():
+                cents = int(r["cents"])
+                out[r["category"]] = out.get(r["category"], 0) + (cents if r["kind"] == "payment" else -cents)
+            return out
+
     def years(self) -> list[int]:
         with self._txn(commit=False) as c:
             c.execute(

@@ -9,12 +9,14 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from ledger.bootstrap import Books, open_books
+from ledger.cli import main
 from ledger.settings import Settings
 from tests.pg_server import PgServer, postgres_server
 
@@ -68,6 +70,19 @@ def settings(store: dict[str, str]) -> Settings:
 def books(settings: Settings) -> Iterator[Books]:
     with open_books(settings) as b:
         yield b
+
+
+@pytest.fixture
+def koa(store: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run `koa ARGS...` in-process against the fixture's store (KOA_* set only for the test)."""
+    for key, value in store.items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+
+    def run(*args: object) -> Result:
+        return runner.invoke(main, [str(a) for a in args])
+
+    return run
 
 
 @pytest.fixture(autouse=True)

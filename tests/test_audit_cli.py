@@ -14,11 +14,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from ledger import demo as demo_data
 from ledger.bootstrap import Books
-from ledger.cli import main
 
 HOUSEHOLDS = 20
 DEMO_SEED = 2025  # koa demo's default --seed
@@ -76,18 +75,6 @@ def assert_refused(result: Result, *words: str) -> str:
         assert w in lines[0], (w, lines[0])
     assert "Traceback" not in result.output
     return lines[0]
-
-
-@pytest.fixture
-def koa(store: dict[str, str], monkeypatch: pytest.MonkeyPatch):
-    for key, value in store.items():
-        monkeypatch.setenv(key, value)
-    runner = CliRunner()
-
-    def run(*args: object) -> Result:
-        return runner.invoke(main, [str(a) for a in args])
-
-    return run
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-
-from ledger.cli import main
+from click.testing import Result
 
 YEAR = 2026
 HEADER = "key;kind;amount;category;payment_date;service_from;service_to;document_ref;case_ref;contract_ref;cost_centre"
@@ -23,13 +21,11 @@ def row(key, amount, category, paid, service_from, service_to, contract="", case
 
 
 @pytest.fixture
-def koa(store: dict[str, str], monkeypatch: pytest.MonkeyPatch):
-    for key, value in store.items():
-        monkeypatch.setenv(key, value)
-    runner = CliRunner()
+def koa(koa):
+    """The suite's `koa`, checking the exit code: 0, or non-zero where ok=False."""
 
     def run(*args: object, ok: bool = True) -> Result:
-        result = runner.invoke(main, [str(a) for a in args])
+        result = koa(*args)
         assert (result.exit_code == 0) == ok, (args, result.output, result.stderr)
         return result
 

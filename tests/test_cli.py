@@ -38,16 +38,6 @@ def stderr_lines(result: Result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
 
 
-@pytest.fixture
-def koa(store: dict[str, str], monkeypatch: pytest.MonkeyPatch):
-    for key, value in store.items():
-        monkeypatch.setenv(key, value)
-    runner = CliRunner()
-
-    def run(*args: object) -> Result:
-        return runner.invoke(main, [str(a) for a in args])
-
-    return run
 
 
 BOOK_MN = tuple(

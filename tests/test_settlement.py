@@ -9,24 +9,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from ledger.bootstrap import open_books
-from ledger.cli import main
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 from tests.factories import booking
 
 
 @pytest.fixture
-def cli(store, monkeypatch):
-    for k, v in store.items():
-        monkeypatch.setenv(k, v)
-
-    def run(*args: str):
-        return CliRunner().invoke(main, list(args))
-
-    return run
+def cli(koa):
+    return koa
 
 
 def _fill(settings) -> None:
