@@ -18,6 +18,8 @@ from ledger.bootstrap import Books, open_books
 from ledger.settings import Settings
 from tests.pg_server import PgServer, postgres_server
 
+pytest_plugins = ["tests.api_fixtures"]
+
 _schema_numbers = itertools.count(1)
 
 
