@@ -15,9 +15,20 @@ from fastapi.openapi.utils import get_openapi
 
 from api import problems
 from api.auth import Authenticator
+from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyStore
 from api.problems import MEDIA_TYPE
-from api.routers import bookings, health
+from api.routers import (
+    audit,
+    bookings,
+    funds_draws,
+    health,
+    parameters,
+    payment_runs,
+    periods,
+    settlement,
+    split,
+)
 from api.services import Services, ViewKeeper
 from api.settings import ApiSettings
 from ledger.bootstrap import open_books
@@ -63,12 +74,27 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=api_settings.body_bytes_max,
     )
     app.state.authenticator = authenticator
     problems.install(app)
-    for module in (health, bookings):
+    for module in (
+        health,
+        bookings,
+        payment_runs,
+        parameters,
+        funds_draws,
+        periods,
+        split,
+        settlement,
+        audit,
+    ):
         app.include_router(module.router)
+    app.add_middleware(
+        BodyLimit,
+        default_bytes=api_settings.body_bytes_max,
+        upload_bytes=api_settings.upload_bytes_max,
+        upload_paths=(payment_runs.router.prefix,),
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
