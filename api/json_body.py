@@ -1,6 +1,6 @@
 """JSON request bodies read without float: numbers arrive as Decimal, so 0.1 stays 0.1 and an
-amount with three decimals is seen as such. NaN and Infinity (which Python's json accepts) are
-refused as invalid JSON."""
+amount with three decimals is seen as such. NaN and Infinity (which Python's json accepts) and
+bodies that are not UTF-8 are refused as invalid JSON."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ def _no_constants(name: str) -> Any:
 
 
 def loads(body: bytes) -> Any:
-    return json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # Reported like any other malformed JSON (422), not as an unreadable body (400).
+        raise json.JSONDecodeError(f"not UTF-8 (byte {e.start})", "", e.start) from None
+    return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
 
 
 class DecimalJSONRequest(Request):

@@ -161,6 +161,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not parse the body (e.g. broken multipart): invalid input
+            reason = str(exc.detail)
+            return respond(
+                422,
+                problem(
+                    422,
+                    "validation",
+                    "Invalid input",
+                    f"body: {reason}",
+                    [field_error("body", reason, "body")],
+                ),
+            )
         kinds = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Request refused")
         body = problem(exc.status_code, kinds.get(exc.status_code, "http"), title, str(exc.detail))
@@ -177,7 +189,8 @@ def install(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problems an operation may answer with (401 for every secured one)."""
+    """OpenAPI entries for the problems an operation may answer with; every secured one may answer
+    401, 403, 413, 422 and 503."""
     described = {
         401: "no or an invalid Bearer token",
         403: "the caller's role does not allow this (or the four-eyes rule)",
@@ -193,5 +206,5 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "model": Problem,
             "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for s in sorted({401, 403, 422, 503, *statuses})
+        for s in sorted({401, 403, 413, 422, 503, *statuses})
     }

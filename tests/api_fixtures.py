@@ -21,6 +21,8 @@ TOKENS = {
     "auditor": ("pruefer", ["auditor"]),
     "admin": ("leitung", ["admin"]),
     "clerk_approver": ("meier", ["clerk", "approver"]),
+    "approver2": ("fischer", ["approver"]),
+    "all": ("pruefstand", ["clerk", "approver", "auditor", "admin"]),
 }
 
 

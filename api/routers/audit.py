@@ -21,7 +21,7 @@ from ledger.seals import Anchor
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
 from projections.split_queries import split_lines
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], responses=problem_responses())
 
 
 @router.get(

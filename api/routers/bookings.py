@@ -31,7 +31,9 @@ from api.services import Svc
 from ledger.commands import parse_booking
 from projections.booking_list import STATES, BookingFilter, list_bookings
 
-router = APIRouter(prefix="/bookings", tags=["bookings"], route_class=DecimalJSONRoute)
+router = APIRouter(
+    prefix="/bookings", tags=["bookings"], route_class=DecimalJSONRoute, responses=problem_responses()
+)
 
 BookingKey = Annotated[str, Path(description="the booking key (URL-encoded: '/' may stay, '#' is %23)")]
 State = Literal["recorded", "awaiting_approval", "approved", "reversed", "reversal", "withdrawal"]

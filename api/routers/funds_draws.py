@@ -16,7 +16,9 @@ from domain.money import parse_amount_cents
 from domain.settlement import FundsDraw
 from ledger.commands import parse_date
 
-router = APIRouter(prefix="/funds-draws", tags=["settlement"], route_class=DecimalJSONRoute)
+router = APIRouter(
+    prefix="/funds-draws", tags=["settlement"], route_class=DecimalJSONRoute, responses=problem_responses()
+)
 
 
 def _read(d) -> FundsDrawRead:

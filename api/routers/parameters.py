@@ -25,7 +25,9 @@ from domain.parameters import parse_rate
 from domain.rates import RateTable
 from projections.split_queries import split_lines
 
-router = APIRouter(prefix="/parameters", tags=["parameters"], route_class=DecimalJSONRoute)
+router = APIRouter(
+    prefix="/parameters", tags=["parameters"], route_class=DecimalJSONRoute, responses=problem_responses()
+)
 
 
 def _change(e) -> ParameterChange:

@@ -16,7 +16,7 @@ from api.services import Svc
 from ledger.application import ImportRefused
 from ledger.payment_run import RunFileError, parse_payment_run
 
-router = APIRouter(prefix="/payment-runs", tags=["payment runs"])
+router = APIRouter(prefix="/payment-runs", tags=["payment runs"], responses=problem_responses())
 # Listed in full up to here (a file of a million bad rows would otherwise answer with 100 MB).
 ERRORS_LISTED_MAX = 10_000
 

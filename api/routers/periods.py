@@ -18,7 +18,9 @@ class _ClosedList(RootModel[list[ClosedPeriod]]):
     """The response of a POST is a model (it is stored for Idempotency-Key repeats)."""
 
 
-router = APIRouter(prefix="/periods", tags=["periods"], route_class=DecimalJSONRoute)
+router = APIRouter(
+    prefix="/periods", tags=["periods"], route_class=DecimalJSONRoute, responses=problem_responses()
+)
 
 
 def _closed(calendar: PeriodCalendar) -> list[ClosedPeriod]:

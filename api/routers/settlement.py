@@ -20,7 +20,7 @@ from api.services import Svc
 from ledger.cli_settlement import report_for, write_report
 from ledger.cli_support import Refused
 
-router = APIRouter(prefix="/settlement", tags=["settlement"])
+router = APIRouter(prefix="/settlement", tags=["settlement"], responses=problem_responses())
 
 MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

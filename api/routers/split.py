@@ -12,7 +12,7 @@ from api.schemas.settlement import SplitRead
 from api.services import Svc
 from projections.split_queries import split_lines
 
-router = APIRouter(prefix="/split", tags=["split"])
+router = APIRouter(prefix="/split", tags=["split"], responses=problem_responses())
 
 
 @router.get(
