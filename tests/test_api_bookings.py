@@ -192,3 +192,9 @@ def test_withdrawing_an_unapproved_booking_lists_as_withdrawal(client):
     assert r.json()["counter_booking"]["state"] == "withdrawal"
     items = client.get("/bookings", params={"state": "withdrawal"}, headers=auth("auditor")).json()["items"]
     assert [b["key"] for b in items] == ["W-1/storno"]
+
+
+def test_a_mistyped_filter_is_refused_not_ignored(client):
+    r = client.get("/bookings", params={"yaer": 2025}, headers=auth("clerk"))
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "yaer", "reason": "unknown query parameter", "location": "query"}]

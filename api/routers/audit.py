@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.auth import AuditReader
 from api.problems import ApiProblem, field_error, problem_responses
 from api.routers.bookings import BookingKey
+from api.routing import resource_router
 from api.schemas.audit import BookingEvent, ChainHead, ChainVerdict
 from api.schemas.settlement import SplitRead
 from api.services import Svc
@@ -21,7 +22,7 @@ from ledger.seals import Anchor
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
 from projections.split_queries import split_lines
 
-router = APIRouter(prefix="/audit", tags=["audit"], responses=problem_responses())
+router = resource_router("/audit", "audit")
 
 
 @router.get(

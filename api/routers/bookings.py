@@ -12,12 +12,12 @@ import json
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 
 from api.auth import Approver, Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.json_body import DecimalJSONRoute
 from api.problems import ApiProblem, problem_responses
+from api.routing import resource_router
 from api.schemas.bookings import (
     BookingCreate,
     BookingPage,
@@ -31,9 +31,7 @@ from api.services import Svc
 from ledger.commands import parse_booking
 from projections.booking_list import STATES, BookingFilter, list_bookings
 
-router = APIRouter(
-    prefix="/bookings", tags=["bookings"], route_class=DecimalJSONRoute, responses=problem_responses()
-)
+router = resource_router("/bookings", "bookings")
 
 BookingKey = Annotated[str, Path(description="the booking key (URL-encoded: '/' may stay, '#' is %23)")]
 State = Literal["recorded", "awaiting_approval", "approved", "reversed", "reversal", "withdrawal"]

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from api.auth import Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.json_body import DecimalJSONRoute
 from api.problems import ApiProblem, field_error, problem_responses
+from api.routing import resource_router
 from api.schemas.settlement import FundsDrawCreate, FundsDrawPosted, FundsDrawRead
 from api.services import Svc
 from domain.money import parse_amount_cents
 from domain.settlement import FundsDraw
 from ledger.commands import parse_date
 
-router = APIRouter(
-    prefix="/funds-draws", tags=["settlement"], route_class=DecimalJSONRoute, responses=problem_responses()
-)
+router = resource_router("/funds-draws", "settlement")
 
 
 def _read(d) -> FundsDrawRead:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from api.auth import Admin, Reader
 from api.idempotency import Idem, Outcome
-from api.json_body import DecimalJSONRoute
 from api.problems import problem_responses
+from api.routing import resource_router
 from api.schemas.parameters import (
     ParameterChange,
     ParameterSet,
@@ -25,9 +25,7 @@ from domain.parameters import parse_rate
 from domain.rates import RateTable
 from projections.split_queries import split_lines
 
-router = APIRouter(
-    prefix="/parameters", tags=["parameters"], route_class=DecimalJSONRoute, responses=problem_responses()
-)
+router = resource_router("/parameters", "parameters")
 
 
 def _change(e) -> ParameterChange:

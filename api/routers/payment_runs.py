@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Response, UploadFile
+from fastapi import File, Response, UploadFile
 
 from api.auth import Clerk
 from api.idempotency import Idem, Outcome
 from api.problems import ApiProblem, field_error, problem_responses
+from api.routing import resource_router
 from api.schemas.payment_runs import PaymentRunRead
 from api.services import Svc
 from ledger.application import ImportRefused
 from ledger.payment_run import RunFileError, parse_payment_run
 
-router = APIRouter(prefix="/payment-runs", tags=["payment runs"], responses=problem_responses())
+router = resource_router("/payment-runs", "payment runs")
 # Listed in full up to here (a file of a million bad rows would otherwise answer with 100 MB).
 ERRORS_LISTED_MAX = 10_000
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import RootModel
 
 from api.auth import Admin, Reader
 from api.idempotency import Idem, Outcome
-from api.json_body import DecimalJSONRoute
 from api.problems import problem_responses
+from api.routing import resource_router
 from api.schemas.settlement import ClosedPeriod, PeriodClose
 from api.services import Svc
 from domain.periods import PeriodCalendar
@@ -18,9 +18,7 @@ class _ClosedList(RootModel[list[ClosedPeriod]]):
     """The response of a POST is a model (it is stored for Idempotency-Key repeats)."""
 
 
-router = APIRouter(
-    prefix="/periods", tags=["periods"], route_class=DecimalJSONRoute, responses=problem_responses()
-)
+router = resource_router("/periods", "periods")
 
 
 def _closed(calendar: PeriodCalendar) -> list[ClosedPeriod]:

@@ -10,17 +10,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from api.auth import Reader
 from api.problems import ApiProblem, field_error, problem_responses
+from api.routing import resource_router
 from api.services import Svc
 from ledger.cli_settlement import report_for, write_report
 from ledger.cli_support import Refused
 
-router = APIRouter(prefix="/settlement", tags=["settlement"], responses=problem_responses())
+router = resource_router("/settlement", "settlement")
 
 MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

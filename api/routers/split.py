@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.auth import Reader
 from api.problems import problem_responses
+from api.routing import resource_router
 from api.schemas.settlement import SplitRead
 from api.services import Svc
 from projections.split_queries import split_lines
 
-router = APIRouter(prefix="/split", tags=["split"], responses=problem_responses())
+router = resource_router("/split", "split")
 
 
 @router.get(
