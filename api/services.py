@@ -39,8 +39,13 @@ class ViewKeeper:
         self._thread: threading.Thread | None = None
 
     def fresh(self) -> SplitViewQueries:
+        """The view, including at least every event committed before this call."""
+        ledger = self.books.ledger
+        # Up to the position seen now: under a steady stream of writes an open-ended catch-up would
+        # keep finding new pages and hold the lock (and every reader) for as long as the stream lasts.
+        target = ledger.max_notification_id()
         with self._lock:
-            catch_up(self.books.ledger, self.books.split_view)
+            catch_up(ledger, self.books.split_view, until=target)
         return self.books.split_view
 
     def poke(self) -> None:
