@@ -28,6 +28,7 @@ bench: setup
 	$(BIN)/python benchmarks/import_payment_run.py $(if $(QUICK),--rows 20000,)
 	$(BIN)/python benchmarks/replay.py $(if $(QUICK),--bookings 50000,)
 	$(BIN)/python benchmarks/export_workbook.py $(if $(QUICK),--bookings 50000,)
+	$(BIN)/python benchmarks/api_load.py $(if $(QUICK),--seconds 5,)
 
 lint: setup
 	$(BIN)/ruff check .

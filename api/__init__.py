@@ -1,2 +1,2 @@
-"""HTTP API for finance staff and auditors (FastAPI). Not built yet: the commands exist on the
-command line (ledger/cli*.py) and as services of ledger.application.Ledger, which the API will expose."""
+"""HTTP API for finance staff and auditors (FastAPI): `koa serve`, api.app.create_app. Thin routers
+over the same Ledger methods as the command line; see the README's "HTTP API"."""

@@ -20,6 +20,8 @@ from ledger.cli import main
 from ledger.settings import Settings
 from tests.pg_server import PgServer, postgres_server
 
+pytest_plugins = ["tests.api_fixtures"]
+
 _schema_numbers = itertools.count(1)
 
 

@@ -1,0 +1,271 @@
+"""Retry-safe POSTs: an Idempotency-Key remembers the first response, per user, in the ledger's database.
+
+A request first claims its key by inserting a pending row; the database's primary key decides which
+of two concurrent requests with the same key runs (on PostgreSQL the second insert waits for the
+first's commit, on SQLite for the write lock). The winner stores its response; a repeat with the
+same body gets that response again, with another body 409, and while the first still runs 409 with
+Retry-After. Transient failures (a concurrent change, an unreachable store) are not remembered, so
+the client's retry with the same key runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
+
+from api.auth import Caller, authenticated
+from api.problems import MEDIA_TYPE, ApiProblem, problem_for, respond
+from ledger.bootstrap import Books, postgres_ddl_guard
+
+KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft's examples
+PENDING_STALE_MS = 15 * 60 * 1000  # a claim this old belongs to a request that died: take it over
+TABLE = "api_idempotency"
+log = logging.getLogger("koa.api")
+
+
+@dataclass(frozen=True)
+class Stored:
+    fingerprint: str
+    state: str  # "pending" or "done"
+    status: int | None
+    body: str | None
+    headers: dict[str, str]
+    created_ms: int
+
+
+class IdempotencyStore:
+    """The table of remembered responses, next to the event store (same database and schema)."""
+
+    def __init__(self, books: Books, *, ttl_hours: int) -> None:
+        recorder: Any = books.ledger.recorder
+        self.datastore = recorder.datastore
+        self.postgres = books.env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
+        self.table = f'"{self.datastore.schema}".{TABLE}' if self.postgres else TABLE
+        self.ttl_ms = ttl_hours * 3600 * 1000
+        with postgres_ddl_guard(books.env), self._txn() as c:
+            c.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                "owner text NOT NULL, idem_key text NOT NULL, fingerprint text NOT NULL, "
+                "state text NOT NULL, status integer, body text, headers text, created_ms bigint NOT NULL, "
+                "PRIMARY KEY (owner, idem_key))"
+            )
+
+    def _txn(self):
+        return self.datastore.transaction(commit=True)
+
+    def _q(self, sql: str) -> str:
+        return sql if self.postgres else sql.replace("%s", "?")
+
+    def claim(self, owner: str, key: str, fingerprint: str) -> Stored | None:
+        """None: the caller holds the key now and must complete() or release() it. Otherwise the
+        stored row (the caller compares fingerprints and states)."""
+        now = _now_ms()
+        for _ in range(3):
+            with self._txn() as c:
+                c.execute(
+                    self._q(
+                        f"DELETE FROM {self.table} WHERE owner = %s AND idem_key = %s AND created_ms < %s"
+                    ),
+                    (owner, key, now - self.ttl_ms),
+                )
+                c.execute(
+                    self._q(
+                        f"INSERT INTO {self.table} (owner, idem_key, fingerprint, state, created_ms) "
+                        "VALUES (%s, %s, %s, 'pending', %s) ON CONFLICT (owner, idem_key) DO NOTHING "
+                        "RETURNING created_ms"
+                    ),
+                    (owner, key, fingerprint, now),
+                )
+                if c.fetchone() is not None:
+                    return None
+                c.execute(
+                    self._q(
+                        f"SELECT fingerprint, state, status, body, headers, created_ms FROM {self.table} "
+                        "WHERE owner = %s AND idem_key = %s"
+                    ),
+                    (owner, key),
+                )
+                row = c.fetchone()
+            if row is None:
+                continue  # released between our insert and select: try again
+            stored = Stored(
+                row["fingerprint"],
+                row["state"],
+                row["status"],
+                row["body"],
+                json.loads(row["headers"] or "{}"),
+                int(row["created_ms"]),
+            )
+            if stored.state == "pending" and now - stored.created_ms > PENDING_STALE_MS:
+                if self._take_over(owner, key, fingerprint, stored.created_ms, now):
+                    return None
+                continue
+            return stored
+        raise ApiProblem(409, "idempotency-busy", "Key busy", "the key keeps changing hands; retry later")
+
+    def _take_over(self, owner: str, key: str, fingerprint: str, seen_ms: int, now: int) -> bool:
+        with self._txn() as c:
+            c.execute(
+                self._q(
+                    f"UPDATE {self.table} SET created_ms = %s, fingerprint = %s WHERE owner = %s "
+                    "AND idem_key = %s AND state = 'pending' AND created_ms = %s RETURNING created_ms"
+                ),
+                (now, fingerprint, owner, key, seen_ms),
+            )
+            return c.fetchone() is not None
+
+    def complete(self, owner: str, key: str, status: int, body: str, headers: dict[str, str]) -> None:
+        with self._txn() as c:
+            c.execute(
+                self._q(
+                    f"UPDATE {self.table} SET state = 'done', status = %s, body = %s, headers = %s "
+                    "WHERE owner = %s AND idem_key = %s"
+                ),
+                (status, body, json.dumps(headers), owner, key),
+            )
+
+    def release(self, owner: str, key: str) -> None:
+        with self._txn() as c:
+            c.execute(
+                self._q(f"DELETE FROM {self.table} WHERE owner = %s AND idem_key = %s AND state = 'pending'"),
+                (owner, key),
+            )
+
+    def purge(self) -> None:
+        """Forget keys older than the retention (run at startup; claims also drop their own)."""
+        with self._txn() as c:
+            c.execute(self._q(f"DELETE FROM {self.table} WHERE created_ms < %s"), (_now_ms() - self.ttl_ms,))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# ---- what a POST endpoint uses --------------------------------------------------------------
+
+Outcome = tuple[int, BaseModel, dict[str, str]]  # status, response body, extra headers (Location)
+
+
+@dataclass
+class Idempotency:
+    store: IdempotencyStore
+    owner: str
+    key: str | None
+    route: str  # method and path: the same key on another endpoint is another request
+
+    def run(self, request: BaseModel | bytes, action: Callable[[], Outcome]) -> Response:
+        """Run `action` once per key; answer repeats from the stored response."""
+        if self.key is None:
+            try:
+                status, model, headers = action()
+            except Exception as e:  # noqa: BLE001 - every failure becomes a problem response
+                status, body, headers, _ = problem_for(e)
+                return respond(status, body, headers)
+            return _json_response(status, model, headers)
+        fingerprint = self._fingerprint(request)
+        stored = self.store.claim(self.owner, self.key, fingerprint)
+        if stored is not None:
+            return self._answer_repeat(stored, fingerprint)
+        try:
+            status, model, headers = action()
+            body, media_type = model.model_dump_json(), "application/json"
+        except Exception as e:  # noqa: BLE001 - decided below whether the answer may be replayed
+            status, problem_body, headers, replayable = problem_for(e)
+            if not replayable:
+                self._release_quietly()
+                return respond(status, problem_body, headers)
+            body, media_type = json.dumps(problem_body), MEDIA_TYPE
+        except BaseException:
+            self._release_quietly()
+            raise
+        headers = {**headers, "content-type": media_type}
+        try:
+            self.store.complete(self.owner, self.key, status, body, headers)
+        except Exception:  # noqa: BLE001 - the work is done; the key stays pending until it is stale
+            log.exception("could not store the response for an idempotency key")
+        return Response(body, status_code=status, headers=headers)
+
+    def _fingerprint(self, request: BaseModel | bytes) -> str:
+        h = hashlib.sha256(self.route.encode())
+        if isinstance(request, BaseModel):
+            h.update(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode())
+        else:
+            h.update(request)
+        return h.hexdigest()
+
+    def _answer_repeat(self, stored: Stored, fingerprint: str) -> Response:
+        if stored.fingerprint != fingerprint:
+            raise ApiProblem(
+                409,
+                "idempotency-mismatch",
+                "Idempotency key reused",
+                f"Idempotency-Key {self.key!r} was first used with another request; use a new key",
+            )
+        if stored.state != "done":
+            raise ApiProblem(
+                409,
+                "idempotency-in-flight",
+                "Request in progress",
+                f"a request with Idempotency-Key {self.key!r} is still being processed; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        assert stored.status is not None and stored.body is not None
+        return Response(
+            stored.body, status_code=stored.status, headers={**stored.headers, "Idempotent-Replayed": "true"}
+        )
+
+    def _release_quietly(self) -> None:
+        assert self.key is not None
+        try:
+            self.store.release(self.owner, self.key)
+        except Exception:  # noqa: BLE001 - the claim then goes stale and is taken over
+            log.exception("could not release an idempotency key")
+
+
+def _json_response(status: int, model: BaseModel, headers: dict[str, str]) -> Response:
+    return Response(
+        model.model_dump_json(), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def idempotency(
+    request: Request,
+    caller: Annotated[Caller, Depends(authenticated)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="any unique string (e.g. a UUID); the same key and body again return the first response",
+            examples=["5f0c5b0e-0d4e-4a53-9a0a-1e6f1b2c3d4e"],
+        ),
+    ] = None,
+) -> Idempotency:
+    if idempotency_key is not None and not KEY_RE.fullmatch(idempotency_key):
+        raise ApiProblem(
+            422,
+            "validation",
+            "Invalid input",
+            "Idempotency-Key: 1-255 visible ASCII characters",
+            errors=[
+                {"field": "Idempotency-Key", "reason": "1-255 visible ASCII characters", "location": "header"}
+            ],
+        )
+    return Idempotency(
+        request.app.state.services.idempotency,
+        caller.user,
+        idempotency_key,
+        f"{request.method} {request.url.path}",
+    )
+
+
+Idem = Annotated[Idempotency, Depends(idempotency)]

@@ -1,0 +1,182 @@
+"""Bookings: record (clerk), read and list (every role), approve (approver), reverse (clerk).
+
+The same Ledger methods as `koa book/approve/reverse`; the four-eyes rule is the domain's
+(recorder != approver, answered 403 with its reason).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import Path, Query, Response
+
+from api.auth import Approver, Clerk, Reader
+from api.idempotency import Idem, Outcome
+from api.problems import ApiProblem, problem_responses
+from api.routing import resource_router
+from api.schemas.bookings import (
+    BookingCreate,
+    BookingPage,
+    BookingPosted,
+    BookingRead,
+    ReversalCreate,
+    ReversalPosted,
+)
+from api.schemas.common import PAGE_LIMIT_DEFAULT, Limit
+from api.services import Svc
+from ledger.commands import parse_booking
+from projections.booking_list import STATES, BookingFilter, list_bookings
+
+router = resource_router("/bookings", "bookings")
+
+BookingKey = Annotated[str, Path(description="the booking key (URL-encoded: '/' may stay, '#' is %23)")]
+State = Literal["recorded", "awaiting_approval", "approved", "reversed", "reversal", "withdrawal"]
+assert set(State.__args__) == set(STATES)  # type: ignore[attr-defined]
+
+
+def _location(key: str) -> dict[str, str]:
+    return {"Location": f"/bookings/{quote(key, safe='/')}"}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=BookingPosted,
+    summary="Record a booking",
+    responses={200: {"model": BookingPosted, "description": "the key already held this content"}}
+    | problem_responses(409),
+)
+def create_booking(
+    body: BookingCreate,
+    caller: Clerk,
+    idem: Idem,
+    svc: Svc,
+) -> Response:
+    def action() -> Outcome:
+        ledger = svc.books.ledger
+        content = parse_booking(body.as_text(), ledger.catalogue)
+        posted = ledger.record_booking(content, recorded_by=caller.user)
+        svc.view.poke()
+        status = 201 if posted.created else 200
+        return (
+            status,
+            BookingPosted(created=posted.created, booking=BookingRead.of(posted.booking)),
+            _location(posted.booking.key),
+        )
+
+    return idem.run(body, action)
+
+
+@router.get("", response_model=BookingPage, summary="List bookings", responses=problem_responses())
+def list_(
+    _: Reader,
+    svc: Svc,
+    year: Annotated[int | None, Query(ge=2005, le=2100, description="fiscal year")] = None,
+    quarter: Annotated[int | None, Query(ge=1, le=4)] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    state: State | None = None,
+    case_ref: Annotated[str | None, Query(max_length=64)] = None,
+    document_ref: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")] = None,
+    limit: Limit = PAGE_LIMIT_DEFAULT,
+) -> BookingPage:
+    if category is not None and category not in svc.books.ledger.catalogue:
+        raise ApiProblem(
+            422,
+            "validation",
+            "Invalid input",
+            f"category: unknown category {category!r}",
+            errors=[{"field": "category", "reason": f"unknown category {category!r}", "location": "query"}],
+        )
+    after = _decode_cursor(cursor) if cursor else None
+    filters = BookingFilter(year, quarter, category, state, case_ref, document_ref)
+    rows = list_bookings(svc.view.fresh(), filters, after_key=after, limit=limit + 1)
+    items = [BookingRead.of_row(r, s) for r, s in rows[:limit]]
+    more = len(rows) > limit
+    return BookingPage(items=items, next_cursor=_encode_cursor(items[-1].key) if more else None)
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": key}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        after = data["after"]
+        if not isinstance(after, str):
+            raise TypeError
+        return after
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        raise ApiProblem(
+            422,
+            "validation",
+            "Invalid input",
+            "cursor: not a cursor of this API",
+            errors=[
+                {
+                    "field": "cursor",
+                    "reason": "not a cursor of this API (use next_cursor as given)",
+                    "location": "query",
+                }
+            ],
+        ) from None
+
+
+@router.get(
+    "/{key:path}", response_model=BookingRead, summary="One booking", responses=problem_responses(404)
+)
+def get_booking(key: BookingKey, _: Reader, svc: Svc) -> BookingRead:
+    return BookingRead.of(svc.books.ledger.get_booking(key))
+
+
+@router.post(
+    "/{key:path}/approve",
+    response_model=BookingRead,
+    summary="Approve a booking (four eyes: never its recorder)",
+    responses=problem_responses(404, 409),
+)
+def approve(
+    key: BookingKey,
+    caller: Approver,
+    idem: Idem,
+    svc: Svc,
+) -> Response:
+    def action() -> Outcome:
+        booking = svc.books.ledger.approve_booking(key, approved_by=caller.user)
+        svc.view.poke()
+        return 200, BookingRead.of(booking), {}
+
+    return idem.run(b"", action)
+
+
+@router.post(
+    "/{key:path}/reverse",
+    status_code=201,
+    response_model=ReversalPosted,
+    summary="Reverse a booking by a counter-booking (Storno)",
+    responses=problem_responses(404, 409),
+)
+def reverse(
+    key: BookingKey,
+    body: ReversalCreate,
+    caller: Clerk,
+    idem: Idem,
+    svc: Svc,
+) -> Response:
+    def action() -> Outcome:
+        ledger = svc.books.ledger
+        counter = ledger.reverse_booking(key, reason=body.reason, reversed_by=caller.user)
+        svc.view.poke()
+        original = ledger.get_booking(key)
+        return (
+            201,
+            ReversalPosted(original=BookingRead.of(original), counter_booking=BookingRead.of(counter)),
+            _location(counter.key),
+        )
+
+    return idem.run(body, action)

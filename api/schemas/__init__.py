@@ -1,0 +1,1 @@
+"""Request (create) and response (read) bodies, one module per resource; amounts as strings of euros."""

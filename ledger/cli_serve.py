@@ -1,0 +1,32 @@
+"""`koa serve`: the HTTP API (api/) under uvicorn, over the same store as the other commands."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.bootstrap import open_books
+from ledger.cli_support import Refused, handles_errors
+from ledger.settings import Settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@handles_errors
+def serve(host: str, port: int) -> None:
+    """Serve the HTTP API (tokens: KOA_TOKENS_FILE or KOA_OIDC_*; see the README)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.auth import AuthConfigError
+    from api.settings import ApiSettings
+
+    settings, api_settings = Settings(), ApiSettings()
+    try:
+        app = create_app(settings, api_settings)
+    except AuthConfigError as e:
+        raise Refused(f"not starting: {e}") from None
+    with open_books(settings) as books:  # a store that cannot be reached is one line here, not a traceback
+        where = books.where
+    click.echo(f"koa-ledger API ({api_settings.env}) on http://{host}:{port} over {where}", err=True)
+    uvicorn.run(app, host=host, port=port, server_header=False, timeout_graceful_shutdown=10)
