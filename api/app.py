@@ -19,8 +19,11 @@ from api.body_limit import BodyLimit
 from api.idempotency import IdempotencyStore
 from api.problems import MEDIA_TYPE
 from api.routers import (
+    allocations,
     audit,
     bookings,
+    budgets,
+    commitments,
     funds_draws,
     health,
     parameters,
@@ -87,6 +90,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         split,
         settlement,
         audit,
+        budgets,
+        commitments,
+        allocations,
     ):
         app.include_router(module.router)
     app.add_middleware(

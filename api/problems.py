@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import BookingNotFound, DomainError, FourEyesViolation, KeyConflict, ValidationError
+from domain.errors import DomainError, FourEyesViolation, KeyConflict, NotFound, ValidationError
 from domain.periods import PeriodClosed
 from ledger.commands import InputError
 
@@ -104,7 +104,7 @@ def problem_for(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]
         return 422, problem(422, "validation", "Invalid input", str(exc), errors), {}, True
     if isinstance(exc, FourEyesViolation):
         return 403, problem(403, "four-eyes", "Four eyes required", exc.reason), {}, True
-    if isinstance(exc, BookingNotFound):
+    if isinstance(exc, NotFound):  # an unknown booking, commitment or allocation run
         return 404, problem(404, "not-found", "Not found", exc.reason), {}, True
     if isinstance(exc, KeyConflict):
         return 409, problem(409, "key-conflict", "Key already used", exc.reason), {}, True

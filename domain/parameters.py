@@ -52,9 +52,11 @@ def parse_rate(text: str) -> Decimal:
     percent = s.endswith("%")
     try:
         value = Decimal(s.rstrip("%").strip())
-    except InvalidOperation:
+        if not value.is_finite():
+            raise InvalidOperation
+        value = value / 100 if percent else value
+    except ArithmeticError:  # also NaN, infinities and exponents beyond the context
         raise ValidationError(f"not a rate: {text!r}", "value") from None
-    value = value / 100 if percent else value
     if not Decimal(0) <= value <= Decimal(1) or value.as_tuple().exponent < -6:  # type: ignore[operator]
         raise ValidationError("must be between 0 and 1 (or 0 % and 100 %), at most 6 decimals", "value")
     return value.normalize()

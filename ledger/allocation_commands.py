@@ -22,17 +22,42 @@ from domain.cost_allocation import (
     SharedCost,
     StaffRecord,
     allocation_id,
+    compute,
+    parameters_from_json,
     period_code,
+    shared_from_json,
+    staff_from_json,
 )
-from domain.errors import NotFound, ValidationError
-from domain.periods import YEAR, label
+from domain.errors import NotFound
+from domain.periods import YEAR, PeriodClosed, label
 from ledger.bootstrap import Books
 from ledger.recorders import CalendarChanged
 from projections.split_projection import catch_up
 
 ATTEMPTS_MAX = 3
 COST_CENTRE = "KOA-VV18"
+ALLOCATION_PARAMETERS = (
+    "versorgungszuschlag_cap",
+    "personalgemeinkosten_rate",
+    "personalnebenkosten_per_vzae",
+    "sachkosten_per_vzae",
+)
 RUN_KEY_PREFIX = "KOA-"  # keys of the bookings of allocation runs (and, with /storno, their reversals)
+
+
+@dataclass(frozen=True)
+class RerunDifference:
+    """What a rerun of a booked allocation run would book with the parameters in force now."""
+
+    document_ref: str
+    year: int
+    quarter: int  # YEAR (0) for a whole-year run
+    booked_cents: int
+    with_new_value_cents: int
+
+    @property
+    def difference_cents(self) -> int:
+        return self.with_new_value_cents - self.booked_cents
 
 
 @dataclass(frozen=True)
@@ -92,7 +117,7 @@ def run_allocation(
         calendar, seen = ledger._calendar_seen()
         closing = calendar.closing_of(year, quarter if quarter != YEAR else 4) or calendar.closing_of(year, YEAR)
         if closing:
-            raise ValidationError(
+            raise PeriodClosed(
                 f"cost allocation for {label(year, quarter)}: the period is closed ({closing}); "
                 "book the correction into the open period",
                 "year",
@@ -180,3 +205,32 @@ def approve_allocation(books: Books, *, year: int, quarter: int, by: str, on: da
         catch_up(ledger, books.split_view)
         return [b.key for b in approved]
     raise IntegrityError("the cost allocation kept changing under concurrent writers; try again")
+
+
+def rerun_differences(books: Books, name: str, year: int) -> list[RerunDifference]:
+    """A run books amounts: a changed allocation parameter changes them only by a rerun. For each run
+    in force from `year` on whose parameters differ now, what a rerun would book, from its stored inputs."""
+    if name not in ALLOCATION_PARAMETERS:
+        return []
+    out = []
+    for y in range(year, date.today().year + 1):
+        for q in (1, 2, 3, 4, YEAR):
+            allocation = books.ledger.aggregate_as_of(allocation_id(y, q), None)
+            if allocation is None or not allocation.runs:
+                continue
+            computed = [e for e in books.ledger.events.get(allocation.id) if type(e).__name__ == "Computed"][-1]
+            new = parameters_for(books, y, q)
+            if parameters_from_json(computed.parameters) == new:
+                continue
+            staff = [staff_from_json(d) for d in computed.staff]
+            shared = [shared_from_json(d) for d in computed.shared]
+            out.append(
+                RerunDifference(
+                    allocation.document_ref,
+                    y,
+                    q,
+                    sum(computed.results_cents.values()),
+                    sum(compute(staff, shared, new).values()),
+                )
+            )
+    return out

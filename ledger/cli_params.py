@@ -8,7 +8,6 @@ import click
 
 from domain.money import format_eur
 from domain.parameters import NAMES, kind_of, parse_value
-from domain.periods import YEAR
 from domain.rates import pct
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from projections.split_projection import catch_up
@@ -99,48 +98,15 @@ def set_(
         )
 
 
-ALLOCATION_PARAMETERS = (
-    "versorgungszuschlag_cap",
-    "personalgemeinkosten_rate",
-    "personalnebenkosten_per_vzae",
-    "sachkosten_per_vzae",
-)
-
-
 def _allocation_differences(books, name: str, year: int) -> None:
-    """A cost allocation run books amounts: a new parameter changes them only by a rerun. Show what a
-    rerun of each run in force from this year on would change, from its stored inputs."""
-    if name not in ALLOCATION_PARAMETERS:
-        return
-    from domain.cost_allocation import (
-        allocation_id,
-        compute,
-        parameters_from_json,
-        shared_from_json,
-        staff_from_json,
-    )
-    from ledger.allocation_commands import parameters_for
+    from ledger.allocation_commands import rerun_differences
 
-    for y in range(year, date.today().year + 1):
-        for q in (1, 2, 3, 4, YEAR):
-            allocation = books.ledger.aggregate_as_of(allocation_id(y, q), None)
-            if allocation is None or not allocation.runs:
-                continue
-            computed = [e for e in books.ledger.events.get(allocation.id) if type(e).__name__ == "Computed"][-1]
-            before = sum(computed.results_cents.values())
-            old = parameters_from_json(computed.parameters)
-            new = parameters_for(books, y, q)
-            after = sum(
-                compute(
-                    [staff_from_json(d) for d in computed.staff], [shared_from_json(d) for d in computed.shared], new
-                ).values()
-            )
-            if after != before or old != new:
-                click.echo(
-                    f"cost allocation {allocation.document_ref}: {format_eur(before)} € booked; with the new value "
-                    f"{format_eur(after)} € (difference {format_eur(after - before)} €): "
-                    f"rerun `koa allocation run --year {y}{f' --quarter {q}' if q else ''}` to book it"
-                )
+    for d in rerun_differences(books, name, year):
+        click.echo(
+            f"cost allocation {d.document_ref}: {format_eur(d.booked_cents)} € booked; with the new value "
+            f"{format_eur(d.with_new_value_cents)} € (difference {format_eur(d.difference_cents)} €): "
+            f"rerun `koa allocation run --year {d.year}{f' --quarter {d.quarter}' if d.quarter else ''}` to book it"
+        )
 
 
 @click.command()

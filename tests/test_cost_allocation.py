@@ -19,7 +19,7 @@ from domain.cost_allocation import (
     staff_to_json,
 )
 from domain.errors import FourEyesViolation, NotFound, ValidationError
-from domain.periods import YEAR
+from domain.periods import YEAR, PeriodClosed
 from ledger import allocation_commands as ac
 from ledger.allocation_file import read_shared, read_staff
 from ledger.commands import InputError
@@ -229,7 +229,7 @@ def test_the_runner_may_not_approve_the_run(books):
 def test_a_run_for_a_closed_period_is_refused_naming_it(books):
     q1 = run(books, quarter=1, shared=[])
     books.ledger.close_period(year=2025, quarter=1, closed_by="head")
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(PeriodClosed) as e:
         run(books, quarter=1, shared=[])
     assert "cost allocation for 2025 Q1: the period is closed (closed by head)" in str(e.value)
     assert "open period" in str(e.value)
@@ -237,7 +237,7 @@ def test_a_run_for_a_closed_period_is_refused_naming_it(books):
     assert all(not books.ledger.get_booking(k).reversal_key for k in q1.booked_keys)
     assert run(books, quarter=2, shared=[]).number == 1  # the open quarter takes a run
     books.ledger.close_period(year=2025, quarter=YEAR, closed_by="head")
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(PeriodClosed) as e:
         run(books)
     assert "cost allocation for 2025: the period is closed" in str(e.value)
 

@@ -1,9 +1,10 @@
-"""Parameters: the rates set by law, read by everyone, changed by an admin (an audited event), as
-`koa params list/set`."""
+"""Parameters: the rates and flat amounts set by law, read by everyone, changed by an admin (an audited
+event), as `koa params list/set`."""
 
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Query, Response
@@ -13,19 +14,25 @@ from api.idempotency import Idem, Outcome
 from api.problems import problem_responses
 from api.routing import resource_router
 from api.schemas.parameters import (
+    AllocationRerun,
     ParameterChange,
+    ParameterDefinition,
     ParameterSet,
     ParameterSetResult,
     ParametersRead,
     YearRates,
 )
 from api.services import Services, Svc
-from domain.errors import RateMissing
-from domain.parameters import parse_rate
+from domain.errors import RateMissing, ValidationError
+from domain.parameters import NAMES, kind_of, parse_value
 from domain.rates import RateTable
+from ledger.allocation_commands import rerun_differences
+from ledger.bootstrap import Books
 from projections.split_queries import split_lines
 
 router = resource_router("/parameters", "parameters")
+
+SPLIT_PARAMETERS = ("vwk_federal_share", "kdu_quota_provisional", "kdu_quota_final")  # rates of the split
 
 
 def _change(e) -> ParameterChange:
@@ -33,11 +40,19 @@ def _change(e) -> ParameterChange:
         at=e.timestamp,
         set_by=e.set_by,
         name=e.name,
+        kind=kind_of(e.name),  # type: ignore[arg-type]
         year=e.year,
         land=e.land or None,
         value=e.value,
         reason=e.reason,
     )
+
+
+def _or_none(rates: RateTable, name: str, year: int) -> Decimal | None:
+    try:
+        return rates.dated(name, year)
+    except RateMissing:
+        return None
 
 
 def _year_rates(rates: RateTable, land: str, year: int) -> YearRates:
@@ -50,12 +65,35 @@ def _year_rates(rates: RateTable, land: str, year: int) -> YearRates:
         q = rates.kdu_quota(land, year)
         provisional = None if q.provisional is None else str(q.provisional)
         final = None if q.final is None else str(q.final)
+
+    def rate(name: str) -> str | None:
+        value = _or_none(rates, name, year)
+        return None if value is None else str(value)
+
+    def amount_cents(name: str) -> int | None:
+        try:
+            return rates.dated_amount_cents(name, year)
+        except RateMissing:
+            return None
+
+    nebenkosten = amount_cents("personalnebenkosten_per_vzae")
+    sachkosten = amount_cents("sachkosten_per_vzae")
     return YearRates(
-        year=year, vwk_federal_share=share, kdu_quota_provisional=provisional, kdu_quota_final=final
+        year=year,
+        vwk_federal_share=share,
+        kdu_quota_provisional=provisional,
+        kdu_quota_final=final,
+        versorgungszuschlag_cap=rate("versorgungszuschlag_cap"),
+        personalgemeinkosten_rate=rate("personalgemeinkosten_rate"),
+        personalnebenkosten_per_vzae=nebenkosten,
+        personalnebenkosten_per_vzae_cents=nebenkosten,
+        sachkosten_per_vzae=sachkosten,
+        sachkosten_per_vzae_cents=sachkosten,
+        deckungsfaehigkeit_limit=rate("deckungsfaehigkeit_limit"),
     )
 
 
-@router.get("", response_model=ParametersRead, summary="Rates in force per year, and every change")
+@router.get("", response_model=ParametersRead, summary="Parameters in force per year, and every change")
 def list_parameters(
     _: Reader,
     svc: Svc,
@@ -68,6 +106,10 @@ def list_parameters(
     years = [year] if year else list(range(date.today().year - 5, date.today().year + 1))
     return ParametersRead(
         land=land,
+        parameters=[
+            ParameterDefinition(name=n, kind=kind_of(n), description=d)  # type: ignore[arg-type]
+            for n, d in NAMES.items()
+        ],
         years=[_year_rates(rates, land, y) for y in years],
         changes=[_change(e) for e in ledger.parameter_changes()],
     )
@@ -82,23 +124,48 @@ def _federal(svc: Services, land: str, year: int) -> int | None:
     return sum(s.federal_cents for s in lines)
 
 
+def _rerun_differences(books: Books, name: str, year: int) -> list[AllocationRerun]:
+    return [
+        AllocationRerun(
+            document_ref=d.document_ref,
+            year=d.year,
+            quarter=d.quarter or None,
+            booked=d.booked_cents,
+            booked_cents=d.booked_cents,
+            with_new_value=d.with_new_value_cents,
+            with_new_value_cents=d.with_new_value_cents,
+            difference=d.difference_cents,
+            difference_cents=d.difference_cents,
+        )
+        for d in rerun_differences(books, name, year)
+    ]
+
+
+def _parse(name: str, text: str) -> Decimal:
+    try:
+        return parse_value(name, text)
+    except ArithmeticError:  # parse_rate lets 'nan' and '1e9999999 %' through as decimal errors
+        raise ValidationError(f"not a rate: {text!r}", "value") from None
+
+
 @router.post(
     "",
     status_code=201,
     response_model=ParameterSetResult,
-    summary="Change a rate for a fiscal year (the split follows at once)",
+    summary="Change a parameter for a fiscal year (the split follows at once; allocation runs by a rerun)",
     responses=problem_responses(409),
 )
 def set_parameter(body: ParameterSet, caller: Admin, idem: Idem, svc: Svc) -> Response:
     def action() -> Outcome:
         ledger = svc.books.ledger
         land = (body.land or svc.books.settings.land).upper()
-        rate = parse_rate(body.value)
-        before = _federal(svc, land, body.year)
+        value = _parse(body.name, body.value)
+        split = body.name in SPLIT_PARAMETERS
+        before = _federal(svc, land, body.year) if split else None
         ledger.set_parameter(
-            name=body.name, year=body.year, value=rate, land=land, reason=body.reason, set_by=caller.user
+            name=body.name, year=body.year, value=value, land=land, reason=body.reason, set_by=caller.user
         )
-        after = _federal(svc, land, body.year)
+        after = _federal(svc, land, body.year) if split else None
         mine = [
             e
             for e in ledger.parameter_changes()
@@ -106,7 +173,12 @@ def set_parameter(body: ParameterSet, caller: Admin, idem: Idem, svc: Svc) -> Re
         ]
         return (
             201,
-            ParameterSetResult(change=_change(mine[-1]), federal_before=before, federal_after=after),
+            ParameterSetResult(
+                change=_change(mine[-1]),
+                federal_before=before,
+                federal_after=after,
+                allocation_reruns=_rerun_differences(svc.books, body.name, body.year),
+            ),
             {},
         )
 

@@ -1,4 +1,4 @@
-"""Dated rates (parameters): the rates in force per fiscal year, every change, and a change."""
+"""Dated parameters: the rates and flat amounts in force per fiscal year, every change, and a change."""
 
 from __future__ import annotations
 
@@ -9,21 +9,39 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.schemas.common import Euros
+from domain.parameters import NAMES
 
-ParameterName = Literal["vwk_federal_share", "kdu_quota_provisional", "kdu_quota_final"]
+ParameterName = Literal[
+    "vwk_federal_share",
+    "kdu_quota_provisional",
+    "kdu_quota_final",
+    "versorgungszuschlag_cap",
+    "personalgemeinkosten_rate",
+    "personalnebenkosten_per_vzae",
+    "sachkosten_per_vzae",
+    "deckungsfaehigkeit_limit",
+]
+assert set(ParameterName.__args__) == set(NAMES)  # type: ignore[attr-defined]
+VALUE_TEXT_LEN_MAX = 40
 
 
-def _rate_text(value: Any) -> str:
-    """A rate as text for domain.parameters.parse_rate ('0.848', '0,848', '84,8 %'), or a JSON number."""
+def _value_text(value: Any) -> str:
+    """A value as text for domain.parameters.parse_value: a rate ('0.848', '0,848', '84,8 %') or an
+    amount in euros ('13.000,00'), by the parameter; or a JSON number (read as Decimal, never float)."""
     if isinstance(value, bool):
         raise ValueError("must be a string or a number, not true/false")
     if isinstance(value, Decimal | int):
-        if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > 3):
-            raise ValueError("not a rate")
+        if isinstance(value, Decimal) and (not value.is_finite() or not -12 <= value.adjusted() <= 12):
+            raise ValueError("not a rate or an amount")
+        if isinstance(value, int) and abs(value) >= 10**12:
+            raise ValueError("not a rate or an amount")
         return format(value, "f")
-    if isinstance(value, str) and len(value) <= 20:
+    if isinstance(value, str) and len(value) <= VALUE_TEXT_LEN_MAX:
         return value
-    raise ValueError('must be a string such as "84,8 %" or "0.848", or a number between 0 and 1')
+    raise ValueError(
+        'must be a string such as "84,8 %", "0.848" or "13.000,00", or a number (a rate between 0 and 1, '
+        "or euros for the amounts per VZÄ)"
+    )
 
 
 class ParameterSet(BaseModel):
@@ -44,6 +62,12 @@ class ParameterSet(BaseModel):
                     "land": "BW",
                     "reason": "BBFestV 2025",
                 },
+                {
+                    "name": "sachkosten_per_vzae",
+                    "year": 2026,
+                    "value": "13.000,00",
+                    "reason": "Pauschale 2026",
+                },
             ]
         },
     )
@@ -52,8 +76,14 @@ class ParameterSet(BaseModel):
     year: int = Field(ge=2005, le=2100, description="the fiscal year from which (share) or for which (quota)")
     value: Annotated[
         str,
-        BeforeValidator(_rate_text),
-        Field(json_schema_extra={"anyOf": [{"type": "string", "maxLength": 20}, {"type": "number"}]}),
+        BeforeValidator(_value_text),
+        Field(
+            description="rates: '84,8 %', '0.848' or a number between 0 and 1; the amounts per VZÄ "
+            "(personalnebenkosten_per_vzae, sachkosten_per_vzae): euros, '13.000,00' or 13000",
+            json_schema_extra={
+                "anyOf": [{"type": "string", "maxLength": VALUE_TEXT_LEN_MAX}, {"type": "number"}]
+            },
+        ),
     ]
     land: str | None = Field(None, max_length=2, description="for KdU quotas; default: the server's KOA_LAND")
     reason: str = Field(min_length=1, max_length=500, description="why (kept with the change)")
@@ -63,30 +93,67 @@ class ParameterChange(BaseModel):
     at: datetime
     set_by: str
     name: str
+    kind: Literal["rate", "amount"] = Field(description="rate: a share 0..1; amount: euros per VZÄ and year")
     year: int
     land: str | None
-    value: str
+    value: str = Field(description="as stored: a rate such as 0.848, or euros such as 13000")
     reason: str
 
 
+class ParameterDefinition(BaseModel):
+    name: str
+    kind: Literal["rate", "amount"]
+    description: str
+
+
 class YearRates(BaseModel):
+    """What is in force for a fiscal year (null: nothing on file)."""
+
     year: int
     vwk_federal_share: str | None = Field(description="the administrative-cost share in force, e.g. 0.874")
     kdu_quota_provisional: str | None
     kdu_quota_final: str | None
+    versorgungszuschlag_cap: str | None = Field(description="e.g. 0.30 of the personnel costs")
+    personalgemeinkosten_rate: str | None
+    personalnebenkosten_per_vzae: Euros | None = Field(description="euros per VZÄ and year")
+    personalnebenkosten_per_vzae_cents: int | None
+    sachkosten_per_vzae: Euros | None = Field(description="euros per VZÄ and year")
+    sachkosten_per_vzae_cents: int | None
+    deckungsfaehigkeit_limit: str | None = Field(description="share of the giving budget that may be shifted")
 
 
 class ParametersRead(BaseModel):
     land: str
+    parameters: list[ParameterDefinition] = Field(description="every parameter that may be set")
     years: list[YearRates]
     changes: list[ParameterChange] = Field(
         description="every change since the shipped defaults, oldest first"
     )
 
 
+class AllocationRerun(BaseModel):
+    """What a rerun of a booked cost allocation run would change with the parameters now in force."""
+
+    document_ref: str = Field(description="the run in force, e.g. KOA-2026-Q1-L1")
+    year: int
+    quarter: int | None = Field(description="null: the whole year")
+    booked: Euros = Field(description="the run's total as booked")
+    booked_cents: int
+    with_new_value: Euros = Field(description="the total a rerun would book")
+    with_new_value_cents: int
+    difference: Euros
+    difference_cents: int
+
+
 class ParameterSetResult(BaseModel):
     change: ParameterChange
     federal_before: Euros | None = Field(
-        description="the year's federal share before the change (null: no rate)"
+        description="the year's federal share before the change (null: no rate, or a parameter the split "
+        "does not use)"
     )
     federal_after: Euros | None
+    allocation_reruns: list[AllocationRerun] = Field(
+        [],
+        description="for the cost allocation parameters: each booked run from the year on that a rerun would "
+        "change (a rerun, POST /allocations, books the difference)",
+    )
