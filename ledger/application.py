@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,11 +20,11 @@ from domain.periods import CALENDAR_ID, PeriodCalendar
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
-from ledger import event_index
+from ledger import bulk_import
 from ledger.recorders import CalendarChanged
 
-# A payment run is stored in one transaction; this bounds the transaction. The run is held in
-# memory (about 4 KiB per booking measured), so a million rows needs about 4 GiB for now.
+# A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
+# from a file is streamed (ledger/bulk_import.py), so memory does not grow with the rows' content.
 IMPORT_ROWS_MAX = 1_000_000
 
 
@@ -144,7 +144,8 @@ class Ledger(Application):
         """Store a payment run atomically: all new bookings in one transaction, or none.
 
         Keys already stored with the same content are skipped (re-import changes nothing);
-        a key stored with other content refuses the whole run.
+        a key stored with other content refuses the whole run. The events are encoded and copied
+        into the store in bulk (ledger/bulk_import.py), the same events Booking.record gives.
         """
         if len(contents) > IMPORT_ROWS_MAX:
             raise ValidationError(f"more than {IMPORT_ROWS_MAX} bookings in one run: split it", "run")
@@ -154,46 +155,16 @@ class Ledger(Application):
             if c.key in keys:
                 raise ValidationError(f"key {c.key!r} occurs twice in the run", "key")
             keys.add(c.key)
-        for _attempt in range(3):
-            # Look up what is stored first, so a re-import builds no aggregates at all.
-            stored = event_index.recorded_contents(self, [booking_id(c.key) for c in contents])
-            calendar, calendar_version = self._calendar_seen()
-            rates = self.base_rates
-            conflicts: list[RowConflict] = []
-            new: list[Booking] = []
-            for i, c in enumerate(contents):
-                old = stored.get(booking_id(c.key))
-                if old is None:
-                    try:
-                        new.append(
-                            Booking.record(
-                                c,
-                                recorded_by=recorded_by,
-                                catalogue=self.catalogue,
-                                rates=rates,
-                                calendar=calendar,
-                            )
-                        )
-                    except DomainError as e:  # e.g. a closed period: reported with its row
-                        conflicts.append(RowConflict(i, e))
-                    continue
-                try:
-                    _require_same(old, c)
-                except KeyConflict as e:
-                    conflicts.append(RowConflict(i, e))
-            if conflicts:
-                raise ImportRefused(conflicts)
-            if not new:
-                return ImportResult(0, len(contents), None)
-            try:
-                recordings = self.save(*new, calendar_version=calendar_version)
-            except IntegrityError:
-                # A concurrent writer took some of the keys meanwhile: look again. (The failed save
-                # consumed the new aggregates' pending events; they are built afresh.)
-                continue
-            last = recordings[-1].notification.id if recordings else None
-            return ImportResult(len(new), len(contents) - len(new), last)
-        raise IntegrityError("payment run kept conflicting with concurrent writers; try again")
+        del keys
+        return bulk_import.store_run(self, contents, recorded_by=recorded_by)
+
+    def import_stream(self, contents: Iterable[BookingContent | None], *, recorded_by: str) -> ImportResult:
+        """import_bookings for a run streamed from a file: never held in memory as a whole.
+
+        The source checks that keys are unique and marks a row it found bad with None: then
+        every row is still checked, nothing is stored and bulk_import.RunHadBadRows is raised."""
+        check_user(recorded_by, "recorded_by")
+        return bulk_import.store_run(self, contents, recorded_by=recorded_by)
 
     def record_sample_draw(
         self,
