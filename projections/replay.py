@@ -12,8 +12,10 @@ from uuid import uuid4
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
 
-from projections.split_projection import PAGE_SIZE, open_split_view, to_batch
+from projections.split_projection import decode, open_split_view, read_page, to_batch
 from projections.split_view import SplitViewQueries
+
+REPLAY_PAGE_SIZE = 10_000  # events read and applied per transaction of the fresh store
 
 
 class AsOfBeforeFirstEvent(ValueError):
@@ -60,12 +62,10 @@ def _apply_up_to(
     earliest: datetime | None = None
     read = applied = position = last_included = tracked = 0
     while True:
-        notes = app.recorder.select_notifications(
-            start=position, limit=PAGE_SIZE, stop=up_to_position, inclusive_of_start=False
-        )
+        notes = read_page(app, position, REPLAY_PAGE_SIZE, up_to_position)
         if not notes:
             break
-        events = [app.mapper.to_domain_event(n) for n in notes]
+        events = decode(app, notes)
         # Timestamps are taken before commit, so across concurrent writers they are not strictly
         # in log order: filter every event rather than stopping at the first later one.
         kept = [(e, n.id) for e, n in zip(events, notes, strict=True) if e.timestamp <= as_of]

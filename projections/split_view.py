@@ -9,7 +9,7 @@ with %s placeholders (SQLite's are converted).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -159,18 +159,17 @@ class SplitViewQueries(ABC):
             raise IntegrityError(f"{application_name}: the view is no longer at position {start}")
 
     def insert_rows(self, c: Any, rows: Sequence[BookingRow]) -> None:
-        if not rows:
-            return
+        self.insert_params(c, (tuple(getattr(r, col) for col in BOOKING_COLUMNS) for r in rows))
+
+    def insert_params(self, c: Any, rows: Iterable[tuple]) -> None:
+        """Insert rows given as values in BOOKING_COLUMNS order (Python types)."""
         marks = ",".join(["%s"] * len(BOOKING_COLUMNS))
         c.executemany(
             self._q(
                 f"INSERT INTO {self.prefix}split_bookings ({','.join(BOOKING_COLUMNS)}) VALUES ({marks})"
             ),
-            [self._row_params(r) for r in rows],
+            list(rows),
         )
-
-    def _row_params(self, r: BookingRow) -> tuple:
-        return tuple(getattr(r, col) for col in BOOKING_COLUMNS)
 
     def select_row(self, c: Any, booking_id: str) -> BookingRow:
         c.execute(
@@ -381,8 +380,19 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
     def _q(self, sql: str) -> str:
         return sql.replace("%s", "?")
 
-    def _row_params(self, r: BookingRow) -> tuple:
-        return tuple(_sqlite_value(getattr(r, col)) for col in BOOKING_COLUMNS)
+    def insert_params(self, c: Any, rows: Iterable[tuple]) -> None:
+        # SQLite stores dates and moments as ISO text (booleans it takes as they are: integers).
+        iso = _ISO_COLUMNS
+
+        def converted() -> Iterator[list]:
+            for r in rows:
+                r = list(r)
+                for i in iso:
+                    if r[i] is not None and type(r[i]) is not str:
+                        r[i] = r[i].isoformat()
+                yield r
+
+        super().insert_params(c, converted())
 
     def _date_param(self, d: date) -> object:
         return d.isoformat()
@@ -394,10 +404,10 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
         return "tracking"
 
 
-def _sqlite_value(v: Any) -> Any:
-    if isinstance(v, date | datetime):
-        return v.isoformat()
-    return v
+_ISO_COLUMNS = tuple(
+    BOOKING_COLUMNS.index(c)
+    for c in ("payment_date", "service_from", "service_to", "recorded_at", "approved_at")
+)
 
 
 class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
@@ -416,6 +426,12 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
 
     def _tracking_table(self) -> str:
         return f'{self.prefix}"{self.tracking_table_name}"'
+
+    def insert_params(self, c: Any, rows: Iterable[tuple]) -> None:
+        """COPY: rows are sent as they are produced, so the server inserts while the caller decodes."""
+        with c.copy(f"COPY {self.prefix}split_bookings ({','.join(BOOKING_COLUMNS)}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(r)
 
 
 from projections.batch import ViewBatch  # noqa: E402  (cycle: the batch writes through the view)

@@ -453,7 +453,8 @@ def test_a_directory_is_refused(tmp_path: Path, catalogue):
 
 
 @pytest.mark.parametrize(
-    "text", ["2025-02-29", "29.02.2025", "2025-13-01", "31.04.2025", "2025-1-05", "5.1.2025", "２０２５-01-01"]
+    "text",
+    ["2025-02-29", "29.02.2025", "2025-13-01", "31.04.2025", "2025-1-05", "5.1.2025", "２０２５-01-01"],
 )
 def test_parse_date_shortcut_agrees_with_strptime(text):
     from datetime import datetime
