@@ -77,8 +77,9 @@ def german_amount(cents: int) -> str:
     return f"{euros:,}".replace(",", ".") + f",{rest:02d}"
 
 
-def write_payment_run(path: Path, rows: int, seed: int = SEED) -> None:
-    """The March 2025 run paid on 27 Feb: per household one Bürgergeld and one KdU row."""
+def write_payment_run(path: Path, rows: int, seed: int = SEED, prefix: str = "LR-202503") -> None:
+    """The March 2025 run paid on 27 Feb: per household one Bürgergeld and one KdU row.
+    `prefix` starts every key (another than the demo year's "LR-..." to import into its store)."""
     rng = random.Random(seed)
     centres = ("JC-NORD", "JC-SUED", "JC-MITTE", "JC-WEST")
     # Written row by row: the parent must stay small (see harness).
@@ -95,7 +96,7 @@ def write_payment_run(path: Path, rows: int, seed: int = SEED) -> None:
                 suffix, cat, text = "KDU", "kdu", "Unterkunft und Heizung März"
                 cents = rng.randint(380_00, 1_150_00)
             f.write(
-                f"LR-202503-{n:07d}-{suffix};payment;{german_amount(cents)};{cat};"
+                f"{prefix}-{n:07d}-{suffix};payment;{german_amount(cents)};{cat};"
                 f"2025-02-27;2025-03-01;2025-03-31;ZA-202503;{case};{cc};{text}\n"
             )
 

@@ -326,8 +326,14 @@ class ViewBelege:
                 curs.execute("SET LOCAL DateStyle = 'ISO, YMD'")
                 curs.execute("SET LOCAL TimeZone = 'UTC'")
                 with curs.copy(_COPY_SQL.format(table=table), copy_params) as cp:
+                    # The server sends a message per row: gather them, write (and hash) by the MiB.
+                    buf = bytearray()
                     for chunk in cp:
-                        sink.write(chunk)
+                        buf += chunk
+                        if len(buf) >= 1 << 20:
+                            sink.write(buf)
+                            buf = bytearray()
+                    sink.write(buf)
 
         # Two categories at a time on two connections (the server does the work; on two cores that
         # halves the time): the first straight to `out`, the others into temporary files that are

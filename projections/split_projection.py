@@ -174,7 +174,8 @@ def read_page(app: Application, after: int, limit: int, until: int | None) -> li
         "ORDER BY notification_id LIMIT %s"
     )
     with rec.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-        curs.execute(sql, (after, until if until is not None else 2**63 - 1, limit))
+        # Binary: the states arrive as bytes, not as hex text to decode (half the bytes on the wire).
+        curs.execute(sql, (after, until if until is not None else 2**63 - 1, limit), binary=True)
         return [_Note(*r) for r in curs.fetchall()]
 
 

@@ -93,7 +93,9 @@ def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
     t = types
     return [
         f"CREATE TABLE IF NOT EXISTS {prefix}split_bookings ("
-        f"booking_id {t['id']} PRIMARY KEY, booking_key text NOT NULL UNIQUE, kind text NOT NULL, "
+        # booking_key is unique because booking_id is derived from it (uuid5) and is the key: no
+        # second unique index to maintain on every insert.
+        f"booking_id {t['id']} PRIMARY KEY, booking_key text NOT NULL, kind text NOT NULL, "
         "category text NOT NULL, amount_cents bigint NOT NULL, sign integer NOT NULL, "
         "fiscal_year integer NOT NULL, quarter integer NOT NULL, fiscal_rule text NOT NULL, "
         f"payment_date {t['date']} NOT NULL, service_from {t['date']} NOT NULL, "
@@ -119,6 +121,7 @@ class SplitViewQueries(ABC):
     """Store-independent reads and writes; subclasses give the transaction and the dialect."""
 
     prefix: str = ""
+    bytewise: str = ""  # the collation that orders text by code point, as the list index does
 
     @abstractmethod
     def _txn(self, *, commit: bool) -> AbstractContextManager[Any]:
@@ -314,7 +317,7 @@ class SplitViewQueries(ABC):
             sql += " AND counted = %s"
             params += (True,)
         with self._txn(commit=False) as c:
-            c.execute(self._q(sql + " ORDER BY quarter, category, booking_key"), params)
+            c.execute(self._q(sql + f" ORDER BY quarter, category, booking_key{self.bytewise}"), params)
             return [self._to_row(r) for r in c.fetchall()]
 
     def table_dump(self) -> dict[str, list[tuple]]:
@@ -419,6 +422,7 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self.prefix = f'"{self.datastore.schema}".'
+        self.bytewise = ' COLLATE "C"'
         types = {"id": "uuid", "date": "date", "ts": "timestamptz", "bool": "boolean", "bytewise": ' COLLATE "C"'}
         self.sql_create_statements += [SQL(s) for s in _table_sql(self.prefix, types)]  # type: ignore[arg-type]
 
