@@ -7,8 +7,8 @@ workbook, and the workbook states its SHA-256 (which the figures' hash covers to
 belongs to the workbook as firmly as a sheet would.
 
 Format, fixed so that the same bookings give the same bytes on every store and path:
-UTF-8, ',' separated, every value in double quotes (a quote inside doubled), '\\n' after each
-line, a header line of the field names of BelegRow, then one line per booking (no value can hold
+UTF-8, ',' separated, a value in double quotes only when it is empty or holds a comma, a quote
+(doubled) or a line break (as PostgreSQL's COPY writes CSV), '\\n' after each line, a header line of the field names of BelegRow, then one line per booking (no value can hold
 a line break: keys, references, users and codes are restricted), ordered by federal title (in
 settlement order), category, quarter, booking key (by code point). Dates are YYYY-MM-DD, the
 recording moment is UTC as PostgreSQL writes it (2025-03-01 12:00:05.25+00), amounts are
@@ -26,9 +26,7 @@ tests/test_koavv_belege.py holds the two to the same bytes.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -88,10 +86,21 @@ def utc_text(moment: datetime) -> str:
     return text + "+00"
 
 
+def csv_field(value: Any) -> str:
+    """A value as PostgreSQL's COPY writes it in CSV: quoted only when empty or when it holds a
+    comma, a quote (doubled) or a line break."""
+    text = value if type(value) is str else str(value)
+    if text == "" or "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_line(values: Iterable[Any]) -> str:
+    return ",".join(map(csv_field, values)) + "\n"
+
+
 def header_bytes() -> bytes:
-    out = io.StringIO()
-    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(FIELDS)
-    return out.getvalue().encode()
+    return csv_line(FIELDS).encode()
 
 
 @dataclass(frozen=True)
@@ -160,15 +169,13 @@ class _HashSink:
 
 
 def _write_rows(rows: Iterable[BelegRow], out: BinaryIO) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    for i, b in enumerate(rows, 1):
-        writer.writerow(csv_values(b))
-        if i % 10_000 == 0:
-            out.write(text.getvalue().encode())
-            text.seek(0)
-            text.truncate()
-    out.write(text.getvalue().encode())
+    lines: list[str] = []
+    for b in rows:
+        lines.append(csv_line(csv_values(b)))
+        if len(lines) == 10_000:
+            out.write("".join(lines).encode())
+            lines = []
+    out.write("".join(lines).encode())
 
 
 class ViewBelege:
@@ -271,7 +278,15 @@ class ViewBelege:
         nums, dens = [num for num, _ in ratios], [den for _, den in ratios]
         quarters = sorted({s.quarter for s in self.lines})
         table = f"{self.view.prefix}split_bookings"
-        params = {"cats": cats, "nums": nums, "dens": dens, "year": self.year, "quarters": quarters}
+        # Only rates with a fraction leave remainders to rank (Bund 100 %, Kommune 100 % do not).
+        ranked = [i for i, d in enumerate(dens) if d != 1]
+        params = {
+            "cats": [cats[i] for i in ranked],
+            "nums": [nums[i] for i in ranked],
+            "dens": [dens[i] for i in ranked],
+            "year": self.year,
+            "quarters": quarters,
+        }
         datastore = self.view.datastore
         with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             # The planner expects a group per booking; there are a few hundred: hash them in memory.
@@ -290,6 +305,8 @@ class ViewBelege:
         thresholds: dict[tuple[int, str], tuple[int, int]] = {}
         for line in self.lines:
             key = (line.quarter, line.category)
+            if rates[line.category].as_integer_ratio()[1] == 1:
+                continue  # checked by its number of rows below
             count, net, floors = sums.get(key, [0, 0, 0])
             target = share_cents(net, rates[line.category])
             if (count, net, target) != (line.booking_count, line.net_cents, line.federal_cents):
@@ -308,6 +325,7 @@ class ViewBelege:
 
         def copy_category(i: int, cat: str, sink: BinaryIO) -> None:
             lines = [s for s in self.lines if s.category == cat and s.booking_count]
+            rows = 0
             if not lines:
                 return
             copy_params = {
@@ -325,15 +343,21 @@ class ViewBelege:
                 # Dates and moments in PostgreSQL's own ISO output (to_char costs a third more).
                 curs.execute("SET LOCAL DateStyle = 'ISO, YMD'")
                 curs.execute("SET LOCAL TimeZone = 'UTC'")
-                with curs.copy(_COPY_SQL.format(table=table), copy_params) as cp:
+                # A whole-number rate (Bund 100 %, Kommune 100 %) leaves no remainders to rank.
+                sql = _COPY_EXACT_SQL if dens[i] == 1 else _COPY_SQL
+                with curs.copy(sql.format(table=table), copy_params) as cp:
                     # The server sends a message per row: gather them, write (and hash) by the MiB.
-                    buf = bytearray()
+                    buf, rows = bytearray(), 0
                     for chunk in cp:
                         buf += chunk
+                        rows += 1
                         if len(buf) >= 1 << 20:
                             sink.write(buf)
                             buf = bytearray()
                     sink.write(buf)
+            expected = sum(s.booking_count for s in lines)
+            if rows != expected:
+                raise ValueError(f"{cat}: {rows} bookings in the view, {expected} in the report's lines")
 
         # Two categories at a time on two connections (the server does the work; on two cores that
         # halves the time): the first straight to `out`, the others into temporary files that are
@@ -400,5 +424,20 @@ FROM (
     WINDOW w AS (PARTITION BY quarter ORDER BY booking_key COLLATE "C" ROWS UNBOUNDED PRECEDING)
 ) s
 ORDER BY quarter, booking_key COLLATE "C"
-) TO STDOUT (FORMAT csv, FORCE_QUOTE *)
+) TO STDOUT (FORMAT csv)
+"""
+
+_COPY_EXACT_SQL = """
+COPY (
+SELECT booking_key, fiscal_year, quarter, payment_date, service_from, service_to, recorded_at,
+    category, %(title)s::text, kind, net, net * %(num)s::bigint, net - net * %(num)s::bigint,
+    document_ref, case_ref, cost_centre, reverses_key, approved_by
+FROM (
+    SELECT v.*, v.sign * CASE WHEN v.kind = 'payment' THEN v.amount_cents ELSE -v.amount_cents END AS net
+    FROM {table} v
+    WHERE v.fiscal_year = %(year)s AND v.category = %(category)s
+        AND v.quarter = ANY(%(quarters)s::int[]) AND v.counted
+) b
+ORDER BY quarter, booking_key COLLATE "C"
+) TO STDOUT (FORMAT csv)
 """

@@ -89,6 +89,13 @@ class BookingRow:
         return self.sign * (self.amount_cents if self.kind == "payment" else -self.amount_cents)
 
 
+def list_index_sql(prefix: str, bytewise: str) -> str:
+    return (
+        f"CREATE INDEX IF NOT EXISTS split_bookings_list_idx ON {prefix}split_bookings "
+        f"(fiscal_year, category, quarter, booking_key{bytewise})"
+    )
+
+
 def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
     t = types
     return [
@@ -108,8 +115,7 @@ def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
         # The Belegliste reads a year's bookings category by category in (quarter, key) order, and
         # the reports' look-ups give year, quarter and category: one index serves both. Keys in
         # code-point order ("C"; SQLite's default is the same), as the reports sort them.
-        f"CREATE INDEX IF NOT EXISTS split_bookings_list_idx ON {prefix}split_bookings "
-        f"(fiscal_year, category, quarter, booking_key{t['bytewise']})",
+        list_index_sql(prefix, t["bytewise"]),
         f"CREATE TABLE IF NOT EXISTS {prefix}split_totals ("
         "fiscal_year integer NOT NULL, quarter integer NOT NULL, category text NOT NULL, "
         "expenditure_cents bigint NOT NULL, receipts_cents bigint NOT NULL, "

@@ -107,11 +107,23 @@ def test_csv_format_is_fixed(books):
     koavv_belege.write_csv(_report(books, 1).belege, out)
     header, line, end = out.getvalue().decode().split("\n")
     assert end == ""
-    assert header == ",".join(f'"{f}"' for f in koavv_belege.FIELDS)
+    assert header == ",".join(koavv_belege.FIELDS)
     values = line.split(",")
-    assert values[0] == '"FMT-1"' and values[3] == '"2025-02-27"'
-    assert values[6].startswith('"20') and values[6].endswith('+00"')
+    assert values[0] == "FMT-1" and values[3] == "2025-02-27"
+    assert values[6].startswith("20") and values[6].endswith("+00")
     assert values[14] == '""'  # an empty case reference is an empty quoted value on every path
+
+
+def test_csv_field_quotes_as_postgres_does():
+    assert [koavv_belege.csv_field(v) for v in ("", "a b", "x,y", 'q"q', 1, " lead", "a#b:c/d")] == [
+        '""',
+        "a b",
+        '"x,y"',
+        '"q""q"',
+        "1",
+        " lead",
+        "a#b:c/d",
+    ]
 
 
 def test_utc_text_is_postgres_iso_output():
