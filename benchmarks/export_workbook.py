@@ -15,7 +15,8 @@ that each peak RSS is that phase's own:
   2. workbook: the report 2025 Q4 (cumulative, i.e. the whole year) as of now, assembled through
      report_for (build_report over the live view) and written with write_report(..., "xlsx");
   3. JSON: the same report, written with write_report(..., "json"), for comparison;
-  4. check: the workbook's Belege rows (all Belege sheets) are counted back from the file.
+  4. check: the bookings of the Belegliste beside the workbook are counted back from the file, and
+     its SHA-256 compared with the one the workbook states.
 Throughputs are also given as a ratio to the baseline, which is measured in the same run on the
 same store, so the ratio travels between machines. There are no speed limits here; the run fails
 (exit 1) only if a figure is wrong: every reader must have seen exactly the year's counted bookings.
@@ -72,7 +73,6 @@ BASELINE_COLUMNS = (
     "reverses_key",
     "approved_by",
 )
-BELEGE_SHEET = "Belege"  # exports.koavv_workbook.belege_sheet_name: "Belege", "Belege 2", ...
 
 
 # ---- parent: orchestration, table ----------------------------------------------------------------
@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name} ÷ baseline: {total / phase['bookings'] / per_base:.1f} × the baseline's time per booking"
         )
     print(
-        f"workbook: {check['belege_rows']:,} rows on {len(check['belege_sheets'])} Belege sheet(s) "
-        f"({', '.join(check['belege_sheets'])}), counted back from the file in {check['seconds']:.1f} s"
+        f"workbook: {check['belege_rows']:,} bookings in the Belegliste beside it "
+        f"({check['list_bytes'] / 1e6:.1f} MB), counted back in {check['seconds']:.1f} s; "
+        f"its SHA-256 {'is' if check['hash_matches'] else 'is NOT'} the one the workbook states"
     )
     print(
         f"{storing_context(stored)};\n"
@@ -154,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         "the baseline's SELECT of counted bookings": base["rows"],
         "the workbook report (len(report.belege))": xlsx["bookings"],
         "the JSON report (len(report.belege))": as_json["bookings"],
-        "the workbook's Belege rows": check["belege_rows"],
+        "the bookings of the workbook's Belegliste": check["belege_rows"],
     }
     problems = [f"{what}: {n:,}, expected {expected:,}" for what, n in counts.items() if n != expected]
+    if not check["hash_matches"]:
+        problems.append("the Belegliste's SHA-256 is not the one the workbook states")
     if caught_up["position"] != stored["events"]:
         problems.append(f"the catch-up reached position {caught_up['position']:,} of {stored['events']:,}")
     for name, phase in (("workbook", xlsx), ("JSON", as_json)):
@@ -257,26 +260,31 @@ def report_phase(job: Job) -> dict[str, Any]:
 
 
 def check_phase(job: Job) -> dict[str, Any]:
-    """Count the bookings on the workbook's Belege sheets, as a reader of the file finds them."""
-    # Imported only here, like the product: the parent must stay small (see harness).
+    """Count the bookings in the Belegliste beside the workbook, and check its hash is the one
+    the workbook's Protokoll states."""
+    import hashlib
+
     from openpyxl import load_workbook
 
     t0 = time.perf_counter()
-    # read_only: rows are parsed lazily from the zip, nothing of the sheet is kept.
-    wb = load_workbook(job["file"], read_only=True)
+    workbook = Path(job["file"])
+    listing = workbook.with_name(workbook.stem + ".belege.csv")
+    h, lines = hashlib.sha256(), 0
+    with listing.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+            lines += block.count(b"\n")
+    wb = load_workbook(workbook, read_only=True)
     try:
-        sheets = [n for n in wb.sheetnames if n == BELEGE_SHEET or n.startswith(BELEGE_SHEET + " ")]
-        rows = 0
-        for name in sheets:
-            ws = wb[name]
-            if ws.max_row is None:
-                # openpyxl's write-only mode writes no <dimension> element, so the size is not
-                # declared: count the rows once (streamed, one row at a time).
-                ws.calculate_dimension(force=True)
-            rows += ws.max_row - 1  # row 1 is the header
+        stated = {r[0]: r[1] for r in wb["Protokoll"].iter_rows(values_only=True) if len(r) > 1 and r[0]}
     finally:
         wb.close()
-    return {"belege_rows": rows, "belege_sheets": sheets, "seconds": time.perf_counter() - t0}
+    return {
+        "belege_rows": lines - 1,  # line 1 is the header
+        "hash_matches": stated.get("SHA-256 der Belegliste") == h.hexdigest(),
+        "list_bytes": listing.stat().st_size,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 PHASES = {

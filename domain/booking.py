@@ -107,6 +107,37 @@ def check_user(user: str, field: str) -> None:
         raise ValidationError("a user name is required (letters, digits, ._@-)", field)
 
 
+def recording_terms(
+    content: BookingContent,
+    *,
+    recorded_by: str,
+    catalogue: Catalogue,
+    rates: RateTable,
+    calendar: PeriodCalendar | None = None,
+) -> tuple[FiscalPeriod, bool]:
+    """Validate a new booking and decide its fiscal period and whether it needs approval.
+
+    Booking.record and the bulk import (ledger/bulk_import.py, which encodes the Recorded event
+    itself) both decide here, so the two paths cannot drift apart."""
+    content.validate(catalogue)
+    check_user(recorded_by, "recorded_by")
+    category = catalogue.get(content.category)
+    period = fiscal_period(
+        content.payment_date,
+        content.service_from,
+        content.service_to,
+        paid_in_advance=category.paid_in_advance,
+        runoff_last_day=rates.runoff_last_day(content.payment_date.year - 1),
+    )
+    if calendar is not None:
+        if period.rule is not FiscalRule.CASH and calendar.closing_of(period.year, period.quarter):
+            # The run-off and December-for-January rules may move a payment only into an open
+            # year; once that is closed, the payment counts where it was made (cash rule).
+            period = FiscalPeriod(content.payment_date.year, quarter_of(content.payment_date), FiscalRule.CASH)
+        calendar.guard_open(period.year, period.quarter, f"booking {content.key}")
+    return period, content.amount_cents > rates.approval_threshold_cents
+
+
 class Booking(Aggregate):
     @staticmethod
     def create_id(key: str) -> UUID:  # type: ignore[override]
@@ -124,29 +155,14 @@ class Booking(Aggregate):
         rates: RateTable,
         calendar: PeriodCalendar | None = None,
     ) -> Booking:
-        content.validate(catalogue)
-        check_user(recorded_by, "recorded_by")
-        category = catalogue.get(content.category)
-        period = fiscal_period(
-            content.payment_date,
-            content.service_from,
-            content.service_to,
-            paid_in_advance=category.paid_in_advance,
-            runoff_last_day=rates.runoff_last_day(content.payment_date.year - 1),
+        period, requires_approval = recording_terms(
+            content, recorded_by=recorded_by, catalogue=catalogue, rates=rates, calendar=calendar
         )
-        if calendar is not None:
-            if period.rule is not FiscalRule.CASH and calendar.closing_of(period.year, period.quarter):
-                # The run-off and December-for-January rules may move a payment only into an open
-                # year; once that is closed, the payment counts where it was made (cash rule).
-                period = FiscalPeriod(
-                    content.payment_date.year, quarter_of(content.payment_date), FiscalRule.CASH
-                )
-            calendar.guard_open(period.year, period.quarter, f"booking {content.key}")
         return cls._new(
             content,
             period,
             recorded_by=recorded_by,
-            requires_approval=content.amount_cents > rates.approval_threshold_cents,
+            requires_approval=requires_approval,
             reverses_key="",
             reason="",
             withdraws_unapproved=False,

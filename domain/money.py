@@ -21,6 +21,8 @@ DIGITS_MAX = 18
 _EXACT = Context(prec=60)
 
 _AMOUNT_RE = re.compile(r"^[+-]?[0-9][0-9.,' ]*$")
+# The spellings of nearly every row of a payment run: 1.234,56 / 1234,56 / 1234.56 / 1234.
+_PLAIN_AMOUNT_RE = re.compile(r"([0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,13}),([0-9]{2})|([0-9]{1,13})(?:\.([0-9]{2}))?")
 
 
 def parse_amount_cents(text: str) -> int:
@@ -30,6 +32,10 @@ def parse_amount_cents(text: str) -> int:
     separator is decimal. More than two decimals is refused (it is usually a thousands
     separator in the wrong convention, e.g. '1.234' meant as 1234).
     """
+    plain = _PLAIN_AMOUNT_RE.fullmatch(text)
+    if plain is not None and len(text) <= 20:  # the general path below gives the same cents
+        euros, cents = (plain[1], plain[2]) if plain[1] is not None else (plain[3], plain[4] or "0")
+        return int(euros.replace(".", "")) * 100 + int(cents)
     s = text.strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
     s = s.removesuffix("€").removesuffix("EUR").strip()
     if not s or not _AMOUNT_RE.match(s):

@@ -6,12 +6,13 @@ import csv
 import hashlib
 import json
 import os
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, fields
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from exports import koavv_belege
 from exports.koavv_model import BelegRow, KoaVvReport
 
 
@@ -27,8 +28,10 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def figures(report: KoaVvReport) -> dict[str, Any]:
-    """The figures only (no as-of, no program version): what the hash covers."""
+def figures(report: KoaVvReport, belege_sha256: str | None = None) -> dict[str, Any]:
+    """The figures only (no as-of, no program version): what the hash covers. The bookings behind
+    them enter by the SHA-256 of the Belegliste (exports/koavv_belege.py) and their number;
+    `belege_sha256` saves writing the list a second time when the caller has just written it."""
     return {
         "year": report.year,
         "quarter": report.quarter,
@@ -40,7 +43,8 @@ def figures(report: KoaVvReport) -> dict[str, Any]:
         "kdu": _plain(asdict(report.kdu) | {"difference_cents": report.kdu.difference_cents})
         if report.kdu
         else None,
-        "belege": [_plain(asdict(b)) for b in report.belege],
+        "belege_count": len(report.belege),
+        "belege_sha256": belege_sha256 or koavv_belege.sha256(report.belege),
         "egt_budget": _plain(asdict(report.egt_budget)) if report.egt_budget else None,
         "vwk_allocation_runs": [_plain(asdict(a)) for a in report.allocation_runs],
     }
@@ -58,27 +62,14 @@ def _beleg(b: BelegRow) -> dict[str, Any]:
     return _plain({name: getattr(b, name) for name in _BELEG_FIELDS})
 
 
-def figures_sha256(report: KoaVvReport) -> str:
-    """SHA-256 of the canonical JSON of figures(report), without holding it in memory.
-
-    The canonical JSON has sorted keys, so it starts with '{"belege":[' and its elements are
-    independent: hash that head, each booking's canonical element, then the rest of the document
-    (figures() of the report without bookings). A test compares it with the plain definition.
-    """
-    skeleton = _canonical(figures(replace(report, belege=[])))
-    head = '{"belege":['
-    assert skeleton.startswith(head + "]"), "figures() no longer starts with the bookings"
-    h = hashlib.sha256(head.encode())
-    for i, b in enumerate(report.belege):
-        if i:
-            h.update(b",")
-        h.update(_canonical(_beleg(b)).encode())
-    h.update(skeleton[len(head) :].encode())
-    return h.hexdigest()
+def figures_sha256(report: KoaVvReport, belege_sha256: str | None = None) -> str:
+    """SHA-256 of the canonical JSON of figures(report)."""
+    return hashlib.sha256(_canonical(figures(report, belege_sha256)).encode()).hexdigest()
 
 
-def as_document(report: KoaVvReport) -> dict[str, Any]:
-    """Protocol and figures as one dict (for small reports; write_json streams)."""
+def as_document(report: KoaVvReport, belege_sha256: str | None = None) -> dict[str, Any]:
+    """Protocol and figures as one dict (without the bookings themselves: write_json adds them)."""
+    belege_sha256 = belege_sha256 or koavv_belege.sha256(report.belege)
     return {
         "protocol": {
             "as_of": report.as_of.isoformat(),
@@ -87,20 +78,28 @@ def as_document(report: KoaVvReport) -> dict[str, Any]:
             "store": report.store,
             "parameters": [list(p) for p in report.parameters],
             "not_yet_built": report.not_yet_built,
-            "figures_sha256": figures_sha256(report),
+            "figures_sha256": figures_sha256(report, belege_sha256),
         },
-        **figures(report),
+        **figures(report, belege_sha256),
     }
 
 
+def belege_in_order(report: KoaVvReport) -> Any:
+    """The bookings in Belegliste order (a ViewBelege gives them so already)."""
+    if isinstance(report.belege, koavv_belege.ViewBelege):
+        return report.belege
+    return sorted(report.belege, key=koavv_belege.list_key)
+
+
 def write_json(report: KoaVvReport, path: Path) -> None:
-    """The document of as_document(), written booking by booking (a big year does not fit in memory
-    as one string). Keys are sorted, so "belege" comes first after nothing but the opening brace."""
-    doc = as_document(replace(report, belege=[]))
+    """The document of as_document() with the bookings under "belege" (in Belegliste order),
+    written booking by booking (a big year does not fit in memory as one string). Keys are
+    sorted, so "belege" comes first after nothing but the opening brace."""
+    doc = as_document(report)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
         f.write('{\n "belege": [')
-        for i, b in enumerate(report.belege):
+        for i, b in enumerate(belege_in_order(report)):
             f.write("," if i else "")
             f.write("\n  " + json.dumps(_beleg(b), sort_keys=True, ensure_ascii=False))
         f.write("\n ]")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 # Federal titles in the order of the settlement (Kapitel 1101), then the municipal-only line.
 TITLE_ORDER = ("1101/681 12", "1101/685 11", "1101/636 13", "1101/632 11", "kommunal")
@@ -36,7 +37,7 @@ class CategoryLine:
     federal_cents: int
     municipal_cents: int
     booking_count: int
-    belege_rows: tuple[tuple[str, int, int], ...] = ()  # (sheet name, first row, last row) per sheet
+    belege_rows: tuple[int, int] = (0, 0)  # first and last line of its bookings in the Belegliste
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,9 @@ class KoaVvReport:
     categories: list[CategoryLine]
     titles: list[TitleLine]
     kdu: KduLine | None
-    belege: list[BelegRow]
+    # The bookings behind the figures with their shares: a list, or exports.koavv_belege.ViewBelege
+    # (read from the store only when the Belegliste is written). Both have len() and iteration.
+    belege: Any
     parameters: list[tuple[str, str]]  # (name, value as applied)
     not_yet_built: dict[str, str] = field(default_factory=dict)  # sheet -> why it has no figures yet
     egt_budget: EgtBudget | None = None
@@ -155,4 +158,4 @@ class KoaVvReport:
 
     @property
     def is_empty(self) -> bool:
-        return not self.belege
+        return len(self.belege) == 0

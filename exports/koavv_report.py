@@ -20,11 +20,11 @@ from domain.money import share_cents
 from domain.periods import YEAR, label
 from domain.settlement import FundsDraw
 from domain.split import split_groups
+from exports.koavv_belege import ViewBelege
 from exports.koavv_model import (
     TITLE_NAMES,
     TITLE_ORDER,
     AllocationRun,
-    BelegRow,
     CategoryLine,
     EgtBudget,
     InstrumentBudget,
@@ -33,7 +33,6 @@ from exports.koavv_model import (
     TitleLine,
 )
 from ledger.application import Ledger
-from projections.split_queries import booking_shares
 from projections.split_view import SplitViewQueries
 
 NO_ALLOCATION_RUN = (
@@ -126,34 +125,8 @@ def build_report(
             )
         )
 
-    belege = []
-    for c in categories:
-        for q in quarters:
-            for s in booking_shares(view, catalogue, rates, land, year, q, c.category):
-                r = s.row
-                belege.append(
-                    BelegRow(
-                        booking_key=r.booking_key,
-                        fiscal_year=r.fiscal_year,
-                        quarter=r.quarter,
-                        payment_date=r.payment_date,
-                        service_from=r.service_from,
-                        service_to=r.service_to,
-                        recorded_at=r.recorded_at,
-                        category=r.category,
-                        federal_title=c.federal_title,
-                        kind=r.kind,
-                        net_cents=s.net_cents,
-                        federal_cents=s.federal_cents,
-                        municipal_cents=s.municipal_cents,
-                        document_ref=r.document_ref,
-                        case_ref=r.case_ref,
-                        cost_centre=r.cost_centre,
-                        reverses_key=r.reverses_key,
-                        approved_by=r.approved_by,
-                    )
-                )
-    belege.sort(key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.booking_key))
+    # The bookings behind the figures are read only when the Belegliste is written (koavv_belege).
+    belege = ViewBelege(view, catalogue, rates, land, year, lines)
 
     kdu = kdu_line(lines, rates, land, year)
     egt = egt_budget_at(ledger, year, as_of)

@@ -1,16 +1,23 @@
 """The KoA-VV settlement workbook (xlsx): what finance staff print, sign and send to the Bund.
 
 Sheets: Übersicht (per federal title its categories, subtotal, funds drawn and the difference to
-settle), Verwaltungskosten, Eingliederung, KdU, Belege (one row per booking, spread over 'Belege 2',
-... when Excel's row limit is reached) and Protokoll (how the report was made and the SHA-256 of its
-figures). Every total is an Excel formula over the rows above it, and the workbook refuses a report
-whose stored totals would not equal those formulas: what the reader recomputes is what was reported.
+settle), Verwaltungskosten, Eingliederung, KdU, Belege (the Belegverzeichnis: per category and
+quarter the number and sums of its bookings and their lines in the Belegliste) and Protokoll (how
+the report was made, the SHA-256 of its figures and of the Belegliste). Every total is an Excel
+formula over the rows above it, and the workbook refuses a report whose stored totals would not
+equal those formulas: what the reader recomputes is what was reported.
+
+The bookings themselves are in the Belegliste, a CSV file written beside the workbook
+(`<name>.belege.csv`, exports/koavv_belege.py): a year of a big city has millions of them, which
+no workbook writer puts into sheets in seconds (openpyxl managed ~5,800 rows/s), and which would
+need several sheets beyond Excel's row limit anyway. The workbook states the list's SHA-256 (the
+figures' hash covers it too), so the list is as much part of the report as a sheet; from each
+figure the Belege column leads to the lines of its bookings in the list.
 
 Design choices, and why:
 
-- **write_only mode**: a year may hold millions of bookings. openpyxl's write-only worksheets stream
-  each row to a temporary file and write strings inline (no shared-string table in memory), so the
-  writer's own memory does not grow with the number of bookings. Everything the sheets need works
+- **write_only mode**: openpyxl's write-only worksheets stream each row to a temporary file and
+  write strings inline (no shared-string table in memory). Everything the sheets need works
   in that mode (freeze panes, column widths, print titles, page setup, hyperlinks, auto filter) as
   long as sheet-level settings are made before the first row is appended; hence every sheet
   computes its header row before writing.
@@ -20,19 +27,19 @@ Design choices, and why:
   entry metadata (1980-01-01, Unix, 0644) and a core.xml whose dates are the report's as-of moment.
   Nothing else in the output depends on time, randomness or hash order (a test checks this across
   processes with different hash seeds). The same openpyxl, lxml and zlib give the same bytes.
-- **Atomic**: the result is written under a temporary name in the target directory and renamed
-  over the target, so a reader sees the old file or the complete new one, never half a file.
+- **Atomic**: both files are written under temporary names in the target directory and renamed
+  over the targets (the Belegliste first), so a reader sees an old file or a complete new one,
+  never half a file.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import os
-import re
 import shutil
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,18 +49,17 @@ from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.xml.functions import tostring
 
 from domain.money import cents_to_decimal
+from exports import koavv_belege
 from exports.koavv_data import figures_sha256
-from exports.koavv_model import TITLE_NAMES, TITLE_ORDER, BelegRow, CategoryLine, KoaVvReport
+from exports.koavv_model import TITLE_NAMES, CategoryLine, KoaVvReport
 
-BELEGE_ROWS_MAX = 1_048_575  # data rows per Belege sheet (Excel's 1,048,576 rows minus the header)
+BELEGLISTE_SUFFIX = ".belege.csv"
 
 # Number formats. Excel and LibreOffice localise separators: a German installation shows
 # 1.234,56 € and 87,4 %. The euro sign is quoted because unquoted literals other than a few ASCII
@@ -72,7 +78,6 @@ DIFFERENCE_LABEL = "Differenz (abzurufen + / zurückzuzahlen −)"
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _CORE_XML = "docProps/core.xml"
 _PAPER_A4 = "9"
-_KIND_LABELS = {"payment": "Auszahlung", "receipt": "Einzahlung"}
 
 _BOLD = Font(bold=True)
 _HEADING = Font(bold=True, size=14)
@@ -94,87 +99,40 @@ _FIGURES = ("expenditure_cents", "receipts_cents", "net_cents", "federal_cents",
 # Where the bookings go
 
 
-def belege_sheet_name(index: int) -> str:
-    """'Belege', 'Belege 2', 'Belege 3', ... for the sheets 0, 1, 2, ..."""
-    return "Belege" if index == 0 else f"Belege {index + 1}"
+def belege_path(path: Path) -> Path:
+    """The Belegliste beside a workbook: koa-vv-2025-Q1.xlsx -> koa-vv-2025-Q1.belege.csv."""
+    return path.with_name(path.stem + BELEGLISTE_SUFFIX)
 
 
-def _title_rank(title: str) -> tuple[int, str]:
-    """Settlement order; a title the model does not know goes last rather than failing."""
-    return (TITLE_ORDER.index(title), "") if title in TITLE_ORDER else (len(TITLE_ORDER), title)
+def plan_belege(report: KoaVvReport) -> KoaVvReport:
+    """Return a copy of the report whose CategoryLine.belege_rows give the first and last line of
+    the category's bookings in the Belegliste (ordered by federal title, category, quarter, key;
+    line 1 is the header). The bookings themselves are not read: their groups say how many."""
+    return _plan(report, koavv_belege.groups(report.belege))
 
 
-def _beleg_key(b: BelegRow) -> tuple[tuple[int, str], str, str]:
-    return (_title_rank(b.federal_title), b.category, b.booking_key)
-
-
-def _belege_in_order(report: KoaVvReport) -> Sequence[BelegRow]:
-    """The bookings in Belege order. The report builder already sorts them, so usually this is one
-    pass and no copy (sorting millions of rows would cost hundreds of MB of key tuples)."""
-    rows = report.belege
-    if all(_beleg_key(a) <= _beleg_key(b) for a, b in itertools.pairwise(rows)):
-        return rows
-    return sorted(rows, key=_beleg_key)
-
-
-def _check_rows_per_sheet(rows_per_sheet: int) -> None:
-    if not 1 <= rows_per_sheet <= BELEGE_ROWS_MAX:
-        raise ValueError(f"rows_per_sheet must be 1 to {BELEGE_ROWS_MAX}, not {rows_per_sheet}")
-
-
-def _belege_sheet_count(n_belege: int, rows_per_sheet: int) -> int:
-    return max(1, -(-n_belege // rows_per_sheet))  # an empty report still has its (empty) Belege
-
-
-def plan_belege(report: KoaVvReport, rows_per_sheet: int = BELEGE_ROWS_MAX) -> KoaVvReport:
-    """Return a copy of the report whose CategoryLine.belege_rows say where each category's bookings are:
-    Belege rows are ordered by (federal title in TITLE_ORDER, category, booking_key), split over sheets
-    'Belege', 'Belege 2', 'Belege 3', ... of at most rows_per_sheet data rows each (row 1 is the header);
-    a category spanning two sheets has two ranges.
-
-    The copy's `belege` list is the report's own (not re-sorted), so figures_sha256 stays the same.
-    """
-    return _plan(report, _belege_in_order(report), rows_per_sheet)
-
-
-def _plan(report: KoaVvReport, belege: Sequence[BelegRow], rows_per_sheet: int) -> KoaVvReport:
-    _check_rows_per_sheet(rows_per_sheet)
-    ranges: dict[str, list[list[Any]]] = defaultdict(list)  # category -> [[sheet, first, last], ...]
-    for i, b in enumerate(belege):
-        sheet_index, offset = divmod(i, rows_per_sheet)
-        sheet, row = belege_sheet_name(sheet_index), offset + 2
-        spans = ranges[b.category]
-        if spans and spans[-1][0] == sheet and spans[-1][2] == row - 1:
-            spans[-1][2] = row
-        else:
-            spans.append([sheet, row, row])
+def _plan(report: KoaVvReport, groups: Sequence[koavv_belege.Group]) -> KoaVvReport:
+    spans: dict[str, list[int]] = {}
+    for g in groups:
+        if not g.booking_count:
+            continue
+        span = spans.setdefault(g.category, [g.first_line, g.last_line])
+        if g.first_line != span[1] + 1 and g.first_line != span[0]:
+            raise ValueError(f"the bookings of {g.category} are not together in the Belegliste")
+        span[1] = g.last_line
     known = {c.category for c in report.categories}
-    orphans = sorted(set(ranges) - known)
+    orphans = sorted(set(spans) - known)
     if orphans:
         raise ValueError(f"bookings of categories without a category line: {', '.join(orphans)}")
-    categories = [
-        replace(c, belege_rows=tuple(tuple(s) for s in ranges.get(c.category, ()))) for c in report.categories
-    ]
+    categories = [replace(c, belege_rows=tuple(spans.get(c.category, (0, 0)))) for c in report.categories]
     return replace(report, categories=categories)
-
-
-def _sheet_ref(name: str) -> str:
-    """A sheet name as a reference: quoted only when it must be ('Belege 2'), like Excel writes it."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
-        return name
-    return "'" + name.replace("'", "''") + "'"
-
-
-def belege_reference(rows: Iterable[tuple[str, int, int]]) -> str:
-    """'Belege!A2:A1234' (several ranges joined by '; '), as a reader types it into the name box."""
-    return "; ".join(f"{_sheet_ref(s)}!A{a}:A{b}" for s, a, b in rows)
 
 
 # ---------------------------------------------------------------------------------------------
 # Consistency: the formulas in the workbook must give the reported figures
 
 
-def _check_consistent(report: KoaVvReport, belege: Sequence[BelegRow]) -> None:
+def _check_consistent(report: KoaVvReport, groups: Sequence[koavv_belege.Group]) -> None:
     """Refuse a report whose totals do not add up: the workbook's formulas would show other figures
     than the stored ones, or a figure would not lead to the bookings behind it."""
     problems: list[str] = []
@@ -205,12 +163,14 @@ def _check_consistent(report: KoaVvReport, belege: Sequence[BelegRow]) -> None:
             if getattr(t, f) != sums[i]:
                 problems.append(f"{title}: {f} is not the sum of its categories")
     per_category: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for b in belege:
-        agg = per_category[b.category]
-        agg[0] += 1
-        agg[1] += b.net_cents
-        agg[2] += b.federal_cents
-        agg[3] += b.municipal_cents
+    for g in groups:
+        agg = per_category[g.category]
+        agg[0] += g.booking_count
+        agg[1] += g.net_cents
+        agg[2] += g.federal_cents
+        agg[3] += g.municipal_cents
+        if g.federal_cents + g.municipal_cents != g.net_cents:
+            problems.append(f"{g.category} Q{g.quarter}: federal + municipal share is not the net")
     for c in report.categories:
         count, net, federal, municipal = per_category.get(c.category, (0, 0, 0, 0))
         if (count, net, federal, municipal) != (
@@ -284,23 +244,21 @@ def _formula(ws: Any, formula: str, *, fmt: str = MONEY_FORMAT, font: Font | Non
     return _cell(ws, formula, fmt=fmt, font=font, formula=True, **kw)
 
 
-def _text(ws: Any, value: str) -> str | Cell | None:
-    """Plain text for the fast Belege rows: '' as an empty cell, formula-lookalikes as text cells."""
-    if not value:
+def _link(ws: Any, lines: tuple[int, int], index_row: int | None) -> Cell | None:
+    """Where the category's bookings are: their lines in the Belegliste, linked to the category's
+    first row in the Belegverzeichnis."""
+    first, last = lines
+    if not first:
         return None
-    if value[0] == "=" or value in ERROR_CODES:
-        return _cell(ws, value)
-    return value
-
-
-def _link(ws: Any, rows: Sequence[tuple[str, int, int]]) -> Cell | None:
-    """The Belege reference, linked to the first booking's row."""
-    if not rows:
-        return None
-    sheet, first, _ = rows[0]
-    cell = _cell(ws, belege_reference(rows), font=_LINK)
-    cell.hyperlink = Hyperlink(ref="", location=f"{_sheet_ref(sheet)}!A{first}")
+    cell = _cell(ws, belege_reference(lines), font=_LINK)
+    if index_row:
+        cell.hyperlink = Hyperlink(ref="", location=f"{BELEGE_SHEET}!A{index_row}")
     return cell
+
+
+def belege_reference(lines: tuple[int, int]) -> str:
+    """'Belegliste Zeilen 2–1234': the lines of the CSV file beside the workbook."""
+    return f"Belegliste Zeilen {lines[0]}–{lines[1]}"
 
 
 def _sum(col: str, first: int, last: int) -> str:
@@ -396,7 +354,7 @@ def _write_preamble(sheet: _Sheet, report: KoaVvReport, heading: str, notes: Seq
 
 def _titles_in_order(report: KoaVvReport) -> list[str]:
     present = {t.federal_title for t in report.titles} | {c.federal_title for c in report.categories}
-    return sorted(present, key=_title_rank)
+    return sorted(present, key=koavv_belege.title_rank)
 
 
 _OVERVIEW_HEADER = (
@@ -417,7 +375,7 @@ _OVERVIEW_HEADER = (
 _OVERVIEW_WIDTHS = (30, 48, 16, 16, 16, 10, 30, 16, 16, 11, 16, 18, 34)
 
 
-def _write_overview(wb: Workbook, report: KoaVvReport, sha: str) -> None:
+def _write_overview(wb: Workbook, report: KoaVvReport, sha: str, index_rows: dict[str, int]) -> None:
     notes = ([EMPTY_PERIOD] if report.is_empty else []) + [
         f"Noch nicht enthalten ({sheet}): {why}" for sheet, why in report.not_yet_built.items()
     ]
@@ -471,7 +429,7 @@ def _write_overview(wb: Workbook, report: KoaVvReport, sha: str) -> None:
                     _cell(ws, c.booking_count, fmt=COUNT_FORMAT),
                     None,
                     None,
-                    _link(ws, c.belege_rows),
+                    _link(ws, c.belege_rows, index_rows.get(c.category)),
                 ]
             )
         if not lines:  # a title with funds drawn but no bookings: its sums run over this row
@@ -528,7 +486,7 @@ def _category_sheet_lines(report: KoaVvReport, prefix: str) -> list[CategoryLine
     return [c for c in report.categories if c.category.startswith(prefix)]
 
 
-def _write_vwk(wb: Workbook, report: KoaVvReport) -> None:
+def _write_vwk(wb: Workbook, report: KoaVvReport, index_rows: dict[str, int]) -> None:
     notes = [report.not_yet_built["Verwaltungskosten"]] if "Verwaltungskosten" in report.not_yet_built else []
     header = (
         "Kostenart",
@@ -571,7 +529,7 @@ def _write_vwk(wb: Workbook, report: KoaVvReport) -> None:
                 _cell(ws, _money(c.federal_cents), fmt=MONEY_FORMAT),
                 _cell(ws, _money(c.municipal_cents), fmt=MONEY_FORMAT),
                 _cell(ws, c.booking_count, fmt=COUNT_FORMAT),
-                _link(ws, c.belege_rows),
+                _link(ws, c.belege_rows, index_rows.get(c.category)),
             ]
         )
     if not lines:
@@ -605,7 +563,7 @@ def _write_vwk(wb: Workbook, report: KoaVvReport) -> None:
             ])
 
 
-def _write_egt(wb: Workbook, report: KoaVvReport) -> None:
+def _write_egt(wb: Workbook, report: KoaVvReport, index_rows: dict[str, int]) -> None:
     # Plan and commitments per instrument, the allocation (with shifts) on the total line; without a
     # budget on file those cells stay empty rather than show a budget of 0.
     notes = [report.not_yet_built["Eingliederung"]] if "Eingliederung" in report.not_yet_built else []
@@ -650,7 +608,7 @@ def _write_egt(wb: Workbook, report: KoaVvReport) -> None:
                 _cell(ws, _money(c.net_cents if c else 0), fmt=MONEY_FORMAT),
                 _formula(ws, f"=C{row}-E{row}-F{row}") if planned is not None else None,
                 _cell(ws, c.booking_count if c else 0, fmt=COUNT_FORMAT),
-                _link(ws, c.belege_rows) if c else None,
+                _link(ws, c.belege_rows, index_rows.get(c.category)) if c else None,
             ]
         )
     if not spent and not budget:
@@ -740,73 +698,74 @@ def _write_kdu(wb: Workbook, report: KoaVvReport) -> None:
     )
 
 
+BELEGE_SHEET = "Belege"
 BELEGE_HEADER = (
-    "Buchungsschlüssel",
-    "Haushaltsjahr",
-    "Quartal",
-    "Zahlungsdatum",
-    "Leistung von",
-    "Leistung bis",
-    "Erfasst am (UTC)",
-    "Kategorie",
     "Titel",
-    "Art",
+    "Kategorie",
+    "Quartal",
+    "Buchungen",
     "Netto",
     "Bundesanteil",
     "Kommunaler Anteil",
-    "Beleg",
-    "Bedarfsgemeinschaft",
-    "Kostenstelle",
-    "Storno von",
-    "Freigegeben von",
+    "Belegliste ab Zeile",
+    "Belegliste bis Zeile",
 )
-_BELEGE_WIDTHS = (30, 8, 8, 12, 12, 12, 19, 24, 13, 12, 15, 15, 15, 18, 18, 12, 30, 14)
+_BELEGE_WIDTHS = (14, 26, 9, 12, 17, 17, 17, 14, 14)
 
 
-def _write_belege(
-    wb: Workbook, report: KoaVvReport, belege: Sequence[BelegRow], rows_per_sheet: int
-) -> list[str]:
-    names = []
-    last_col = get_column_letter(len(BELEGE_HEADER))
-    for index in range(_belege_sheet_count(len(belege), rows_per_sheet)):
-        chunk = belege[index * rows_per_sheet : (index + 1) * rows_per_sheet]
-        name = belege_sheet_name(index)
-        names.append(name)
-        sheet = _Sheet(wb, name, _BELEGE_WIDTHS, 1, freeze_col="B", header_height=32, footer=_footer(report))
-        ws = sheet.ws
-        ws.auto_filter = AutoFilter(ref=f"A1:{last_col}{len(chunk) + 1}")
-        sheet.header(BELEGE_HEADER)
-        # The hot loop of a large report: plain values where possible, a styled cell only where a
-        # number format is needed; append directly (row counting is not needed here).
-        for b in chunk:
-            ws.append(
-                [
-                    b.booking_key,
-                    b.fiscal_year,
-                    b.quarter,
-                    _cell(ws, b.payment_date, fmt=DATE_FORMAT),
-                    _cell(ws, b.service_from, fmt=DATE_FORMAT),
-                    _cell(ws, b.service_to, fmt=DATE_FORMAT),
-                    _cell(ws, _utc_naive(b.recorded_at), fmt=DATETIME_FORMAT),
-                    _text(ws, b.category),
-                    _text(ws, b.federal_title),
-                    _KIND_LABELS.get(b.kind) or _text(ws, b.kind),
-                    _cell(ws, _money(b.net_cents), fmt=MONEY_FORMAT),
-                    _cell(ws, _money(b.federal_cents), fmt=MONEY_FORMAT),
-                    _cell(ws, _money(b.municipal_cents), fmt=MONEY_FORMAT),
-                    _text(ws, b.document_ref),
-                    _text(ws, b.case_ref),
-                    _text(ws, b.cost_centre),
-                    _text(ws, b.reverses_key),
-                    _text(ws, b.approved_by),
-                ]
-            )
-    return names
+def _index_header_row(report: KoaVvReport) -> int:
+    return _header_row(_index_notes(report))
 
 
-def _write_protocol(
-    wb: Workbook, report: KoaVvReport, sha: str, belege_sheets: Sequence[str], rows_per_sheet: int
-) -> None:
+def _index_notes(report: KoaVvReport) -> list[str]:
+    return [
+        "Jede Buchung hinter den Zahlen steht mit ihren Anteilen in der Belegliste, der CSV-Datei "
+        f"neben dieser Arbeitsmappe (gleicher Name, Endung {BELEGLISTE_SUFFIX}; Zeile 1 sind die "
+        "Spaltennamen). Ihre SHA-256 steht im Protokoll."
+    ]
+
+
+def _index_rows(report: KoaVvReport, groups: Sequence[koavv_belege.Group]) -> dict[str, int]:
+    """The Belegverzeichnis row of each category's first group (the sheet is laid out in advance)."""
+    rows: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        rows.setdefault(g.category, _index_header_row(report) + 1 + i)
+    return rows
+
+
+def _write_index(wb: Workbook, report: KoaVvReport, groups: Sequence[koavv_belege.Group]) -> None:
+    notes = _index_notes(report)
+    sheet = _Sheet(
+        wb,
+        BELEGE_SHEET,
+        _BELEGE_WIDTHS,
+        _header_row(notes),
+        freeze_col="C",
+        header_height=32,
+        footer=_footer(report),
+    )
+    ws = sheet.ws
+    _write_preamble(sheet, report, "Belegverzeichnis: die Buchungen je Kategorie und Quartal", notes)
+    sheet.header(BELEGE_HEADER)
+    for g in groups:
+        sheet.append(
+            [
+                _cell(ws, g.federal_title),
+                _cell(ws, g.category),
+                _cell(ws, g.quarter),
+                _cell(ws, g.booking_count, fmt=COUNT_FORMAT),
+                _cell(ws, _money(g.net_cents), fmt=MONEY_FORMAT),
+                _cell(ws, _money(g.federal_cents), fmt=MONEY_FORMAT),
+                _cell(ws, _money(g.municipal_cents), fmt=MONEY_FORMAT),
+                _cell(ws, g.first_line or None),
+                _cell(ws, g.last_line or None),
+            ]
+        )
+    if not groups:
+        sheet.append([None, _cell(ws, EMPTY_PERIOD)])
+
+
+def _write_protocol(wb: Workbook, report: KoaVvReport, sha: str, belege_sha: str) -> None:
     sheet = _Sheet(wb, "Protokoll", (42, 100), 1, footer=_footer(report))
     ws = sheet.ws
     sheet.header(("Angabe", "Wert"))
@@ -831,9 +790,11 @@ def _write_protocol(
     pair("Datenspeicher", report.store)
     pair("Programmversion", report.program_version)
     pair("SHA-256 der Zahlen", sha, _BOLD)
-    pair("Buchungen in Belege", len(report.belege))
-    pair("Belege-Blätter", ", ".join(belege_sheets))
-    pair("Zeilen je Belege-Blatt (höchstens)", rows_per_sheet)
+    pair("Buchungen in der Belegliste", len(report.belege))
+    pair(
+        "Belegliste", f"CSV-Datei neben dieser Arbeitsmappe, gleicher Name mit der Endung {BELEGLISTE_SUFFIX}"
+    )
+    pair("SHA-256 der Belegliste", belege_sha, _BOLD)
     sheet.append([])
     sheet.append([_cell(ws, "Parameter", font=_HEADING)])
     for name, value in report.parameters:
@@ -849,51 +810,77 @@ def _write_protocol(
 # Writing
 
 
-def write_workbook(report: KoaVvReport, path: Path, *, rows_per_sheet: int = BELEGE_ROWS_MAX) -> None:
-    """Write the settlement workbook for the report to path, atomically and byte-reproducibly.
+def write_workbook(report: KoaVvReport, path: Path) -> None:
+    """Write the settlement workbook for the report to path and its Belegliste beside it
+    (belege_path(path)), atomically and byte-reproducibly.
 
-    Raises ValueError, and leaves path untouched, if the report's totals do not add up."""
+    Raises ValueError, and leaves both files untouched, if the report's totals do not add up."""
     path = Path(path)
-    belege = _belege_in_order(report)
-    report = _plan(report, belege, rows_per_sheet)
-    _check_consistent(report, belege)
-    sha = figures_sha256(report)  # belege_rows are not figures: the hash is unchanged
+    groups = koavv_belege.groups(report.belege)
+    report = _plan(report, groups)
+    _check_consistent(report, groups)
 
-    wb = Workbook(write_only=True)
-    # Fixed document properties: the file says when its figures are from, not when it was written.
-    made = _utc_naive(report.as_of).replace(microsecond=0)
-    props = wb.properties
-    props.creator = report.program_version
-    props.lastModifiedBy = report.program_version
-    props.created = made
-    props.modified = made
-    props.title = f"KoA-VV-Abrechnung {report.period_label}, Land {report.land}"
-    props.subject = "Abrechnung mit dem Bund nach der KoA-VV"
-    props.description = f"SHA-256 der Zahlen: {sha}"
-    props.language = "de-DE"
-
-    _write_overview(wb, report, sha)
-    _write_vwk(wb, report)
-    _write_egt(wb, report)
-    _write_kdu(wb, report)
-    belege_sheets = _write_belege(wb, report, belege, rows_per_sheet)
-    _write_protocol(wb, report, sha, belege_sheets, rows_per_sheet)
-
-    # save_workbook stamps the current time into `modified`; the rewrite puts ours back.
-    core_xml = tostring(_core_tree(wb, made))
     tag = f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     raw = path.with_name(tag + ".raw")
     tmp = path.with_name(tag + ".tmp")
+    tmp_list = path.with_name(tag + ".csv")
     try:
+        with open(tmp_list, "xb") as f:
+            sink = _Tee(f)
+            koavv_belege.write_csv(report.belege, sink)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())
+        belege_sha = sink.hexdigest()
+        sha = figures_sha256(report, belege_sha)
+
+        wb = Workbook(write_only=True)
+        # Fixed document properties: the file says when its figures are from, not when it was written.
+        made = _utc_naive(report.as_of).replace(microsecond=0)
+        props = wb.properties
+        props.creator = report.program_version
+        props.lastModifiedBy = report.program_version
+        props.created = made
+        props.modified = made
+        props.title = f"KoA-VV-Abrechnung {report.period_label}, Land {report.land}"
+        props.subject = "Abrechnung mit dem Bund nach der KoA-VV"
+        props.description = f"SHA-256 der Zahlen: {sha}"
+        props.language = "de-DE"
+
+        index_rows = _index_rows(report, groups)
+        _write_overview(wb, report, sha, index_rows)
+        _write_vwk(wb, report, index_rows)
+        _write_egt(wb, report, index_rows)
+        _write_kdu(wb, report)
+        _write_index(wb, report, groups)
+        _write_protocol(wb, report, sha, belege_sha)
+
+        # save_workbook stamps the current time into `modified`; the rewrite puts ours back.
+        core_xml = tostring(_core_tree(wb, made))
         wb.save(raw)
         with open(tmp, "xb") as out:
             _deterministic_zip(raw, out, {_CORE_XML: core_xml})
             out.flush()
             os.fsync(out.fileno())
+        os.replace(tmp_list, belege_path(path))
         os.replace(tmp, path)
     finally:
         raw.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
+        tmp_list.unlink(missing_ok=True)
+
+
+class _Tee:
+    """Writes through to a file and hashes what went by."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.h = f, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.h.update(data)
+        return self.f.write(data)
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
 
 
 def _core_tree(wb: Workbook, made: datetime) -> Any:
@@ -925,9 +912,10 @@ def _deterministic_zip(source: Path, out: BinaryIO, replacements: dict[str, byte
 
 __all__ = [
     "BELEGE_HEADER",
-    "BELEGE_ROWS_MAX",
+    "BELEGE_SHEET",
+    "BELEGLISTE_SUFFIX",
+    "belege_path",
     "belege_reference",
-    "belege_sheet_name",
     "plan_belege",
     "write_workbook",
 ]

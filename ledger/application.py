@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,11 +24,11 @@ from domain.periods import CALENDAR_ID, PeriodCalendar
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
-from ledger import event_index
+from ledger import bulk_import, event_index
 from ledger.recorders import CalendarChanged
 
-# A payment run is stored in one transaction; this bounds the transaction. The run is held in
-# memory (about 4 KiB per booking measured), so a million rows needs about 4 GiB for now.
+# A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
+# from a file is streamed (ledger/bulk_import.py), so memory does not grow with the rows' content.
 IMPORT_ROWS_MAX = 1_000_000
 
 
@@ -156,7 +156,8 @@ class Ledger(Application):
         """Store a payment run atomically: all new bookings in one transaction, or none.
 
         Keys already stored with the same content are skipped (re-import changes nothing);
-        a key stored with other content refuses the whole run.
+        a key stored with other content refuses the whole run. The events are encoded and copied
+        into the store in bulk (ledger/bulk_import.py), the same events Booking.record gives.
         """
         if len(contents) > IMPORT_ROWS_MAX:
             raise ValidationError(f"more than {IMPORT_ROWS_MAX} bookings in one run: split it", "run")
@@ -166,6 +167,29 @@ class Ledger(Application):
             if c.key in keys:
                 raise ValidationError(f"key {c.key!r} occurs twice in the run", "key")
             keys.add(c.key)
+        del keys
+        if self._draws_on_commitments(contents):
+            # Invoices under commitments: the drawdowns are events of the commitments, saved with
+            # the bookings; such runs are small, the aggregate path carries them.
+            return self._import_with_aggregates(contents, recorded_by=recorded_by)
+        return bulk_import.store_run(self, contents, recorded_by=recorded_by)
+
+    def import_stream(self, contents: Iterable[BookingContent | None], *, recorded_by: str) -> ImportResult:
+        """import_bookings for a run streamed from a file: never held in memory as a whole.
+
+        The source checks that keys are unique and marks a row it found bad with None: then
+        every row is still checked, nothing is stored and bulk_import.RunHadBadRows is raised.
+        A row that would draw on a commitment stops it with bulk_import.DrawsOnCommitment (nothing
+        stored): such a run goes through import_bookings."""
+        check_user(recorded_by, "recorded_by")
+        return bulk_import.store_run(self, contents, recorded_by=recorded_by)
+
+    def _draws_on_commitments(self, contents: Iterable[BookingContent]) -> bool:
+        checked = bulk_import.commitment_checker(self)
+        return any(checked(c) for c in contents)
+
+    def _import_with_aggregates(self, contents: Sequence[BookingContent], *, recorded_by: str) -> ImportResult:
+        """The library's path: one Booking aggregate per row, saved with the commitments drawn on."""
         for _attempt in range(3):
             # Look up what is stored first, so a re-import builds no aggregates at all.
             stored = event_index.recorded_contents(self, [booking_id(c.key) for c in contents])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -12,6 +15,7 @@ from exports.split_report import format_split_table, write_split_csv
 from ledger import demo as demo_data
 from ledger.application import ImportRefused
 from ledger.bootstrap import Books
+from ledger.bulk_import import DrawsOnCommitment, RunHadBadRows
 from ledger.cli_support import (
     ERRORS_SHOWN_MAX,
     USER_OPTION,
@@ -21,7 +25,7 @@ from ledger.cli_support import (
     with_books,
 )
 from ledger.commands import BOOKING_FIELDS, parse_booking, parse_date
-from ledger.payment_run import read_payment_run
+from ledger.payment_run import PaymentRunStream, open_payment_run, read_payment_run
 from projections.split_projection import catch_up, rebuild
 from projections.split_queries import split_lines
 
@@ -103,25 +107,27 @@ def import_() -> None:
 def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
     """Import a payment run (CSV). Every row is checked first; one bad row writes nothing."""
     books = books_in(ctx)
-    parsed = _read_run(file, books)
-    if parsed.errors:
-        for e in parsed.errors[:ERRORS_SHOWN_MAX]:
-            click.echo(f"{file}:{e}", err=True)
-        more = len(parsed.errors) - ERRORS_SHOWN_MAX
-        if more > 0:
-            click.echo(f"... and {more} more", err=True)
-        raise Refused(
-            f"{file}: {len(parsed.errors)} errors in {len({e.line for e in parsed.errors})} rows; nothing was imported"
-        )
-    if sys.stderr.isatty():
-        click.echo(f"storing {len(parsed.contents)} bookings ...", err=True)
+    user = acting_user(ctx, user)
     t0 = time.perf_counter()
-    try:
-        result = books.ledger.import_bookings(parsed.contents, recorded_by=acting_user(ctx, user))
-    except ImportRefused as e:
-        for c in e.conflicts[:ERRORS_SHOWN_MAX]:
-            click.echo(f"{file}:line {parsed.lines[c.index]}: {c.error}", err=True)
-        raise Refused(f"{file}: {len(e.conflicts)} rows refused; nothing was imported") from None
+    # Streamed: rows are checked and stored as they are read, in one transaction that is rolled
+    # back if any row is bad, so a million-row file is never held in memory.
+    with _open_run(file, books) as run:
+        try:
+            result = books.ledger.import_stream(run, recorded_by=user)
+        except DrawsOnCommitment:
+            result = None  # invoices under a commitment: stored with their drawdowns, below
+        except RunHadBadRows:
+            _refuse_bad_rows(file, run.errors)
+        except ImportRefused as e:
+            _refuse_conflicts(file, e.conflicts, run.lines)
+    if result is None:
+        parsed = read_payment_run(file, books.ledger.catalogue)
+        if parsed.errors:
+            _refuse_bad_rows(file, parsed.errors)
+        try:
+            result = books.ledger.import_bookings(parsed.contents, recorded_by=user)
+        except ImportRefused as e:
+            _refuse_conflicts(file, e.conflicts, parsed.lines)
     seconds = time.perf_counter() - t0
     click.echo(
         f"{file}: {result.created} bookings imported, {result.unchanged} already present "
@@ -130,16 +136,34 @@ def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
     catch_up(books.ledger, books.split_view)
 
 
-def _read_run(file: Path, books: Books):
-    """Read and check the file; a progress bar on a terminal only (stderr stays one line otherwise)."""
+def _refuse_bad_rows(file: Path, errors: list) -> NoReturn:
+    for e in errors[:ERRORS_SHOWN_MAX]:
+        click.echo(f"{file}:{e}", err=True)
+    more = len(errors) - ERRORS_SHOWN_MAX
+    if more > 0:
+        click.echo(f"... and {more} more", err=True)
+    raise Refused(f"{file}: {len(errors)} errors in {len({e.line for e in errors})} rows; nothing was imported")
+
+
+def _refuse_conflicts(file: Path, conflicts: list, lines: list[int]) -> NoReturn:
+    for c in conflicts[:ERRORS_SHOWN_MAX]:
+        click.echo(f"{file}:line {lines[c.index]}: {c.error}", err=True)
+    raise Refused(f"{file}: {len(conflicts)} rows refused; nothing was imported")
+
+
+@contextmanager
+def _open_run(file: Path, books: Books) -> Iterator[PaymentRunStream]:
+    """The file as a stream of rows; a progress bar on a terminal only (stderr stays one line otherwise)."""
     if not sys.stderr.isatty():
-        return read_payment_run(file, books.ledger.catalogue)
+        with open_payment_run(file, books.ledger.catalogue) as run:
+            yield run
+        return
     size = file.stat().st_size if file.is_file() else 0
     row_bytes = max(1, size // 50_000)  # a rough guess; the bar is corrected at the end
-    with click.progressbar(length=max(size, 1), label="checking", file=sys.stderr) as bar:
-        parsed = read_payment_run(file, books.ledger.catalogue, progress=lambda n: bar.update(row_bytes))
+    with click.progressbar(length=max(size, 1), label="checking and storing", file=sys.stderr) as bar:
+        with open_payment_run(file, books.ledger.catalogue, progress=lambda n: bar.update(row_bytes)) as run:
+            yield run
         bar.update(size)
-    return parsed
 
 
 @main.command()

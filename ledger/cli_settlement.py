@@ -149,6 +149,10 @@ def koa_vv(
         f"{len(report.belege)} bookings" + (" (empty period)" if report.is_empty else "")
     )
     click.echo(f"written: {path.resolve()}")
+    if fmt == "xlsx":
+        from exports.koavv_workbook import belege_path
+
+        click.echo(f"written: {belege_path(path).resolve()} (the Belegliste: every booking behind the figures)")
 
 
 @click.command()

@@ -7,11 +7,16 @@ order: see ledger.commands.BOOKING_FIELDS.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Callable
+import itertools
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from domain.booking import BookingContent
 from domain.catalogue import Catalogue
@@ -45,72 +50,123 @@ class RunFileError(Exception):
 def read_payment_run(
     path: Path, catalogue: Catalogue, *, progress: Callable[[int], None] | None = None
 ) -> ParsedRun:
+    """The whole run in memory (tests, small runs); `koa import payments` streams: open_payment_run."""
+    with open_payment_run(path, catalogue, progress=progress) as run:
+        return _collect(run)
+
+
+def parse_payment_run(
+    text: str, catalogue: Catalogue, *, progress: Callable[[int], None] | None = None
+) -> ParsedRun:
+    return _collect(PaymentRunStream(io.StringIO(text, newline=""), catalogue, progress=progress))
+
+
+def _collect(run: PaymentRunStream) -> ParsedRun:
+    contents = [c for c in run if c is not None]
+    lines = [line for line, good in zip(run.lines, run.good, strict=True) if good]
+    return ParsedRun(contents, lines, run.errors)
+
+
+@contextmanager
+def open_payment_run(
+    path: Path, catalogue: Catalogue, *, progress: Callable[[int], None] | None = None
+) -> Iterator[PaymentRunStream]:
+    """The run as a stream of rows, read from the file as they are needed (a million rows are
+    never in memory at once). File-level problems (missing, header) raise RunFileError here; a
+    file that turns out not to be UTF-8 raises it while iterating, naming the byte."""
     try:
         size = path.stat().st_size
         if size > FILE_BYTES_MAX:
             raise RunFileError(f"{path}: larger than {FILE_BYTES_MAX} bytes")
-        text = path.read_bytes().decode("utf-8-sig")
+        f = path.open("r", encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise RunFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise RunFileError(f"{path}: is a directory") from None
     except PermissionError:
         raise RunFileError(f"{path}: not readable") from None
-    except UnicodeDecodeError as e:
-        raise RunFileError(f"{path}: not UTF-8 (byte {e.start})") from None
-    return parse_payment_run(text, catalogue, progress=progress)
-
-
-def parse_payment_run(
-    text: str, catalogue: Catalogue, *, progress: Callable[[int], None] | None = None
-) -> ParsedRun:
-    header_line = text.split("\n", 1)[0]
-    if not header_line.strip():
-        raise RunFileError("the file is empty or its first line (the header) is blank")
-    delimiter = ";" if header_line.count(";") >= header_line.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    unknown = [h for h in header if h not in BOOKING_FIELDS]
-    missing = [h for h in REQUIRED_FIELDS if h not in header]
-    if unknown or missing:
-        parts = []
-        if missing:
-            parts.append(f"missing columns: {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown columns: {', '.join(unknown)}")
-        raise RunFileError(f"header: {'; '.join(parts)} (expected: {', '.join(BOOKING_FIELDS)})")
-
-    contents: list[BookingContent] = []
-    lines: list[int] = []
-    errors: list[RowError] = []
-    first_line_of_key: dict[str, int] = {}
-    line = 1
-    for row in reader:
-        # line_num is where the row ends; a quoted value may span lines.
-        line = reader.line_num - sum((v or "").count("\n") for v in row.values() if isinstance(v, str))
-        if progress:
-            progress(1)
-        if len(contents) + len(errors) >= IMPORT_ROWS_MAX:
-            raise RunFileError(f"more than {IMPORT_ROWS_MAX} rows: split the run")
-        if None in row:  # more cells than header columns
-            errors.append(
-                RowError(line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}")
-            )
-            continue
-        if all(not (v or "").strip() for v in row.values()):
-            continue  # blank line
+    with f:
         try:
-            content = parse_booking(row, catalogue)
-        except InputError as e:
-            errors.extend(RowError(line, fe.field, fe.reason) for fe in e.errors)
-            continue
-        first = first_line_of_key.setdefault(content.key, line)
-        if first != line:
-            errors.append(RowError(line, "key", f"{content.key!r} already used on line {first}"))
-            continue
-        contents.append(content)
-        lines.append(line)
-    if not contents and not errors:
-        raise RunFileError("the file has a header but no bookings")
-    return ParsedRun(contents, lines, errors)
+            yield PaymentRunStream(f, catalogue, progress=progress)
+        except UnicodeDecodeError:
+            raise RunFileError(f"{path}: not UTF-8 (byte {_first_bad_utf8_byte(path)})") from None
+
+
+def _first_bad_utf8_byte(path: Path) -> int:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    done = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                return done - pending + e.start
+            done += len(block)
+    return done
+
+
+class PaymentRunStream:
+    """Iterating gives, row by row, the BookingContent of a good row and None for a bad one; the
+    bad rows' errors collect in `errors`, the file line of every item in `lines`. At the end of
+    the file, RunFileError if it held no bookings at all."""
+
+    def __init__(
+        self, f: TextIO, catalogue: Catalogue, *, progress: Callable[[int], None] | None = None
+    ) -> None:
+        header_line = f.readline()
+        if not header_line.strip():
+            raise RunFileError("the file is empty or its first line (the header) is blank")
+        delimiter = ";" if header_line.count(";") >= header_line.count(",") else ","
+        reader = csv.DictReader(itertools.chain([header_line], f), delimiter=delimiter)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        unknown = [h for h in header if h not in BOOKING_FIELDS]
+        missing = [h for h in REQUIRED_FIELDS if h not in header]
+        if unknown or missing:
+            parts = []
+            if missing:
+                parts.append(f"missing columns: {', '.join(missing)}")
+            if unknown:
+                parts.append(f"unknown columns: {', '.join(unknown)}")
+            raise RunFileError(f"header: {'; '.join(parts)} (expected: {', '.join(BOOKING_FIELDS)})")
+        self.reader, self.header, self.catalogue, self.progress = reader, header, catalogue, progress
+        self.errors: list[RowError] = []
+        self.lines = array("q")  # file line of each item given out
+        self.good = bytearray()  # 1 where the item was a booking, 0 where it was None
+
+    def __iter__(self) -> Iterator[BookingContent | None]:
+        reader, header, catalogue, progress = self.reader, self.header, self.catalogue, self.progress
+        errors, lines, good = self.errors, self.lines, self.good
+        first_line_of_key: dict[str, int] = {}
+        line = 1
+        for row in reader:
+            # line_num is where the row ends; a quoted value may span lines.
+            line = reader.line_num - sum((v or "").count("\n") for v in row.values() if isinstance(v, str))
+            if progress:
+                progress(1)
+            if len(lines) >= IMPORT_ROWS_MAX:
+                raise RunFileError(f"more than {IMPORT_ROWS_MAX} rows: split the run")
+            if None in row:  # more cells than header columns
+                errors.append(
+                    RowError(line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}")
+                )
+                content = None
+            elif all(not (v or "").strip() for v in row.values()):
+                continue  # blank line
+            else:
+                try:
+                    content = parse_booking(row, catalogue)
+                except InputError as e:
+                    errors.extend(RowError(line, fe.field, fe.reason) for fe in e.errors)
+                    content = None
+                else:
+                    first = first_line_of_key.setdefault(content.key, line)
+                    if first != line:
+                        errors.append(RowError(line, "key", f"{content.key!r} already used on line {first}"))
+                        content = None
+            lines.append(line)
+            good.append(content is not None)
+            yield content
+        if not lines:
+            raise RunFileError("the file has a header but no bookings")

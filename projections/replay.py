@@ -12,8 +12,11 @@ from uuid import uuid4
 from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
 
-from projections.split_projection import PAGE_SIZE, open_split_view, to_batch
-from projections.split_view import SplitViewQueries
+from projections.split_projection import decode, open_split_view, read_page, to_batch
+from projections.split_view import SplitViewQueries, list_index_sql
+
+REPLAY_PAGE_SIZE = 10_000  # events read and applied per transaction of the fresh store
+REPLAY_CACHE_KIB = 512 * 1024  # SQLite's page cache for the replay store (grows only as used)
 
 
 class AsOfBeforeFirstEvent(ValueError):
@@ -47,11 +50,29 @@ def replay_as_of(
     # A fresh file every time: an old -wal/-shm next to a new database file would corrupt it.
     db = work_dir / f"replay-{as_of.strftime('%Y%m%dT%H%M%S%f')}-{uuid4().hex[:8]}.sqlite"
     view = open_split_view({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)})
+    _throwaway_settings(view)
     try:
-        return _apply_up_to(app, view, as_of, up_to_position, t0)
+        # The reports' index is built once the rows are in (a sorted build), not row by row.
+        with view._txn(commit=True) as c:  # type: ignore[attr-defined]
+            c.execute("DROP INDEX IF EXISTS split_bookings_list_idx")
+        replay = _apply_up_to(app, view, as_of, up_to_position, t0)
+        with view._txn(commit=True) as c:  # type: ignore[attr-defined]
+            c.execute(list_index_sql(view.prefix, view.bytewise))
+        replay.seconds = time.perf_counter() - t0
+        return replay
     except BaseException:
         view.datastore.close()  # type: ignore[attr-defined]
         raise
+
+
+def _throwaway_settings(view: SplitViewQueries) -> None:
+    """The replay store is made and dropped within one command: no fsync per page (a crash only
+    means the replay is made again), and a page cache large enough for its indexes, whose random
+    inserts otherwise slow down as the year grows (measured: 1.56 x the cost per event at 2M)."""
+    with view.datastore.get_connection(commit=True) as conn:  # type: ignore[attr-defined]
+        c = conn.cursor()
+        c.execute("PRAGMA synchronous = OFF")
+        c.execute(f"PRAGMA cache_size = -{REPLAY_CACHE_KIB}")
 
 
 def _apply_up_to(
@@ -60,12 +81,10 @@ def _apply_up_to(
     earliest: datetime | None = None
     read = applied = position = last_included = tracked = 0
     while True:
-        notes = app.recorder.select_notifications(
-            start=position, limit=PAGE_SIZE, stop=up_to_position, inclusive_of_start=False
-        )
+        notes = read_page(app, position, REPLAY_PAGE_SIZE, up_to_position)
         if not notes:
             break
-        events = [app.mapper.to_domain_event(n) for n in notes]
+        events = decode(app, notes)
         # Timestamps are taken before commit, so across concurrent writers they are not strictly
         # in log order: filter every event rather than stopping at the first later one.
         kept = [(e, n.id) for e, n in zip(events, notes, strict=True) if e.timestamp <= as_of]

@@ -9,7 +9,7 @@ with %s placeholders (SQLite's are converted).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -89,11 +89,20 @@ class BookingRow:
         return self.sign * (self.amount_cents if self.kind == "payment" else -self.amount_cents)
 
 
+def list_index_sql(prefix: str, bytewise: str) -> str:
+    return (
+        f"CREATE INDEX IF NOT EXISTS split_bookings_list_idx ON {prefix}split_bookings "
+        f"(fiscal_year, category, quarter, booking_key{bytewise})"
+    )
+
+
 def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
     t = types
     return [
         f"CREATE TABLE IF NOT EXISTS {prefix}split_bookings ("
-        f"booking_id {t['id']} PRIMARY KEY, booking_key text NOT NULL UNIQUE, kind text NOT NULL, "
+        # booking_key is unique because booking_id is derived from it (uuid5) and is the key: no
+        # second unique index to maintain on every insert.
+        f"booking_id {t['id']} PRIMARY KEY, booking_key text NOT NULL, kind text NOT NULL, "
         "category text NOT NULL, amount_cents bigint NOT NULL, sign integer NOT NULL, "
         "fiscal_year integer NOT NULL, quarter integer NOT NULL, fiscal_rule text NOT NULL, "
         f"payment_date {t['date']} NOT NULL, service_from {t['date']} NOT NULL, "
@@ -103,8 +112,10 @@ def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
         f"requires_approval {t['bool']} NOT NULL, approved_by text NOT NULL, approved_at {t['ts']}, "
         "reverses_key text NOT NULL, reversal_key text NOT NULL, reason text NOT NULL, "
         f"counted {t['bool']} NOT NULL, notification_id bigint NOT NULL)",
-        f"CREATE INDEX IF NOT EXISTS split_bookings_period_idx ON {prefix}split_bookings "
-        "(fiscal_year, quarter, category, booking_key)",
+        # The Belegliste reads a year's bookings category by category in (quarter, key) order, and
+        # the reports' look-ups give year, quarter and category: one index serves both. Keys in
+        # code-point order ("C"; SQLite's default is the same), as the reports sort them.
+        list_index_sql(prefix, t["bytewise"]),
         f"CREATE TABLE IF NOT EXISTS {prefix}split_totals ("
         "fiscal_year integer NOT NULL, quarter integer NOT NULL, category text NOT NULL, "
         "expenditure_cents bigint NOT NULL, receipts_cents bigint NOT NULL, "
@@ -116,6 +127,7 @@ class SplitViewQueries(ABC):
     """Store-independent reads and writes; subclasses give the transaction and the dialect."""
 
     prefix: str = ""
+    bytewise: str = ""  # the collation that orders text by code point, as the list index does
 
     @abstractmethod
     def _txn(self, *, commit: bool) -> AbstractContextManager[Any]:
@@ -159,18 +171,17 @@ class SplitViewQueries(ABC):
             raise IntegrityError(f"{application_name}: the view is no longer at position {start}")
 
     def insert_rows(self, c: Any, rows: Sequence[BookingRow]) -> None:
-        if not rows:
-            return
+        self.insert_params(c, (tuple(getattr(r, col) for col in BOOKING_COLUMNS) for r in rows))
+
+    def insert_params(self, c: Any, rows: Iterable[tuple]) -> None:
+        """Insert rows given as values in BOOKING_COLUMNS order (Python types)."""
         marks = ",".join(["%s"] * len(BOOKING_COLUMNS))
         c.executemany(
             self._q(
                 f"INSERT INTO {self.prefix}split_bookings ({','.join(BOOKING_COLUMNS)}) VALUES ({marks})"
             ),
-            [self._row_params(r) for r in rows],
+            list(rows),
         )
-
-    def _row_params(self, r: BookingRow) -> tuple:
-        return tuple(getattr(r, col) for col in BOOKING_COLUMNS)
 
     def select_row(self, c: Any, booking_id: str) -> BookingRow:
         c.execute(
@@ -330,7 +341,7 @@ class SplitViewQueries(ABC):
             sql += " AND counted = %s"
             params += (True,)
         with self._txn(commit=False) as c:
-            c.execute(self._q(sql + " ORDER BY quarter, category, booking_key"), params)
+            c.execute(self._q(sql + f" ORDER BY quarter, category, booking_key{self.bytewise}"), params)
             return [self._to_row(r) for r in c.fetchall()]
 
     def table_dump(self) -> dict[str, list[tuple]]:
@@ -388,7 +399,7 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
     """Split view in the same SQLite file as the events (tables unprefixed, like the library's)."""
 
     def construct_create_table_statements(self) -> list[str]:
-        types = {"id": "text", "date": "text", "ts": "text", "bool": "integer"}
+        types = {"id": "text", "date": "text", "ts": "text", "bool": "integer", "bytewise": ""}
         return super().construct_create_table_statements() + _table_sql("", types)
 
     @contextmanager
@@ -399,8 +410,19 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
     def _q(self, sql: str) -> str:
         return sql.replace("%s", "?")
 
-    def _row_params(self, r: BookingRow) -> tuple:
-        return tuple(_sqlite_value(getattr(r, col)) for col in BOOKING_COLUMNS)
+    def insert_params(self, c: Any, rows: Iterable[tuple]) -> None:
+        # SQLite stores dates and moments as ISO text (booleans it takes as they are: integers).
+        iso = _ISO_COLUMNS
+
+        def converted() -> Iterator[list]:
+            for r in rows:
+                r = list(r)
+                for i in iso:
+                    if r[i] is not None and type(r[i]) is not str:
+                        r[i] = r[i].isoformat()
+                yield r
+
+        super().insert_params(c, converted())
 
     def _date_param(self, d: date) -> object:
         return d.isoformat()
@@ -412,10 +434,10 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
         return "tracking"
 
 
-def _sqlite_value(v: Any) -> Any:
-    if isinstance(v, date | datetime):
-        return v.isoformat()
-    return v
+_ISO_COLUMNS = tuple(
+    BOOKING_COLUMNS.index(c)
+    for c in ("payment_date", "service_from", "service_to", "recorded_at", "approved_at")
+)
 
 
 class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
@@ -424,7 +446,8 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self.prefix = f'"{self.datastore.schema}".'
-        types = {"id": "uuid", "date": "date", "ts": "timestamptz", "bool": "boolean"}
+        self.bytewise = ' COLLATE "C"'
+        types = {"id": "uuid", "date": "date", "ts": "timestamptz", "bool": "boolean", "bytewise": ' COLLATE "C"'}
         self.sql_create_statements += [SQL(s) for s in _table_sql(self.prefix, types)]  # type: ignore[arg-type]
 
     @contextmanager
@@ -434,6 +457,12 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
 
     def _tracking_table(self) -> str:
         return f'{self.prefix}"{self.tracking_table_name}"'
+
+    def insert_params(self, c: Any, rows: Iterable[tuple]) -> None:
+        """COPY: rows are sent as they are produced, so the server inserts while the caller decodes."""
+        with c.copy(f"COPY {self.prefix}split_bookings ({','.join(BOOKING_COLUMNS)}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(r)
 
 
 from projections.batch import ViewBatch  # noqa: E402  (cycle: the batch writes through the view)

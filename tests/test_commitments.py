@@ -430,3 +430,24 @@ def test_commitment_cli_make_increase_reduce_release_show_with_exit_codes(koa, t
     assert [w for w in ("Made", "Reduced", "Released") if f" {w} " in shown.stdout] == ["Made", "Reduced", "Released"]
     assert koa("commitment", "show", "--contract", "GIBT-ES-NICHT").exit_code == 1
     assert koa("commitment", "make", *make[2:-6], "--slice", "2025:5", "--reason", "x").exit_code == 1
+
+
+def test_a_streamed_run_with_an_invoice_under_a_commitment_stops_and_the_sequence_path_draws(books):
+    """The bulk path writes booking events only: a run with a drawdown is refused there, nothing
+    stored, and goes through import_bookings, which saves the commitment's Drawn event with it."""
+    from ledger.bulk_import import DrawsOnCommitment
+
+    bc.allocate(books, year=2025, title="egt", amount_cents=10_000_000, reference="Z-1", reason="Zuteilung", by="head")
+    bc.make_commitment(books, contract_ref="V-S", instrument="egt.aktivierung", provider="Träger",
+                       slices_cents={2025: 500_000}, reason="Vertrag", by="clerk")
+    run = [
+        booking("S-KDU", amount_cents=10_000),
+        booking("S-INV", category="egt.aktivierung", case_ref="", contract_ref="V-S", amount_cents=200_000),
+    ]
+    before = books.ledger.max_notification_id()
+    with pytest.raises(DrawsOnCommitment):
+        books.ledger.import_stream(iter(run), recorded_by="clerk")
+    assert books.ledger.max_notification_id() == before
+    result = books.ledger.import_bookings(run, recorded_by="clerk")
+    assert result.created == 2
+    assert books.ledger.get_commitment("V-S").remaining_cents(2025) == 300_000

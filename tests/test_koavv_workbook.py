@@ -28,6 +28,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter, range_bo
 from openpyxl.workbook.workbook import Workbook as LoadedWorkbook
 
 from domain.money import allocate_share_cents, share_cents
+from exports import koavv_belege
 from exports.koavv_data import figures, figures_sha256
 from exports.koavv_model import (
     TITLE_NAMES,
@@ -40,14 +41,12 @@ from exports.koavv_model import (
 )
 from exports.koavv_workbook import (
     BELEGE_HEADER,
-    BELEGE_ROWS_MAX,
-    DATE_FORMAT,
-    DATETIME_FORMAT,
     DIFFERENCE_LABEL,
     EMPTY_PERIOD,
     MONEY_FORMAT,
     NO_QUOTA,
     PERCENT_FORMAT,
+    belege_path,
     plan_belege,
     write_workbook,
 )
@@ -265,26 +264,24 @@ def all_text(ws) -> str:
     return "\n".join(str(c.value) for row in ws.iter_rows() for c in row if c.value is not None)
 
 
-def parse_ranges(text: str) -> list[tuple[str, int, int]]:
-    out = []
-    for part in text.split("; "):
-        m = re.fullmatch(r"(?:'([^']+)'|([^!']+))!A(\d+):A(\d+)", part)
-        assert m, part
-        out.append((m[1] or m[2], int(m[3]), int(m[4])))
-    return out
+def parse_lines(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"Belegliste Zeilen (\d+)–(\d+)", text)
+    assert m, text
+    return int(m[1]), int(m[2])
 
 
-def belege_by_key(wb: LoadedWorkbook) -> dict[str, tuple[str, int, tuple]]:
-    out = {}
-    for ws in wb.worksheets:
-        if not ws.title.startswith("Belege"):
-            continue
-        assert tuple(c.value for c in ws[1]) == BELEGE_HEADER
-        for row in ws.iter_rows(min_row=2):
-            values = tuple(c.value for c in row)
-            assert values[0] not in out
-            out[values[0]] = (ws.title, row[0].row, values)
-    return out
+def belegliste(path: Path) -> list[list[str]]:
+    """The Belegliste beside the workbook at path, as rows of text (index 0 is line 1, the header)."""
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(belege_path(path).read_bytes().decode("utf-8"))))
+
+
+def list_order(belege) -> list[BelegRow]:
+    return sorted(
+        belege, key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.quarter, b.booking_key)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -463,35 +460,38 @@ def test_kdu_without_quota(tmp_path: Path) -> None:
     assert "keine Quote hinterlegt" in all_text(load_workbook(path)["KdU"])
 
 
-def test_belege_rows_are_the_bookings(standard) -> None:
-    report, _, wb = standard
-    rows = belege_by_key(wb)
-    assert set(rows) == {b.booking_key for b in report.belege}
-    order = [k for k, _ in sorted(rows.items(), key=lambda kv: kv[1][1])]
-    assert order == [
-        b.booking_key
-        for b in sorted(
-            report.belege, key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.booking_key)
-        )
-    ]
+def test_belegliste_rows_are_the_bookings(standard) -> None:
+    """Every booking once, in list order (title, category, quarter, key), every field as in the
+    report; the header names the fields."""
+    report, path, _ = standard
+    rows = belegliste(path)
+    assert tuple(rows[0]) == koavv_belege.FIELDS
+    expected = list_order(report.belege)
+    assert [r[0] for r in rows[1:]] == [b.booking_key for b in expected]
+    for r, b in zip(rows[1:], expected, strict=True):
+        assert r == [str(v) for v in koavv_belege.csv_values(b)]
+        assert r[6].endswith("+00") and r[3] == b.payment_date.isoformat()
+        assert [int(x) for x in r[10:13]] == [b.net_cents, b.federal_cents, b.municipal_cents]
+    raw = belege_path(path).read_bytes()
+    assert raw.endswith(b"\n") and b"\r" not in raw and raw.count(b"\n") == len(report.belege) + 1
+
+
+def test_belegverzeichnis_groups_add_up_and_point_into_the_list(standard) -> None:
+    report, path, wb = standard
     ws = wb["Belege"]
-    for b in report.belege:
-        sheet, r, v = rows[b.booking_key]
-        assert v[1:3] == (b.fiscal_year, b.quarter)
-        assert [d.date() for d in v[3:6]] == [b.payment_date, b.service_from, b.service_to]
-        recorded = b.recorded_at.astimezone(UTC).replace(tzinfo=None)
-        assert abs(v[6] - recorded) < timedelta(milliseconds=1)
-        assert v[7:9] == (b.category, b.federal_title)
-        assert v[9] == {"payment": "Auszahlung", "receipt": "Einzahlung"}[b.kind]
-        assert [to_cents(x) for x in v[10:13]] == [b.net_cents, b.federal_cents, b.municipal_cents]
-        assert v[13:] == tuple(
-            x or None for x in (b.document_ref, b.case_ref, b.cost_centre, b.reverses_key, b.approved_by)
-        )
-        assert [ws.cell(r, c).number_format for c in (4, 5, 6, 7, 11)] == [DATE_FORMAT] * 3 + [
-            DATETIME_FORMAT,
-            MONEY_FORMAT,
-        ]
-    assert "Erfasst am (UTC)" in BELEGE_HEADER
+    hr = header_row_of(ws, BELEGE_HEADER[0])
+    assert tuple(c.value for c in ws[hr]) == BELEGE_HEADER
+    rows = belegliste(path)
+    seen = 0
+    for row in ws.iter_rows(min_row=hr + 1, values_only=True):
+        title, category, quarter, count, net, federal, municipal, first, last = row
+        lines = rows[first - 1 : last]
+        assert len(lines) == count == last - first + 1 and first == seen + 2
+        assert all((r[8], r[7], int(r[2])) == (title, category, quarter) for r in lines)
+        for value, col in ((net, 10), (federal, 11), (municipal, 12)):
+            assert to_cents(value) == sum(int(r[col]) for r in lines)
+        seen += count
+    assert seen == len(report.belege)
 
 
 def test_every_formula_is_accounted_for_and_evaluates(standard) -> None:
@@ -515,100 +515,56 @@ def test_every_formula_is_accounted_for_and_evaluates(standard) -> None:
         evaluate(wb, sheet, formula)  # every one parses and its references resolve
 
 
-@pytest.mark.parametrize("rows_per_sheet", [BELEGE_ROWS_MAX, 5, 1])
-def test_belege_ranges_point_to_exactly_the_categorys_bookings(tmp_path: Path, rows_per_sheet: int) -> None:
-    report = standard_report()
-    path = tmp_path / "r.xlsx"
-    write_workbook(report, path, rows_per_sheet=rows_per_sheet)
-    wb = load_workbook(path)
-    keys_at = {(s, r): k for k, (s, r, _) in belege_by_key(wb).items()}
-    planned = {c.category: c.belege_rows for c in plan_belege(report, rows_per_sheet).categories}
-    for sheet_name, first_col in (("Übersicht", "Titel / Kategorie"), ("Verwaltungskosten", "Kostenart")):
+def test_belege_column_points_to_exactly_the_categorys_bookings(standard) -> None:
+    report, path, wb = standard
+    rows = belegliste(path)
+    planned = {c.category: c.belege_rows for c in plan_belege(report).categories}
+    index = wb["Belege"]
+    for sheet_name, first_col in (
+        ("Übersicht", "Titel / Kategorie"),
+        ("Verwaltungskosten", "Kostenart"),
+        ("Eingliederung", "Instrument"),
+    ):
         ws = wb[sheet_name]
         col = header_columns(ws, header_row_of(ws, first_col))["Belege"]
         for c in report.categories:
-            if sheet_name == "Verwaltungskosten" and not c.category.startswith("vwk."):
+            if sheet_name != "Übersicht" and not c.category.startswith(
+                first_col == "Kostenart" and "vwk." or "egt."
+            ):
                 continue
             cell = ws[f"{col}{find_row(ws, c.category)}"]
-            ranges = parse_ranges(cell.value)
-            assert ranges == list(planned[c.category])
-            keys = [keys_at[(s, r)] for s, a, b in ranges for r in range(a, b + 1)]
-            assert keys == sorted(b.booking_key for b in report.belege if b.category == c.category)
-            s, a, _ = ranges[0]
-            assert cell.hyperlink.location in (f"'{s}'!A{a}", f"{s}!A{a}")
-
-
-def test_overflow_over_three_belege_sheets(tmp_path: Path) -> None:
-    counts = {"buergergeld": 4, "egt.aktivierung": 3, "vwk.personal": 4, "kdu": 1}
-    belege, n = [], 0
-    for code, count in counts.items():
-        for _ in range(count):
-            belege.append(beleg(f"B-{n:02d}", code, 10_000 + n, n))
-            n += 1
-    report = make_report(belege)
-    planned = {c.category: c.belege_rows for c in plan_belege(report, 5).categories}
-    assert planned == {
-        "buergergeld": (("Belege", 2, 5),),
-        "egt.aktivierung": (("Belege", 6, 6), ("Belege 2", 2, 3)),
-        "vwk.personal": (("Belege 2", 4, 6), ("Belege 3", 2, 2)),
-        "kdu": (("Belege 3", 3, 3),),
-    }
-    path = tmp_path / "o.xlsx"
-    write_workbook(report, path, rows_per_sheet=5)
-    wb = load_workbook(path)
-    assert [s for s in wb.sheetnames if s.startswith("Belege")] == ["Belege", "Belege 2", "Belege 3"]
-    assert [wb[s].max_row for s in ("Belege", "Belege 2", "Belege 3")] == [6, 6, 3]
-    ov = wb["Übersicht"]
-    col = header_columns(ov, header_row_of(ov, "Titel / Kategorie"))["Belege"]
-    assert ov[f"{col}{find_row(ov, 'egt.aktivierung')}"].value == "Belege!A6:A6; 'Belege 2'!A2:A3"
-    proto = all_text(wb["Protokoll"])
-    assert "Belege, Belege 2, Belege 3" in proto
-    # every Belege sheet is set up to print and to filter
-    for s in ("Belege", "Belege 2", "Belege 3"):
-        assert wb[s].freeze_panes == "B2" and wb[s].auto_filter.ref.startswith("A1:R")
+            first, last = parse_lines(cell.value)
+            assert (first, last) == planned[c.category]
+            keys = [r[0] for r in rows[first - 1 : last]]
+            assert keys == [
+                b.booking_key for b in list_order(b for b in report.belege if b.category == c.category)
+            ]
+            target = int(cell.hyperlink.location.removeprefix("Belege!A"))
+            assert index[f"B{target}"].value == c.category and index[f"H{target}"].value == first
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    counts=st.lists(st.integers(0, 7), min_size=len(CATALOGUE), max_size=len(CATALOGUE)),
-    rows_per_sheet=st.integers(1, 9),
-)
-def test_plan_covers_each_category_exactly(counts: list[int], rows_per_sheet: int) -> None:
+@given(counts=st.lists(st.integers(0, 7), min_size=len(CATALOGUE), max_size=len(CATALOGUE)))
+def test_plan_covers_each_category_exactly(counts: list[int]) -> None:
     belege, n = [], 0
     for code, count in zip(CATALOGUE, counts, strict=True):
         for _ in range(count):
             belege.append(beleg(f"P-{n:03d}", code, 1_000 + n, n))
             n += 1
     report = make_report(belege)
-    planned = plan_belege(report, rows_per_sheet)
+    planned = plan_belege(report)
     assert planned.belege is report.belege  # the figures (and their hash) stay as they were
-    order = sorted(
-        report.belege, key=lambda b: (TITLE_ORDER.index(b.federal_title), b.category, b.booking_key)
-    )
-    place = {
-        b.booking_key: (
-            ("Belege" if i // rows_per_sheet == 0 else f"Belege {i // rows_per_sheet + 1}"),
-            i % rows_per_sheet + 2,
-        )
-        for i, b in enumerate(order)
-    }
+    line = {b.booking_key: i + 2 for i, b in enumerate(list_order(report.belege))}
     for c in planned.categories:
-        covered = [(s, r) for s, a, b in c.belege_rows for r in range(a, b + 1)]
-        assert all(2 <= r <= rows_per_sheet + 1 for _, r in covered)
-        assert set(covered) == {place[b.booking_key] for b in report.belege if b.category == c.category}
-        assert len(covered) == c.booking_count
-        assert len(c.belege_rows) <= 1 + (c.booking_count - 1) // rows_per_sheet + 1
-
-
-def test_rows_per_sheet_bounds() -> None:
-    report = standard_report()
-    for bad in (0, -1, BELEGE_ROWS_MAX + 1):
-        with pytest.raises(ValueError, match="rows_per_sheet"):
-            plan_belege(report, bad)
+        first, last = c.belege_rows
+        assert last - first + 1 == c.booking_count
+        assert set(range(first, last + 1)) == {
+            line[b.booking_key] for b in report.belege if b.category == c.category
+        }
 
 
 def test_protokoll(standard) -> None:
-    report, _, wb = standard
+    report, path, wb = standard
     ws = wb["Protokoll"]
     values = {row[0].value: row[1].value for row in ws.iter_rows(min_row=2) if row[0].value}
     assert values["Stand (ISO 8601, wie abgefragt)"] == "2025-04-15T10:30:15.123456+00:00"
@@ -618,7 +574,8 @@ def test_protokoll(standard) -> None:
     assert values["Datenspeicher"] == report.store
     assert values["Programmversion"] == report.program_version
     assert values["SHA-256 der Zahlen"] == figures_sha256(report)
-    assert values["Buchungen in Belege"] == len(report.belege)
+    assert values["Buchungen in der Belegliste"] == len(report.belege)
+    assert values["SHA-256 der Belegliste"] == hashlib.sha256(belege_path(path).read_bytes()).hexdigest()
     # the parameters, in order, under their heading; then the notes under theirs
     rows = [(row[0].value, row[1].value) for row in ws.iter_rows(min_row=2)]
     start = rows.index(("Parameter", None)) + 1
@@ -628,24 +585,22 @@ def test_protokoll(standard) -> None:
 
 
 def plain_figures_sha256(report) -> str:
-    """The definition: SHA-256 of the canonical JSON of figures(report), built in one piece."""
+    """The definition: SHA-256 of the canonical JSON of figures(report)."""
     import json
 
     text = json.dumps(figures(report), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def test_streaming_hash_is_figures_sha256() -> None:
+def test_figures_hash_covers_the_belegliste(tmp_path: Path) -> None:
     report = standard_report()
-    for r in (
-        report,
-        replace(report, kdu=None),
-        make_report([], drawn={"1101/681 12": 5}),
-        make_report([], kdu=None),
-        plan_belege(report, 3),
-        replace(report, belege=[replace(report.belege[0], approved_by="Müller", reverses_key="K-Ä-1")]),
-    ):
+    path = tmp_path / "h.xlsx"
+    write_workbook(report, path)
+    assert figures(report)["belege_sha256"] == hashlib.sha256(belege_path(path).read_bytes()).hexdigest()
+    changed = replace(report, belege=[replace(report.belege[0], approved_by="Müller"), *report.belege[1:]])
+    for r in (report, replace(report, kdu=None), make_report([], drawn={"1101/681 12": 5}), changed):
         assert figures_sha256(r) == plain_figures_sha256(r)
+    assert figures_sha256(changed) != figures_sha256(report)  # one booking's field moves the hash
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,7 +614,7 @@ def test_print_setup_on_every_sheet(standard) -> None:
         "Verwaltungskosten": ("Kostenart", "C"),
         "Eingliederung": ("Instrument", "C"),
         "KdU": ("Land", "A"),
-        "Belege": ("Buchungsschlüssel", "B"),
+        "Belege": ("Titel", "C"),
         "Protokoll": ("Angabe", "A"),
     }
     for ws in wb.worksheets:
@@ -703,7 +658,8 @@ def test_empty_report(tmp_path: Path) -> None:
     ov = wb["Übersicht"]
     r = find_row(ov, "Gesamt")
     assert all(evaluate(wb, "Übersicht", ov[f"{c}{r}"].value) == 0 for c in "CDEHIJKL")
-    assert wb["Belege"].max_row == 1
+    assert EMPTY_PERIOD in all_text(wb["Belege"])
+    assert belegliste(path) == [list(koavv_belege.FIELDS)]
     for s in ("Verwaltungskosten", "Eingliederung"):
         ws = wb[s]
         r = find_row(ws, "Summe")
@@ -727,22 +683,38 @@ def test_title_with_draws_but_no_bookings(tmp_path: Path) -> None:
     assert ov[f"B{r - 1}"].value == "keine Buchungen im Zeitraum"
 
 
-def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
-    b = beleg(
-        "F-1",
-        "but",
-        100,
-        document_ref='=HYPERLINK("http://x","y")',
-        case_ref="#N/A",
-        cost_centre="+1",
-        recorded_at=datetime(2025, 2, 1, 12, 0, 0),  # naive: taken as UTC
+def test_no_value_of_the_belegliste_can_look_like_a_formula() -> None:
+    """The Belegliste is CSV, which spreadsheet programs open with formulas evaluated. Its values
+    are safe by the booking rules: every text field starts with a letter or digit (keys, vouchers,
+    case numbers, cost centres, users, category codes), so none can start with = + - @."""
+    from domain.booking import check_user
+    from domain.catalogue import Catalogue
+    from domain.errors import ValidationError
+    from tests.factories import booking
+
+    catalogue = Catalogue.load()
+    for bad in ("=1+1", "+1", "-1", "@SUM(A1)", '=HYPERLINK("x")'):
+        for field in ("key", "document_ref", "case_ref", "cost_centre", "contract_ref"):
+            with pytest.raises(ValidationError):
+                replace(booking(), **{field: bad}).validate(catalogue)
+        with pytest.raises(ValidationError):
+            check_user(bad, "approved_by")
+    assert all(code[0].isalnum() for code in catalogue.codes())
+
+
+def test_text_that_looks_like_a_formula_stays_text_in_the_workbook(tmp_path: Path) -> None:
+    report = standard_report()
+    c = report.categories[0]
+    report = replace(
+        report,
+        categories=[replace(c, category_name="=HYPERLINK(1)", rate_label="#N/A"), *report.categories[1:]],
     )
     path = tmp_path / "f.xlsx"
-    write_workbook(make_report([b]), path)
-    ws = load_workbook(path)["Belege"]
-    assert [ws[f"{c}2"].value for c in "NOP"] == ['=HYPERLINK("http://x","y")', "#N/A", "+1"]
-    assert [ws[f"{c}2"].data_type for c in "NOP"] == ["s", "s", "s"]
-    assert ws["G2"].value == datetime(2025, 2, 1, 12, 0, 0)
+    write_workbook(report, path)
+    ws = load_workbook(path)["Übersicht"]
+    r = find_row(ws, c.category)
+    assert [ws[f"{x}{r}"].value for x in "BG"] == ["=HYPERLINK(1)", "#N/A"]
+    assert [ws[f"{x}{r}"].data_type for x in "BG"] == ["s", "s"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -756,6 +728,7 @@ def test_byte_identical_twice(tmp_path: Path) -> None:
     time.sleep(2.1)  # zip times have a 2-second resolution
     write_workbook(standard_report(), b)
     assert a.read_bytes() == b.read_bytes()
+    assert belege_path(a).read_bytes() == belege_path(b).read_bytes()
     core = load_workbook(a).properties
     assert core.created == core.modified == datetime(2025, 4, 15, 10, 30, 15)
 
@@ -771,6 +744,7 @@ def test_byte_identical_across_processes(tmp_path: Path, standard) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "12345", "TZ": "America/New_York"}
     subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, env=env, check=True, timeout=120)
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(path.read_bytes()).digest()
+    assert belege_path(out).read_bytes() == belege_path(path).read_bytes()
 
 
 def test_inconsistent_report_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
@@ -803,10 +777,10 @@ def test_replaces_an_existing_file_and_leaves_no_temporaries(tmp_path: Path) -> 
     path.write_bytes(b"old")
     write_workbook(standard_report(), path)
     assert load_workbook(path).sheetnames[0] == "Übersicht"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.belege.csv", "out.xlsx"]
 
 
 def test_column_letters_used_by_tests_match_the_header() -> None:
-    # the Belege column positions the tests rely on
-    assert BELEGE_HEADER[column_index_from_string("N") - 1] == "Beleg"
-    assert BELEGE_HEADER[column_index_from_string("K") - 1] == "Netto"
+    # the Belegverzeichnis column positions the tests rely on
+    assert BELEGE_HEADER[column_index_from_string("B") - 1] == "Kategorie"
+    assert BELEGE_HEADER[column_index_from_string("H") - 1] == "Belegliste ab Zeile"

@@ -251,3 +251,16 @@ def test_parse_amount_is_exact_or_refuses_for_long_numbers() -> None:
     except ValueError:
         return
     assert cents == 123456789012345678901234567891
+
+
+@given(st.integers(0, 10**13 - 1), st.sampled_from(["de", "de_plain", "en_plain", "whole"]))
+def test_parse_amount_fast_path_equals_general_path(cents: int, style: str) -> None:
+    """The common spellings take a shortcut; a leading space sends the same text the general way."""
+    euros, rest = divmod(cents, 100)
+    text = {
+        "de": f"{euros:,}".replace(",", ".") + f",{rest:02d}",
+        "de_plain": f"{euros},{rest:02d}",
+        "en_plain": f"{euros}.{rest:02d}",
+        "whole": f"{euros}",
+    }[style]
+    assert parse_amount_cents(text) == parse_amount_cents(" " + text)

@@ -450,3 +450,26 @@ def test_a_directory_is_refused(tmp_path: Path, catalogue):
     with pytest.raises(RunFileError) as e:
         read_payment_run(tmp_path, catalogue)
     assert str(e.value) == f"{tmp_path}: is a directory"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2025-02-29", "29.02.2025", "2025-13-01", "31.04.2025", "2025-1-05", "5.1.2025", "２０２５-01-01"],
+)
+def test_parse_date_shortcut_agrees_with_strptime(text):
+    from datetime import datetime
+
+    from ledger.commands import parse_date
+
+    expected = None
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            expected = datetime.strptime(text, fmt).date()
+            break
+        except ValueError:
+            pass
+    if expected is None:
+        with pytest.raises(ValueError):
+            parse_date(text)
+    else:
+        assert parse_date(text) == expected

@@ -1,0 +1,483 @@
+"""Every figure of issue 7 in one table: a generated big-city year on PostgreSQL, each figure with the
+baseline measured in the same run, the ratio, the target and whether it is met.
+
+    .venv/bin/python benchmarks/bench_all.py [--quick] [--year-bookings N] [--small-bookings M]
+                                             [--run-rows R] [--big-rows B]
+
+Default (make bench): a year of about 2,000,000 bookings, the growth reference at 100,000, a payment
+run of 180,000 lines, a file of 1,000,000 lines for the memory figure. --quick (make bench QUICK=1):
+200,000 / 20,000 / 20,000 / 100,000, a few minutes.
+
+For each year size a fresh database `koa_bench_all_<size>_<pid>` is filled through the product
+(Ledger.import_bookings in runs of at most 100,000, then the demo's approvals and reversals) and
+dropped at the end, also on error. Then, each phase in its own child process (its own peak RSS):
+  year: VACUUM, catch-up of the split view (timed), the baseline read (pages of 10,000 rows of the
+        event table, each state parsed as JSON, amounts added up), a full rebuild of the view,
+        the library's ProjectionRunner (one transaction per event) for a few seconds from an emptied
+        view (then rebuilt), replay as of now into a fresh SQLite store, the seal chain verified,
+        the KoA-VV workbook 2025 Q4 (cumulative: the whole year) with its Belegliste, the baseline
+        CSV dump of the same bookings, the Belegliste counted back and its hash checked, and a
+        payment run of R lines imported (streamed) into the full store;
+  import (large store): text COPY of the run's file into a bare table (the baseline), the library's
+        default path in a fresh database (an aggregate per booking, 100 per save), the re-import
+        (idempotent), and a file of B lines imported streamed for its peak RSS.
+Growth: per-booking cost in the large store ÷ the same in the small one.
+Correctness, not speed, decides the exit code: every reader must see the whole log, the chain
+must verify, the Belegliste must hold every counted booking under the hash the workbook states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import export_workbook
+import harness
+import import_payment_run
+import replay
+from harness import Job, exit_code, exit_on_sigterm, main_or_phase, peak_rss_mib, run_phase
+
+LIBRARY_RUNNER_SECONDS = 10
+RUN_PREFIX = "ZL-202503"  # keys of the measured payment run: none of the demo year's ("LR-...")
+
+
+# ---- children -------------------------------------------------------------------------------------
+
+
+def store_phase(job: Job) -> dict[str, Any]:
+    return replay.store_phase(job)
+
+
+def catch_up_phase(job: Job) -> dict[str, Any]:
+    from projections.split_projection import catch_up, rebuild
+
+    with harness.open_bench_books(job) as books:
+        t0 = time.perf_counter()
+        if job.get("rebuild"):
+            result = rebuild(books.ledger, books.split_view)
+        else:
+            result = catch_up(books.ledger, books.split_view)
+        seconds = time.perf_counter() - t0
+        counted = sum(t.booking_count for t in books.split_view.totals(harness.YEAR))
+    return {
+        "events": result.events,
+        "position": result.position,
+        "seconds": seconds,
+        "counted": counted,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def library_runner_phase(job: Job) -> dict[str, Any]:
+    """The library's ProjectionRunner (subscription, one transaction per event) applying the same
+    split view from an emptied view, for LIBRARY_RUNNER_SECONDS; the view is rebuilt afterwards."""
+    from eventsourcing.projection import Projection, ProjectionRunner
+
+    from ledger.application import Ledger
+    from projections.split_projection import VIEW_NAME, rebuild, to_batch
+    from projections.split_view import PostgresSplitView
+
+    class OneByOne(Projection[PostgresSplitView]):
+        name = VIEW_NAME
+
+        def __init__(self, view: PostgresSplitView) -> None:
+            super().__init__(view)
+            self.position = view.max_tracking_id(Ledger.name) or 0
+
+        def process_event(self, domain_event: Any, tracking: Any) -> None:  # type: ignore[override]
+            batch = to_batch([domain_event], [tracking.notification_id])
+            self.view.apply_batch(batch, tracking, start=self.position)
+            self.position = tracking.notification_id
+
+    with harness.open_bench_books(job) as books:
+        books.split_view.reset(books.ledger.name)
+        env = books.env
+        runner = ProjectionRunner(
+            application_class=Ledger, projection_class=OneByOne, view_class=PostgresSplitView, env=env
+        )
+        with runner:
+            t0 = time.perf_counter()
+            time.sleep(LIBRARY_RUNNER_SECONDS)
+            done = books.split_view.max_tracking_id(books.ledger.name) or 0
+            seconds = time.perf_counter() - t0
+        # Position != count where ids have gaps; the demo year's log has none.
+        rebuild(books.ledger, books.split_view)
+    return {"events": done, "seconds": seconds}
+
+
+def import_run_phase(job: Job) -> dict[str, Any]:
+    """A payment run file streamed into this store (as `koa import payments`)."""
+    from ledger.payment_run import open_payment_run
+
+    with harness.open_bench_books(job) as books:
+        base = books.ledger.max_notification_id()
+        t0 = time.perf_counter()
+        with open_payment_run(Path(job["file"]), books.ledger.catalogue) as run:
+            result = books.ledger.import_stream(run, recorded_by="bench")
+        seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if job.get("again"):
+            with open_payment_run(Path(job["file"]), books.ledger.catalogue) as run:
+                again = books.ledger.import_stream(run, recorded_by="bench")
+            if again.created or books.ledger.max_notification_id() != base + result.created:
+                raise SystemExit("the re-import wrote to the event log")
+        again_s = time.perf_counter() - t1
+    return {
+        "created": result.created,
+        "seconds": seconds,
+        "again_seconds": again_s,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def library_import_phase(job: Job) -> dict[str, Any]:
+    from ledger.settings import Settings
+
+    path = Path(job["file"])
+    from ledger.bootstrap import open_books
+
+    settings = Settings(
+        database_url=harness.database_url(job["dbname"]), data_dir=path.parent, _env_file=None
+    )
+    with open_books(settings) as books:
+        return import_payment_run.library_path(books.ledger, path, job["rows"])
+
+
+PHASES = {
+    "store": store_phase,
+    "catch-up": catch_up_phase,
+    "baseline-read": replay.baseline_phase,
+    "library-runner": library_runner_phase,
+    "replay": replay.replay_phase,
+    "verify": replay.verify_phase,
+    "baseline-csv": export_workbook.baseline_phase,
+    "xlsx": export_workbook.report_phase,
+    "check": export_workbook.check_phase,
+    "import-run": import_run_phase,
+    "library-import": library_import_phase,
+}
+
+
+# ---- parent ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    figure: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    ok: bool | None = None
+
+
+def year_figures(size: int, label: str, run_file: Path, run_rows: int, tmp: Path, quick: bool) -> dict:
+    """Store a year of about `size` bookings and measure it; every figure of one year size."""
+    args = argparse.Namespace(
+        store="postgres", households=max(1, round(size / harness.BOOKINGS_PER_HOUSEHOLD))
+    )
+    out: dict[str, Any] = {}
+    with harness.year_store(args, f"all_{label}") as (job, where):
+        out["where"] = where
+        print(f"[{label}] storing a year of about {size:,} bookings ...", file=sys.stderr, flush=True)
+        out["stored"] = run_phase(__file__, job, "store")
+        harness.vacuum(job["dbname"])  # as autovacuum would have, before anyone reads the new events
+        out["catch_up"] = run_phase(__file__, job, "catch-up")
+        print(f"[{label}] measuring ...", file=sys.stderr, flush=True)
+        out["base_read"] = run_phase(__file__, job, "baseline-read")
+        out["rebuild"] = run_phase(__file__, job, "catch-up", rebuild=True)
+        if label == "large":
+            out["library_runner"] = run_phase(__file__, job, "library-runner")
+        harness.vacuum(job["dbname"])
+        out["replay"] = run_phase(__file__, job, "replay")
+        out["verify"] = run_phase(__file__, job, "verify")
+        out["base_csv"] = run_phase(__file__, job, "baseline-csv")
+        out["xlsx"] = run_phase(__file__, job, "xlsx")
+        out["check"] = run_phase(__file__, job, "check", file=out["xlsx"]["file"])
+        out["import"] = run_phase(__file__, job, "import-run", file=str(run_file), again=(label == "large"))
+        if label == "large":
+            out["copy_s"] = import_payment_run.copy_baseline(job["dbname"], run_file, run_rows)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a scaled-down run of a few minutes")
+    ap.add_argument("--year-bookings", type=int)
+    ap.add_argument("--small-bookings", type=int)
+    ap.add_argument("--run-rows", type=int)
+    ap.add_argument("--big-rows", type=int)
+    args = ap.parse_args(argv)
+    large = args.year_bookings or (200_000 if args.quick else 2_000_000)
+    small = args.small_bookings or (20_000 if args.quick else 100_000)
+    run_rows = args.run_rows or (20_000 if args.quick else 180_000)
+    big_rows = args.big_rows or (100_000 if args.quick else 1_000_000)
+    exit_on_sigterm()
+    t_start = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="koa-bench-all-") as tmp_name:
+        tmp = Path(tmp_name)
+        run_file = tmp / "zahllauf.csv"
+        import_payment_run.write_payment_run(run_file, run_rows, prefix=RUN_PREFIX)
+        years = {
+            "small": year_figures(small, "small", run_file, run_rows, tmp, args.quick),
+            "large": year_figures(large, "large", run_file, run_rows, tmp, args.quick),
+        }
+        # The library's default import path and the memory of a big file, each in a fresh database.
+        dbname = f"koa_bench_all_import_{os.getpid()}"
+        try:
+            print("[import] the library's default path, the big file ...", file=sys.stderr, flush=True)
+            harness.create_database(dbname)
+            job = {
+                "store": "postgres",
+                "dbname": dbname,
+                "dir": tmp_name,
+                "file": str(run_file),
+                "rows": run_rows,
+            }
+            library = run_phase(__file__, job, "library-import")
+            big_file = tmp / "zahllauf-gross.csv"
+            import_payment_run.write_payment_run(big_file, big_rows, prefix=RUN_PREFIX)
+            harness.create_database(dbname)
+            big = run_phase(__file__, {**job, "file": str(big_file)}, "import-run")
+        finally:
+            harness.drop_database(dbname)
+
+    lines, problems = table(years, library, big, run_rows, big_rows)
+    large_y = years["large"]
+    print(
+        f"\nkoa-ledger issue 7 benchmark: a year of {large_y['stored']['bookings']:,} bookings "
+        f"({large_y['stored']['events']:,} events; growth reference {years['small']['stored']['bookings']:,}), "
+        f"a payment run of {run_rows:,} lines, {large_y['where']}; "
+        f"{time.perf_counter() - t_start:,.0f} s in all\n"
+    )
+    widths = [
+        max(
+            len(getattr(x, f))
+            for x in lines + [Line("figure", "value", "baseline (same run)", "ratio", "target")]
+        )
+        for f in ("figure", "value", "baseline", "ratio", "target")
+    ]
+    head = Line("figure", "value", "baseline (same run)", "ratio", "target")
+    for line in [head, None, *lines]:
+        if line is None:
+            print("-" * (sum(widths) + 4 * 3 + 6))
+            continue
+        mark = "" if line.ok is None else ("ok" if line.ok else "BELOW")
+        print(
+            f"{line.figure:<{widths[0]}} | {line.value:>{widths[1]}} | {line.baseline:>{widths[2]}} | "
+            f"{line.ratio:>{widths[3]}} | {line.target:<{widths[4]}} | {mark}"
+        )
+    print("\n" + harness.storing_context(large_y["stored"]))
+    return exit_code(problems)
+
+
+def _rate(n: float, seconds: float, unit: str) -> str:
+    return f"{n / seconds:,.0f} {unit}"
+
+
+def table(
+    years: dict, library: dict, big: dict, run_rows: int, big_rows: int
+) -> tuple[list[Line], list[str]]:
+    L, S = years["large"], years["small"]
+    problems: list[str] = []
+    lines: list[Line] = []
+
+    copy_rate = run_rows / L["copy_s"]
+    imp = L["import"]
+    imp_rate = run_rows / imp["seconds"]
+    lines.append(
+        Line(
+            f"import {run_rows:,}-line run, streamed, into the full store",
+            _rate(run_rows, imp["seconds"], "bookings/s"),
+            _rate(run_rows, L["copy_s"], "rows/s COPY"),
+            f"{imp_rate / copy_rate:.3f}",
+            "≥ 0.5 × COPY",
+            imp_rate / copy_rate >= 0.5,
+        )
+    )
+    lib_rate = run_rows / library["total_s"]
+    lines.append(
+        Line(
+            "  library default path (aggregate per booking, 100 per save)",
+            _rate(run_rows, library["total_s"], "bookings/s"),
+            "",
+            f"{lib_rate / copy_rate:.3f}",
+            "printed beside",
+        )
+    )
+    lines.append(
+        Line(
+            "  re-import of the same run (idempotent, 0 written)",
+            _rate(run_rows, imp["again_seconds"], "rows/s"),
+            "",
+            f"{run_rows / imp['again_seconds'] / copy_rate:.3f}",
+            "",
+        )
+    )
+    lines.append(Line("  peak RSS of that import", f"{imp['peak_rss_mib']:,.0f} MiB"))
+    lines.append(
+        Line(
+            f"import {big_rows:,}-line file, streamed: peak RSS",
+            f"{big['peak_rss_mib']:,.0f} MiB",
+            "",
+            "",
+            "< 500 MiB",
+            big["peak_rss_mib"] < 500,
+        )
+    )
+    lines.append(Line("  its speed", _rate(big_rows, big["seconds"], "bookings/s")))
+
+    base = L["base_read"]
+    base_rate = base["rows"] / base["seconds"]
+    base_txt = _rate(base["rows"], base["seconds"], "rows/s read+sum")
+    for key, label in (
+        ("catch_up", "split view catch-up of the year"),
+        ("rebuild", "split view full rebuild"),
+    ):
+        r = L[key]
+        rate = r["events"] / r["seconds"]
+        lines.append(
+            Line(
+                f"{label} ({r['events']:,} events)",
+                _rate(r["events"], r["seconds"], "events/s"),
+                base_txt,
+                f"{rate / base_rate:.3f}",
+                "≥ 0.5 × read+sum",
+                rate / base_rate >= 0.5,
+            )
+        )
+    lr = L.get("library_runner")
+    if lr:
+        lines.append(
+            Line(
+                f"  library ProjectionRunner, 1 transaction per event ({lr['events']:,} in {lr['seconds']:.0f} s)",
+                _rate(lr["events"], lr["seconds"], "events/s"),
+                "",
+                f"{lr['events'] / lr['seconds'] / base_rate:.3f}",
+                "printed beside",
+            )
+        )
+    rp = L["replay"]
+    lines.append(
+        Line(
+            "replay as of now into a fresh SQLite store",
+            _rate(rp["events_read"], rp["seconds"], "events/s"),
+            base_txt,
+            f"{rp['events_read'] / rp['seconds'] / base_rate:.3f}",
+            "",
+        )
+    )
+    vf = L["verify"]
+    lines.append(
+        Line(
+            "verify the seal chain",
+            _rate(vf["count"], vf["seconds"], "events/s"),
+            base_txt,
+            f"{vf['count'] / vf['seconds'] / base_rate:.3f}",
+            "",
+        )
+    )
+
+    x = L["xlsx"]
+    total = x["assemble_seconds"] + x["write_seconds"]
+    bc = L["base_csv"]
+    lines.append(
+        Line(
+            f"KoA-VV workbook 2025 Q4 (cumulative), {x['bookings']:,} bookings",
+            f"{total:.1f} s",
+            f"{bc['seconds']:.1f} s CSV dump",
+            f"{bc['seconds'] / total:.3f}",
+            "< 10 s",
+            total < 10,
+        )
+    )
+    lines.append(
+        Line(
+            "  of it: assemble / Belegliste + workbook",
+            f"{x['assemble_seconds']:.1f} / {x['write_seconds']:.1f} s",
+        )
+    )
+    lines.append(
+        Line(
+            "  peak RSS of the export",
+            f"{x['peak_rss_mib']:,.0f} MiB",
+            f"{bc['peak_rss_mib']:,.0f} MiB",
+            "",
+            "< 1 GiB",
+            x["peak_rss_mib"] < 1024,
+        )
+    )
+    lines.append(
+        Line(
+            "  sizes: workbook / Belegliste",
+            f"{x['file_bytes'] / 1e6:.2f} / {L['check']['list_bytes'] / 1e6:.0f} MB",
+        )
+    )
+
+    def per(y: dict, what: str) -> float:
+        if what == "import":
+            return y["import"]["seconds"] / run_rows
+        if what == "rebuild":
+            return y["rebuild"]["seconds"] / y["rebuild"]["events"]
+        if what == "export":
+            z = y["xlsx"]
+            return (z["assemble_seconds"] + z["write_seconds"]) / z["bookings"]
+        return y["replay"]["seconds"] / y["replay"]["events_read"]
+
+    for what, unit in (
+        ("import", "import of the run"),
+        ("rebuild", "full rebuild"),
+        ("export", "workbook"),
+        ("replay", "replay"),
+    ):
+        small, large = per(S, what), per(L, what)
+        g = large / small
+        lines.append(
+            Line(
+                f"growth {S['stored']['bookings']:,} -> {L['stored']['bookings']:,}: {unit}, cost per booking",
+                f"{large * 1e6:,.1f} µs",
+                f"{small * 1e6:,.1f} µs",
+                f"{g:.2f}",
+                "≤ 1.2 ×",
+                g <= 1.2,
+            )
+        )
+
+    for name, y in years.items():
+        events = y["stored"]["events"]
+        if not y["verify"]["intact"] or y["verify"]["count"] != events:
+            problems.append(f"{name}: verify: {y['verify']['verdict']}")
+        if y["replay"]["events_read"] != events:
+            problems.append(f"{name}: replay read {y['replay']['events_read']} of {events}")
+        if y["base_read"]["rows"] != events:
+            problems.append(f"{name}: the baseline read {y['base_read']['rows']} of {events}")
+        for key in ("catch_up", "rebuild"):
+            if y[key]["position"] != events:
+                problems.append(f"{name}: {key} reached {y[key]['position']} of {events}")
+        expected = y["stored"]["bookings"] + y["stored"]["reversals"]
+        for what, n in (
+            ("workbook", y["xlsx"]["bookings"]),
+            ("Belegliste", y["check"]["belege_rows"]),
+            ("baseline CSV", y["base_csv"]["rows"]),
+            ("split totals", y["rebuild"]["counted"]),
+        ):
+            if n != expected:
+                problems.append(f"{name}: {what} has {n} bookings, expected {expected}")
+        if not y["check"]["hash_matches"]:
+            problems.append(f"{name}: the Belegliste's SHA-256 is not the one the workbook states")
+        if y["import"]["created"] != run_rows:
+            problems.append(f"{name}: the run import created {y['import']['created']} of {run_rows}")
+    if big["created"] != big_rows:
+        problems.append(f"the big import created {big['created']} of {big_rows}")
+    return lines, problems
+
+
+if __name__ == "__main__":
+    sys.exit(main_or_phase(main, PHASES))

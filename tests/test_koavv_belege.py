@@ -1,0 +1,166 @@
+"""The Belegliste: PostgreSQL's COPY path and the Python path give the same bytes, every booking
+behind the figures is in it once, and its shares add up to the figures to the cent."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+import pytest
+
+from domain.booking import Kind
+from exports import koavv_belege
+from exports.koavv_report import build_report
+from projections.split_projection import catch_up
+from tests.factories import booking
+
+CATEGORIES = ["kdu", "buergergeld", "vwk.personal", "vwk.sachkosten", "egt.aktivierung", "but"]
+
+
+def _fill(books, n: int = 400, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    run = []
+    for i in range(n):
+        month = rng.randint(1, 12)
+        run.append(
+            replace(
+                booking(
+                    f"BL-{rng.randint(0, 10**6):07d}-{i}",
+                    amount_cents=rng.choice([1, 3, 5, 7, 999, 1001]) * rng.randint(1, 3),
+                ),
+                kind=rng.choice([Kind.PAYMENT, Kind.PAYMENT, Kind.RECEIPT]),
+                category=rng.choice(CATEGORIES),
+                payment_date=date(2025, month, 10),
+                service_from=date(2025, month, 1),
+                service_to=date(2025, month, 28),
+            )
+        )
+    books.ledger.import_bookings(run, recorded_by="clerk")
+    for c in run[:5]:
+        books.ledger.reverse_booking(c.key, reason="Korrektur", reversed_by="clerk", on=date(2025, 6, 1))
+    catch_up(books.ledger, books.split_view)
+
+
+def _report(books, quarter: int | None):
+    return build_report(
+        books.split_view,
+        books.ledger,
+        land="BW",
+        year=2025,
+        quarter=quarter,
+        as_of=datetime.now(UTC),
+        last_position=books.ledger.max_notification_id(),
+        store=books.where,
+    )
+
+
+@pytest.mark.parametrize("quarter", [1, 3, None])
+def test_copy_path_equals_python_path_and_adds_up(books, quarter):
+    _fill(books)
+    report = _report(books, quarter)
+    belege = report.belege
+    fast = io.BytesIO()
+    koavv_belege.write_csv(belege, fast)  # PostgreSQL: COPY; SQLite: the Python path
+    slow = io.BytesIO()
+    slow.write(koavv_belege.header_bytes())
+    koavv_belege._write_rows(iter(belege), slow)
+    assert fast.getvalue() == slow.getvalue()
+    # A list of the same BelegRows (as tests and small reports build them) gives the same bytes.
+    assert koavv_belege.sha256(list(belege)) == koavv_belege.sha256(belege)
+
+    rows = list(csv.DictReader(io.StringIO(fast.getvalue().decode())))
+    assert len(rows) == len(belege) > 0
+    assert len({r["booking_key"] for r in rows}) == len(rows)
+    sums = defaultdict(lambda: [0, 0, 0, 0, 10**9, 0])
+    for line, r in enumerate(rows, 2):
+        s = sums[(r["category"], int(r["quarter"]))]
+        s[0] += 1
+        s[1] += int(r["net_cents"])
+        s[2] += int(r["federal_cents"])
+        s[3] += int(r["municipal_cents"])
+        s[4], s[5] = min(s[4], line), max(s[5], line)
+        assert int(r["federal_cents"]) + int(r["municipal_cents"]) == int(r["net_cents"])
+    for g in koavv_belege.groups(belege):
+        if g.booking_count:
+            assert sums[(g.category, g.quarter)] == [
+                g.booking_count,
+                g.net_cents,
+                g.federal_cents,
+                g.municipal_cents,
+                g.first_line,
+                g.last_line,
+            ]
+    for c in report.categories:
+        got = [s for (cat, _), s in sums.items() if cat == c.category]
+        assert sum(s[2] for s in got) == c.federal_cents
+        assert sum(s[0] for s in got) == c.booking_count
+
+
+def test_csv_format_is_fixed(books):
+    books.ledger.import_bookings([booking("FMT-1", case_ref="")], recorded_by="clerk")
+    catch_up(books.ledger, books.split_view)
+    out = io.BytesIO()
+    koavv_belege.write_csv(_report(books, 1).belege, out)
+    header, line, end = out.getvalue().decode().split("\n")
+    assert end == ""
+    assert header == ",".join(koavv_belege.FIELDS)
+    values = line.split(",")
+    assert values[0] == "FMT-1" and values[3] == "2025-02-27"
+    assert values[6].startswith("20") and values[6].endswith("+00")
+    assert values[14] == '""'  # an empty case reference is an empty quoted value on every path
+
+
+def test_csv_field_quotes_as_postgres_does():
+    assert [koavv_belege.csv_field(v) for v in ("", "a b", "x,y", 'q"q', 1, " lead", "a#b:c/d")] == [
+        '""',
+        "a b",
+        '"x,y"',
+        '"q""q"',
+        "1",
+        " lead",
+        "a#b:c/d",
+    ]
+
+
+def test_utc_text_is_postgres_iso_output():
+    from datetime import timedelta, timezone
+
+    cet = timezone(timedelta(hours=1))
+    assert (
+        koavv_belege.utc_text(datetime(2025, 3, 1, 13, 0, 5, 250000, tzinfo=cet))
+        == "2025-03-01 12:00:05.25+00"
+    )
+    assert koavv_belege.utc_text(datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)) == "2025-03-01 12:00:05+00"
+    assert koavv_belege.utc_text(datetime(2025, 3, 1, 12, 0, 5, 1)) == "2025-03-01 12:00:05.000001+00"
+
+
+def test_bookings_of_a_year_beyond_its_eingliederungsbudget_add_up_to_the_capped_lines(books):
+    """The budget runs out in Q1: Q1's federal part is shared over its bookings by net, Q2 is all
+    municipal. Neither line's share is its rate times its net, so the list shares each line as it is."""
+    from ledger import budget_commands
+
+    budget_commands.allocate(
+        books, year=2025, title="egt", amount_cents=100_000, reference="Z-1", reason="Zuteilung", by="admin"
+    )
+    run = [
+        replace(booking(f"EG-{q}-{i}", amount_cents=cents, case_ref=""), category="egt.aktivierung",
+                payment_date=date(2025, 3 * q, 10), service_from=date(2025, 3 * q, 1),
+                service_to=date(2025, 3 * q, 28))
+        for q, amounts in ((1, (40_000, 40_000, 40_001)), (2, (33_333, 33_334))) for i, cents in enumerate(amounts)
+    ]
+    books.ledger.import_bookings(run, recorded_by="clerk")
+    catch_up(books.ledger, books.split_view)
+    report = _report(books, 2)
+    out = io.BytesIO()
+    koavv_belege.write_csv(report.belege, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
+    federal = defaultdict(int)
+    for r in rows:
+        federal[int(r["quarter"])] += int(r["federal_cents"])
+        assert int(r["federal_cents"]) + int(r["municipal_cents"]) == int(r["net_cents"])
+    assert federal == {1: 100_000, 2: 0}
+    assert [c.federal_cents for c in report.categories if c.category == "egt.aktivierung"] == [100_000]
