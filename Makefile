@@ -25,10 +25,10 @@ test: setup
 # Speed and memory of issue 7, one table: every figure with its baseline measured in the same run,
 # the ratio and the target (PostgreSQL on 127.0.0.1). QUICK=1 scales the generated year down
 # (a few minutes); the full run (a 2,000,000-booking year) takes about a quarter of an hour.
-# The single scripts (import_payment_run.py, replay.py, export_workbook.py) still run on their own.
+# The API rows come from a koa serve of its own (api_load.py). The single scripts
+# (import_payment_run.py, replay.py, export_workbook.py, api_load.py) still run on their own.
 bench: setup
 	$(BIN)/python benchmarks/bench_all.py $(if $(QUICK),--quick,)
-	$(BIN)/python benchmarks/api_load.py $(if $(QUICK),--seconds 5,)
 
 lint: setup
 	$(BIN)/ruff check .

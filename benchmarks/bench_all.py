@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import api_load
 import export_workbook
 import harness
 import import_payment_run
@@ -249,7 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             harness.drop_database(dbname)
 
+    print("[api] 50 clients posting single bookings through koa serve ...", file=sys.stderr, flush=True)
+    api = api_figures(seconds=5 if args.quick else 20)
     lines, problems = table(years, library, big, run_rows, big_rows)
+    lines += api_lines(api)
+    if api["errors"] or not api["created"]:
+        problems.append(f"api: {api['created']} bookings created, responses other than 201: {api['errors']}")
     large_y = years["large"]
     print(
         f"\nkoa-ledger issue 7 benchmark: a year of {large_y['stored']['bookings']:,} bookings "
@@ -276,6 +282,36 @@ def main(argv: list[str] | None = None) -> int:
         )
     print("\n" + harness.storing_context(large_y["stored"]))
     return exit_code(problems)
+
+
+def api_figures(*, seconds: float, clients: int = 50) -> dict[str, Any]:
+    """benchmarks/api_load.py's measurement: its own server on a fresh database, health baseline first."""
+    import asyncio
+
+    token = os.urandom(24).hex()
+    with api_load.bench_server(token) as (url, _where):
+        done, base_s = asyncio.run(api_load.health_rate(url, clients, 5.0))
+        result = asyncio.run(api_load.load(url, token, clients, seconds))
+    return result | {"health_rate": done / base_s, "clients": clients}
+
+
+def api_lines(api: dict[str, Any]) -> list[Line]:
+    rate = api["created"] / api["seconds"]
+    p99_ms = api_load.percentile(api["latencies"], 99) * 1000
+    lag_ms = api_load.percentile(api["lags"], 99) * 1000
+    return [
+        Line(
+            f"API: {api['clients']} clients posting single bookings",
+            f"{rate:,.0f} bookings/s",
+            f"{api['health_rate']:,.0f} requests/s GET /health",
+            f"{rate / api['health_rate']:.3f}",
+            "≥ 1,000 bookings/s",
+            rate >= 1000,
+        ),
+        Line("  POST latency p99", f"{p99_ms:,.0f} ms", "", "", "< 50 ms", p99_ms < 50),
+        Line("lag: a booking posted through the API shows in the split, p99", f"{lag_ms:,.0f} ms", "", "",
+             "< 1 s", lag_ms < 1000),
+    ]
 
 
 def _rate(n: float, seconds: float, unit: str) -> str:
