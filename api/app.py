@@ -35,6 +35,7 @@ from api.routers import (
 from api.services import Services, ViewKeeper
 from api.settings import ApiSettings
 from ledger.bootstrap import open_books
+from ledger.group_commit import GroupCommit
 from ledger.settings import Settings
 
 DESCRIPTION = """
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with open_books(settings) as books:
+            books.ledger.group_commit = GroupCommit(books.ledger)  # many requests write at once
             store = IdempotencyStore(books, ttl_hours=api_settings.idempotency_hours)
             store.purge()
             keeper = ViewKeeper(books)

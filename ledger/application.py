@@ -25,6 +25,7 @@ from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
 from ledger import bulk_import, event_index
+from ledger.group_commit import GroupCommit
 from ledger.recorders import CalendarChanged
 
 # A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
@@ -80,6 +81,9 @@ class Ledger(Application):
         rates: RateTable | None = None,
     ) -> None:
         super().__init__(env)
+        # Set by a server with many concurrent writers (api/app.py): single bookings are then stored
+        # together with those of concurrent requests, one transaction for all (ledger/group_commit.py).
+        self.group_commit: GroupCommit | None = None
         self.catalogue = catalogue or Catalogue.load()
         self.base_rates = rates or RateTable.load()  # the shipped defaults; see `rates`
 
@@ -109,7 +113,10 @@ class Ledger(Application):
             if refused:
                 raise refused[0][1]
             try:
-                self.save(booking, *commitments, calendar_version=seen)
+                if self.group_commit is not None and not commitments:
+                    self.group_commit.save(list(booking.collect_events()), calendar_version=seen)
+                else:
+                    self.save(booking, *commitments, calendar_version=seen)
             except CalendarChanged:
                 continue  # a period was closed meanwhile: decide again against the new calendar
             except IntegrityError:
