@@ -295,7 +295,7 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
         with report_for(books, year, quarter, None) as report:
             path = out / f"koa-vv-{year}-Q{quarter}.xlsx"
             write_report(report, path, "xlsx")
-        click.echo(f"KoA-VV {report.period_label}: {path.resolve()}")
+        click.echo(f"KoA-VV {report.period_label}: {path.resolve()} (bookings: {path.stem}.belege.csv)")
 
 
 def _demo_budget(books: Books, data, year: int) -> None:
