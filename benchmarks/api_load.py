@@ -71,7 +71,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def bench_server(token: str) -> Iterator[tuple[str, str]]:
+def bench_server(token: str, workers: int = 1) -> Iterator[tuple[str, str]]:
     """koa serve over a fresh bench database; yields (url, description of the store)."""
     db = f"koa_bench_api_{os.getpid()}"
     create_database(db)
@@ -87,7 +87,7 @@ def bench_server(token: str) -> Iterator[tuple[str, str]]:
         "KOA_DATA_DIR": str(tmp / "var"),
     }
     log = (tmp / "server.log").open("wb")
-    cmd = [KOA, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [KOA, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--baseline-seconds", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (koa serve --workers)")
     parser.add_argument("--url", help="a running server (default: start one on a fresh PostgreSQL database)")
     parser.add_argument(
         "--token", help="with --url: a token with the roles clerk and auditor (or clerk and any reader)"
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         return measure(args.url, args.token, args.url)
     token = os.urandom(24).hex()
-    with bench_server(token) as (url, where):
+    with bench_server(token, args.workers) as (url, where):
         return measure(url, token, f"koa serve on {where}")
 
 

@@ -12,8 +12,15 @@ from ledger.settings import Settings
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="server processes; the database decides keys, idempotency claims and the view's position",
+)
 @handles_errors
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (tokens: KOA_TOKENS_FILE or KOA_OIDC_*; see the README)."""
     import uvicorn
 
@@ -29,4 +36,16 @@ def serve(host: str, port: int) -> None:
     with open_books(settings) as books:  # a store that cannot be reached is one line here, not a traceback
         where = books.where
     click.echo(f"koa-ledger API ({api_settings.env}) on http://{host}:{port} over {where}", err=True)
-    uvicorn.run(app, host=host, port=port, server_header=False, timeout_graceful_shutdown=10)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, server_header=False, timeout_graceful_shutdown=10)
+        return
+    # Each process builds its own app from the same environment (checked above, once).
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -34,14 +34,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(store_env: dict[str, str], token_file: Path, cwd: Path) -> Iterator[str]:
+def running_server(store_env: dict[str, str], token_file: Path, cwd: Path, workers: int = 1) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KOA_", "POSTGRES_", "PERSISTENCE_"))}
     env |= store_env | {"KOA_TOKENS_FILE": str(token_file), "KOA_ENV": "production"}
     log = cwd / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [KOA, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [KOA, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             cwd=cwd,
             env=env,
             stdout=out,
@@ -130,8 +130,9 @@ def _send(http: httpx.Client, statuses: list[int], method: str, path: str, **kwa
     raise AssertionError(f"{method} {path}: no final answer after 100 attempts")
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two processes"])
 def test_twenty_clients_post_and_approve_concurrently_and_every_booking_counts_once(
-    pg_url, token_file, tmp_path
+    pg_url, token_file, tmp_path, workers
 ):
     statuses: list[int] = []
     errors: list[BaseException] = []
@@ -182,7 +183,7 @@ def test_twenty_clients_post_and_approve_concurrently_and_every_booking_counts_o
             errors.append(e)
 
     store = {"KOA_DATABASE_URL": pg_url, "KOA_DATA_DIR": str(tmp_path / "var")}
-    with running_server(store, token_file, tmp_path) as url:
+    with running_server(store, token_file, tmp_path, workers) as url:
         threads = [
             threading.Thread(target=run, args=(clerk if i < 14 else approver, i, url)) for i in range(CLIENTS)
         ]
