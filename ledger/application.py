@@ -84,6 +84,7 @@ class Ledger(Application):
         # Set by a server with many concurrent writers (api/app.py): single bookings are then stored
         # together with those of concurrent requests, one transaction for all (ledger/group_commit.py).
         self.group_commit: GroupCommit | None = None
+        self._calendar_kept: tuple[PeriodCalendar, int] | None = None  # see _calendar_seen
         self.catalogue = catalogue or Catalogue.load()
         self.base_rates = rates or RateTable.load()  # the shipped defaults; see `rates`
 
@@ -320,23 +321,45 @@ class Ledger(Application):
         return book
 
     def calendar(self) -> PeriodCalendar:
-        """The closed periods (an empty calendar until something is closed)."""
-        return self._calendar_seen()[0]
+        """The closed periods (an empty calendar until something is closed), read afresh."""
+        return self._read_calendar()[0]
 
-    def _calendar_seen(self) -> tuple[PeriodCalendar, int]:
-        """The calendar and the version a command saw; the recorder checks it under its write lock,
-        so no booking slips into a period closed while the command ran."""
+    def _read_calendar(self) -> tuple[PeriodCalendar, int]:
         try:
             calendar = self.repository.get(CALENDAR_ID)
         except AggregateNotFoundError:
             return PeriodCalendar(), 0
         return calendar, calendar.version
 
+    def _calendar_seen(self) -> tuple[PeriodCalendar, int]:
+        """The calendar and the version a command decides against (not to be changed by it).
+
+        Kept between commands: the recorder checks the version under its write lock, so a closing
+        by anyone meanwhile makes the save fail with CalendarChanged, which drops the kept one
+        (Ledger.save) and the command decides again against the new calendar."""
+        seen = self._calendar_kept
+        if seen is None:
+            seen = self._calendar_kept = self._read_calendar()
+        return seen
+
+    def _calendar_fresh(self) -> tuple[PeriodCalendar, int]:
+        """The calendar read again now (after a CalendarChanged outside Ledger.save)."""
+        self._calendar_kept = None
+        return self._calendar_seen()
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        try:
+            return super().save(*objs, **kwargs)
+        except CalendarChanged:
+            self._calendar_kept = None
+            raise
+
     def close_period(self, *, year: int, quarter: int, closed_by: str) -> PeriodCalendar:
         check_user(closed_by, "closed_by")
         calendar = self.calendar()
         calendar.close(year=year, quarter=quarter, closed_by=closed_by)
         self.save(calendar)
+        self._calendar_kept = None
         return calendar
 
     def record_funds_draw(self, **kwargs) -> FundsDraw:

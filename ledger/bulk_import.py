@@ -223,7 +223,7 @@ class _PostgresRun:
                 curs.execute(rec.select_calendar_version, (CALENDAR_ID,))
                 if curs.fetchone()["v"] != seen:
                     # Closed meanwhile. Closing needs the lock we hold: what is committed now stays.
-                    calendar, seen = ledger._calendar_seen()
+                    calendar, seen = ledger._calendar_fresh()
                 rec._notify_channel(curs)
                 curs.execute(rec.select_last_seal)
                 row = curs.fetchone()
@@ -355,7 +355,10 @@ def _store_through_recorder(
             return ImportResult(0, len(good), None)
         try:
             ids = ledger.recorder.insert_events(new, calendar_version=seen)
-        except (CalendarChanged, IntegrityError):
-            continue  # a period closed or a key stored meanwhile: decide again
+        except CalendarChanged:
+            ledger._calendar_fresh()
+            continue  # a period closed meanwhile: decide again against the new calendar
+        except IntegrityError:
+            continue  # a key stored meanwhile: decide again
         return ImportResult(len(new), len(good) - len(new), ids[-1] if ids else None)
     raise IntegrityError("payment run kept conflicting with concurrent writers; try again")

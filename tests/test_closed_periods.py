@@ -164,3 +164,17 @@ def test_a_period_closed_while_a_command_runs_is_still_respected(books, monkeypa
     with pytest.raises(PeriodClosed):
         ledger.record_booking(booking("RACE"), recorded_by="clerk")
     assert ledger._find("RACE") is None
+
+
+def test_a_closing_by_another_process_reaches_a_ledger_that_kept_the_calendar(settings):
+    """A ledger keeps the calendar between commands; a closing elsewhere makes its next save fail on
+    the version, and the command decides again against the new calendar."""
+    from domain.periods import PeriodClosed
+    from ledger.bootstrap import open_books
+
+    with open_books(settings) as here, open_books(settings) as elsewhere:
+        here.ledger.record_booking(booking("KEPT-1"), recorded_by="clerk")  # reads and keeps the calendar
+        elsewhere.ledger.close_period(year=2025, quarter=1, closed_by="head")
+        with pytest.raises(PeriodClosed):
+            here.ledger.record_booking(booking("KEPT-2"), recorded_by="clerk")
+        assert here.ledger._find("KEPT-2") is None
