@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.catalogue import Catalogue
-from domain.errors import AlreadyApproved, FourEyesViolation, ReversalRefused, ValidationError
+from domain.errors import AlreadyApproved, FourEyesViolation, KeyConflict, ReversalRefused, ValidationError
 from domain.fiscal import FiscalPeriod, FiscalRule, fiscal_period, quarter_of
 from domain.money import AMOUNT_CENTS_MAX
 from domain.periods import PeriodCalendar
@@ -100,6 +100,25 @@ def content_of(source: Any) -> BookingContent:
 def booking_id(key: str) -> UUID:
     """Bookings are addressed by their key; the id is derived, so the store enforces uniqueness."""
     return uuid5(BOOKING_NAMESPACE, key)
+
+
+def check_reason(reason: str) -> str:
+    """A reason kept with an event (reversal, parameter, budget change): one line, required."""
+    reason = reason.strip()
+    if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
+        raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
+    return reason
+
+
+def require_same_content(stored: BookingContent, given: BookingContent) -> None:
+    """A key stored again must carry the same content (an idempotent repeat), else KeyConflict."""
+    if stored == given:
+        return
+    differing = [f.name for f in fields(BookingContent) if getattr(stored, f.name) != getattr(given, f.name)]
+    raise KeyConflict(
+        f"booking key {given.key!r} is already used for a booking with other {', '.join(differing)}",
+        field="key",
+    )
 
 
 def check_user(user: str, field: str) -> None:
@@ -202,9 +221,7 @@ class Booking(Aggregate):
         on `on` (the day of the correction) into the open period, and still names the original.
         """
         check_user(reversed_by, "reversed_by")
-        reason = reason.strip()
-        if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
-            raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
+        reason = check_reason(reason)
         self._guard_reversible()
         # Withdrawing a booking that never counted (still awaiting approval): the counter-booking
         # must never count either, or the split would show a negative amount never paid.

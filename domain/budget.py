@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.booking import REASON_LEN_MAX, REF_RE, YEAR_MAX, YEAR_MIN, check_user
+from domain.booking import REF_RE, YEAR_MAX, YEAR_MIN, check_reason, check_user
 from domain.errors import DomainError, ValidationError
 from domain.money import format_eur
 from domain.rates import pct
@@ -32,13 +32,6 @@ class BudgetExceeded(DomainError):
 
 def budget_id(year: int) -> UUID:
     return uuid5(BUDGET_NAMESPACE, str(year))
-
-
-def check_reason(reason: str) -> str:
-    reason = reason.strip()
-    if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
-        raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
-    return reason
 
 
 def check_year(year: int) -> None:

@@ -12,8 +12,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.booking import REF_RE, TEXT_LEN_MAX, check_user
-from domain.budget import check_amount, check_reason, check_year
+from domain.booking import REF_RE, TEXT_LEN_MAX, check_reason, check_user
+from domain.budget import check_amount, check_year
 from domain.errors import DomainError, ValidationError
 from domain.money import format_eur
 

@@ -11,7 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.booking import REASON_LEN_MAX, YEAR_MAX, YEAR_MIN, check_user
+from domain.booking import YEAR_MAX, YEAR_MIN, check_reason, check_user
 from domain.errors import ValidationError
 from domain.money import parse_amount_cents
 from domain.rates import DATED_PARAMETERS, LANDS
@@ -84,9 +84,7 @@ class ParameterBook(Aggregate):
             raise ValidationError("must be an amount between 0 and 1.000.000,00 € with at most 2 decimals", "value")
         if name.startswith("kdu_") and land not in LANDS:
             raise ValidationError(f"unknown Land; one of {', '.join(LANDS)}", "land")
-        reason = reason.strip()
-        if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
-            raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
+        reason = check_reason(reason)
         check_user(set_by, "set_by")
         self._set(
             name=name,

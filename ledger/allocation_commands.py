@@ -115,7 +115,7 @@ def run_allocation(
         except AggregateNotFoundError:
             allocation = CostAllocation.open(year, quarter)
         calendar, seen = ledger._calendar_seen()
-        closing = calendar.closing_of(year, quarter if quarter != YEAR else 4) or calendar.closing_of(year, YEAR)
+        closing = calendar.closing_of(year, quarter or 4)  # a closed year closes its quarters
         if closing:
             raise PeriodClosed(
                 f"cost allocation for {label(year, quarter)}: the period is closed ({closing}); "

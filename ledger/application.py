@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +14,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from eventsourcing.utils import get_topic
 
-from domain.booking import Booking, BookingContent, booking_id, check_user
+from domain.booking import Booking, BookingContent, booking_id, check_user, require_same_content
 from domain.budget import Budget, budget_id
 from domain.catalogue import Catalogue
 from domain.commitment import Commitment, commitment_id
@@ -100,7 +100,7 @@ class Ledger(Application):
             existing = self._find(content.key)
             if existing is not None:
                 content.validate(self.catalogue)
-                _require_same(existing.content(), content)
+                require_same_content(existing.content(), content)
                 return Posted(existing, created=False)
             calendar, seen = self._calendar_seen()
             booking = Booking.record(
@@ -224,7 +224,7 @@ class Ledger(Application):
                         conflicts.append(RowConflict(i, e))
                     continue
                 try:
-                    _require_same(old, c)
+                    require_same_content(old, c)
                 except KeyConflict as e:
                     conflicts.append(RowConflict(i, e))
             commitments, refused = self._draw_commitments(new)
@@ -458,12 +458,3 @@ class Ledger(Application):
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
-
-
-def _require_same(stored: BookingContent, given: BookingContent) -> None:
-    differing = [f.name for f in fields(BookingContent) if getattr(stored, f.name) != getattr(given, f.name)]
-    if differing:
-        raise KeyConflict(
-            f"booking key {given.key!r} is already used for a booking with other {', '.join(differing)}",
-            field="key",
-        )

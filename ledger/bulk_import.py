@@ -41,8 +41,15 @@ from eventsourcing.utils import get_topic
 from psycopg import errors as pg_errors
 from psycopg.sql import SQL, Identifier
 
-from domain.booking import Booking, BookingContent, booking_id, content_of, recording_terms
-from domain.errors import DomainError, KeyConflict
+from domain.booking import (
+    Booking,
+    BookingContent,
+    booking_id,
+    content_of,
+    recording_terms,
+    require_same_content,
+)
+from domain.errors import DomainError
 from domain.fiscal import FiscalPeriod
 from domain.periods import CALENDAR_ID
 from ledger import event_index, seals
@@ -160,7 +167,7 @@ def _decide(
     old = stored.get(oid)
     try:
         if old is not None:
-            _require_same(old, c)
+            require_same_content(old, c)
             return SAME
         return recording_terms(
             c, recorded_by=recorded_by, catalogue=ledger.catalogue, rates=ledger.base_rates, calendar=calendar
@@ -169,17 +176,6 @@ def _decide(
         if len(conflicts) < CONFLICTS_KEPT_MAX:
             conflicts.append(RowConflict(index, e))
         return None
-
-
-def _require_same(stored: BookingContent, given: BookingContent) -> None:
-    if stored != given:
-        differing = [
-            f for f in BookingContent.__dataclass_fields__ if getattr(stored, f) != getattr(given, f)
-        ]
-        raise KeyConflict(
-            f"booking key {given.key!r} is already used for a booking with other {', '.join(differing)}",
-            field="key",
-        )
 
 
 def _chunks(items: Iterable[BookingContent | None]) -> Iterator[list[tuple[int, BookingContent | None]]]:
