@@ -55,6 +55,7 @@ class ImportResult:
     created: int
     unchanged: int
     last_notification_id: int | None
+    lock_held_ms: int | None = None  # how long the event table was locked (PostgreSQL bulk path)
 
 
 @dataclass(frozen=True)

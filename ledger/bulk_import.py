@@ -10,16 +10,20 @@ the *same stored events* without any of that:
 - the event's state is encoded here into exactly the bytes the library's mapper and JSONTranscoder
   write for a Booking.Recorded event (a test compares them byte for byte, and reads fast-path
   events back through the repository);
-- on PostgreSQL the events and their seals are written with COPY (binary), in one transaction that
-  holds the library's table lock (`LOCK TABLE ... IN EXCLUSIVE MODE`) from before the first row is
-  looked at until the commit. Under the lock nobody else writes events, so the notification ids are
-  taken as one contiguous block from the table's own sequence, the seal chain continues from the
-  last seal, the calendar cannot change, and the look-up of keys already stored is authoritative;
-- the input is streamed: rows are taken in chunks, so a run of a million rows is never held in
-  memory. An error anywhere (a bad row of the file, a key stored with other content, a closed
-  period) stops the writing but not the checking, so every bad row is still reported; then the
-  transaction is rolled back and nothing is stored. A killed process leaves nothing either: the
-  server rolls back a transaction whose client is gone.
+- on PostgreSQL, in one transaction, in two phases. First, without any lock, the rows are read,
+  checked, decided and encoded in chunks; the encoded events go to a spool file (ledger/run_spool.py),
+  their keys into a temporary table, so a run of a million rows is never held in memory. Then the
+  library's table lock (`LOCK TABLE ... IN EXCLUSIVE MODE`) is taken and, with nobody else writing
+  events: the calendar is looked at again (rows of a period closed meanwhile are decided again),
+  keys stored by others since the first look are found by one join (same content: unchanged;
+  other content refuses the run), the notification ids are taken as one contiguous block from the
+  table's own sequence, and the spool is copied (binary COPY) into the event table with the
+  moment of the copy as the events' timestamp, each event sealed as it goes, continuing the chain
+  from the last seal. The lock is held for the copy alone: about an eighth of the run's time.
+- an error anywhere (a bad row of the file, a key stored with other content, a closed period) stops
+  the staging but not the checking, so every bad row is still reported; then the transaction is
+  rolled back and nothing is stored. A killed process leaves nothing either: the server rolls back
+  a transaction whose client is gone.
 
 Other stores (SQLite, in-memory) get the same encoded events through the application recorder's
 ordinary insert (which seals them), after a look-up of the stored keys; that path holds the run in
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -54,16 +59,17 @@ from domain.fiscal import FiscalPeriod
 from domain.periods import CALENDAR_ID
 from ledger import event_index, seals
 from ledger.recorders import CalendarChanged, SealingPostgresApplicationRecorder
+from ledger.run_spool import RunSpool, Spooled
 
 if TYPE_CHECKING:
     from ledger.application import ImportResult, Ledger, RowConflict
 
 RECORDED_TOPIC = get_topic(Booking.Recorded)
 BOOKING_TOPIC = get_topic(Booking)
-CHUNK_ROWS = 10_000
-COPY_BLOCK_ROWS = 500  # rows per block sent while the COPY runs  # rows looked up, checked and copied at a time (bounds memory, not the transaction)
-CONFLICTS_KEPT_MAX = 100_000
-SAME = object()  # the key is stored already, with the same content  # a run with more refused rows is reported with the first ones only
+CHUNK_ROWS = 10_000  # rows looked up, checked and staged at a time (bounds memory, not the transaction)
+COPY_BLOCK_ROWS = 500  # rows per block sent while the COPY runs
+CONFLICTS_KEPT_MAX = 100_000  # a run with more refused rows is reported with the first ones only
+SAME = object()  # the key is stored already, with the same content
 
 
 _esc = json.encoder.encode_basestring  # what the library's encoder writes for a str (ensure_ascii=False)
@@ -81,10 +87,24 @@ def recorded_state(
     as the library's JSONTranscoder writes them (compact, UTF-8). Spelled out as one template
     because this runs once per booking of a run; tests/test_bulk_import.py compares the bytes with
     the library's mapper for arbitrary contents."""
+    return _state_head(timestamp) + recorded_state_tail(
+        c, period, recorded_by=recorded_by, requires_approval=requires_approval
+    )
+
+
+def _state_head(timestamp: datetime) -> bytes:
+    """The state up to and including the timestamp: written when the event is stored."""
+    return f"{_STATE_HEAD}{_esc(timestamp.isoformat())}}}".encode()
+
+
+def recorded_state_tail(
+    c: BookingContent, period: FiscalPeriod, *, recorded_by: str, requires_approval: bool
+) -> bytes:
+    """The state after the timestamp: decided and encoded while the run is checked."""
     amount = c.amount_cents
     assert type(amount) is int and type(period.year) is int and type(period.quarter) is int
     return (
-        f"{_STATE_HEAD}{_esc(timestamp.isoformat())}}}{_STATE_TOPIC}"
+        f"{_STATE_TOPIC}"
         f',"key":{_esc(c.key)},"kind":{_esc(str(c.kind))},"amount_cents":{amount}'
         f',"category":{_esc(c.category)}'
         f',"payment_date":{{"_type_":"date_iso","_data_":"{c.payment_date.isoformat()}"}}'
@@ -97,6 +117,10 @@ def recorded_state(
         f',"requires_approval":{_BOOL[requires_approval]}'
         ',"reverses_key":"","reason":"","withdraws_unapproved":false}'
     ).encode()
+
+
+# A spooled event decoded before it is stored (to compare or decide it again) needs some timestamp.
+_PLACEHOLDER_HEAD = _state_head(datetime(2000, 1, 1, tzinfo=UTC))
 
 
 class RunHadBadRows(Exception):
@@ -191,39 +215,49 @@ class _PostgresRun:
         rec = ledger.recorder
         assert isinstance(rec, SealingPostgresApplicationRecorder)
         self.rec = rec
-        schema, table = rec.datastore.schema, rec.events_table_name
-        self.qualified = f'"{schema}"."{table}"'
+        schema, table = Identifier(rec.datastore.schema), Identifier(rec.events_table_name)
+        self.qualified = f'"{rec.datastore.schema}"."{rec.events_table_name}"'
         self.copy_events = SQL(
             "COPY {0}.{1} (originator_id, originator_version, topic, state, notification_id) "
             "FROM STDIN (FORMAT BINARY)"
-        ).format(Identifier(schema), Identifier(table))
+        ).format(schema, table)
         self.copy_seals = SQL("COPY {0}.{1} (notification_id, seal) FROM STDIN (FORMAT BINARY)").format(
-            Identifier(schema), Identifier(rec.seals_table_name)
+            schema, Identifier(rec.seals_table_name)
         )
         self.select_first = SQL(
             "SELECT originator_id, state FROM {0}.{1} WHERE originator_id = ANY(%s) AND originator_version = 1"
-        ).format(Identifier(schema), Identifier(table))
+        ).format(schema, table)
+        self.select_last_id = SQL("SELECT COALESCE(MAX(notification_id), 0) AS n FROM {0}.{1}").format(
+            schema, table
+        )
+        self.select_taken = SQL(
+            "SELECT e.originator_id, e.state FROM {0}.{1} e JOIN koa_run_keys k USING (originator_id) "
+            "WHERE e.notification_id > %s AND e.originator_version = 1"
+        ).format(schema, table)
 
     def store(self, items: Iterable[BookingContent | None]) -> ImportResult:
+        """Two phases in one transaction. First every row is checked, decided and encoded without
+        any lock, the events spooled to a file and their keys copied into a temporary table. Then,
+        under the table lock, the spool is copied into the event table and sealed: the lock is
+        held for what only it can make safe (ids, seals, the last look at the calendar and at keys
+        stored meanwhile), not for reading and checking the file."""
         from ledger.application import ImportRefused, ImportResult
 
         ledger, rec = self.ledger, self.rec
         calendar, seen = ledger._calendar_seen()
         conflicts: list[RowConflict] = []
-        bad_rows = created = unchanged = 0
-        next_id = last_id = 0
-        timestamp = datetime.now(tz=UTC)
+        bad_rows = unchanged = 0
         try:
-            with rec.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-                rec._lock_table(curs)
-                curs.execute(rec.select_calendar_version, (CALENDAR_ID,))
-                if curs.fetchone()["v"] != seen:
-                    # Closed meanwhile. Closing needs the lock we hold: what is committed now stays.
-                    calendar, seen = ledger._calendar_fresh()
-                rec._notify_channel(curs)
-                curs.execute(rec.select_last_seal)
-                row = curs.fetchone()
-                prev = bytes(row["seal"]) if row else seals.GENESIS
+            with (
+                RunSpool() as spool,
+                rec.datastore.get_connection() as conn,
+                conn.transaction(),
+                conn.cursor() as curs,
+            ):
+                # Everything stored after this position was stored after the look-ups below began.
+                curs.execute(self.select_last_id)
+                watermark = curs.fetchone()["n"]
+                curs.execute(_CREATE_KEYS)
                 for chunk in _chunks(items):
                     good = [(i, c, booking_id(c.key)) for i, c in chunk if c is not None]
                     bad_rows += len(chunk) - len(good)
@@ -234,37 +268,149 @@ class _PostgresRun:
                         if terms is SAME:
                             unchanged += 1
                         elif terms is not None:
-                            new.append((c, oid, terms))
+                            new.append((i, c, oid, terms))
                     if bad_rows or conflicts or not new:
                         continue  # keep checking, write nothing more: it is rolled back anyway
-                    if not next_id:
-                        next_id = self._reserve_first_id(curs)
-                    prev, next_id = self._write(curs, new, prev, next_id, timestamp)
-                    created += len(new)
-                    last_id = next_id - 1
+                    self._spool(curs, spool, new)
                 if bad_rows:
                     raise RunHadBadRows(conflicts)
                 if conflicts:
                     raise ImportRefused(conflicts)
-                if last_id:
-                    # The block of ids was taken under the lock; the sequence continues after it.
-                    curs.execute(
-                        "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)",
-                        (self.qualified, last_id),
-                    )
+                if not spool.count:
+                    return ImportResult(0, unchanged, None)
+                curs.execute("CREATE INDEX ON koa_run_keys (originator_id)")
+                curs.execute("ANALYZE koa_run_keys")
+
+                locked_at = time.perf_counter()
+                rec._lock_table(curs)
+                curs.execute(rec.select_calendar_version, (CALENDAR_ID,))
+                if curs.fetchone()["v"] != seen:
+                    # A period was closed while the rows were checked; closing needs the lock we
+                    # now hold, so this calendar stays. Rows of a now closed period are decided again.
+                    calendar, seen = ledger._calendar_fresh()
+                    spool = self._decide_again(spool, calendar)
+                rec._notify_channel(curs)
+                curs.execute(self.select_taken, (watermark,))
+                taken = {r["originator_id"].bytes: bytes(r["state"]) for r in curs.fetchall()}
+                created, last_id = self._copy(curs, spool, taken)
+                unchanged += spool.count - created
+            lock_held_ms = round((time.perf_counter() - locked_at) * 1000)
         except pg_errors.UniqueViolation as e:
             raise IntegrityError(f"payment run: a key occurs twice or was stored meanwhile: {e}") from e
-        return ImportResult(created, unchanged, last_id or None)
+        return ImportResult(created, unchanged, last_id, lock_held_ms)
+
+    def _spool(
+        self, curs: Any, spool: RunSpool, new: Sequence[tuple[int, BookingContent, UUID, Any]]
+    ) -> None:
+        """The chunk's events (without their timestamp) to the spool, their keys to the table."""
+        recorded_by = self.recorded_by
+        key_row = _KEY_ROW.pack
+        keys = bytearray(_COPY_HEADER)
+        for i, c, oid, (period, approval) in new:
+            tail = recorded_state_tail(c, period, recorded_by=recorded_by, requires_approval=approval)
+            spool.add(i, oid.bytes, str(oid), period.year, period.quarter, tail)
+            keys += key_row(1, 16, oid.bytes)
+        with curs.copy(_COPY_KEYS) as cp:
+            cp.write(keys + _COPY_TRAILER)
+
+    def _decide_again(self, spool: RunSpool, calendar: Any) -> RunSpool:
+        """The rare case of a period closed between the phases: rows decided for a period that is
+        closed now are decided again (moved to the cash period, or refused: ImportRefused, nothing
+        stored); the others stand, the calendar's change does not touch them. A new spool."""
+        from ledger.application import ImportRefused
+
+        conflicts: list[RowConflict] = []
+        again = RunSpool()
+        try:
+            for r in spool:
+                if not calendar.closing_of(r.year, r.quarter):
+                    again.add(r.index, r.oid, r.oid_text.decode(), r.year, r.quarter, r.tail)
+                    continue
+                c = content_of(self._event(UUID(bytes=r.oid), _PLACEHOLDER_HEAD + r.tail))
+                terms = _decide(
+                    self.ledger, r.index, c, UUID(bytes=r.oid), {}, self.recorded_by, calendar, conflicts
+                )
+                if terms is not None:
+                    period, approval = terms
+                    tail = recorded_state_tail(
+                        c, period, recorded_by=self.recorded_by, requires_approval=approval
+                    )
+                    again.add(r.index, r.oid, r.oid_text.decode(), period.year, period.quarter, tail)
+            if conflicts:
+                raise ImportRefused(conflicts)
+        except BaseException:
+            again.close()
+            raise
+        spool.close()
+        return again
+
+    def _copy(self, curs: Any, spool: RunSpool, taken: dict[bytes, bytes]) -> tuple[int, int | None]:
+        """COPY the spooled events into the event table with contiguous ids and the moment of the
+        copy as their timestamp (an as-of replay sees the run when it was stored, not when its
+        checking began), sealing each as it goes: the server inserts one block while the next is
+        hashed. A key somebody stored since the first look (`taken`: id -> stored state) is left
+        out if it holds the same content, and refuses the run otherwise (ImportRefused)."""
+        from ledger.application import ImportRefused, RowConflict
+
+        curs.execute(self.rec.select_last_seal)
+        row = curs.fetchone()
+        prev = bytes(row["seal"]) if row else seals.GENESIS
+        next_id = first = self._reserve_first_id(curs)
+        head = _state_head(datetime.now(tz=UTC))
+        sealed = seals.sealer(RECORDED_TOPIC, 1)
+        event_row, length, tail_id, seal_row = _EVENT_ROW.pack, _LEN.pack, _ID.pack, _SEAL_ROW.pack
+        seal_rows = bytearray(_COPY_HEADER)
+        conflicts = []
+        with curs.copy(self.copy_events) as cp:
+            block = bytearray(_COPY_HEADER)
+            for n, r in enumerate(spool, 1):
+                if r.oid in taken:
+                    conflict = self._judge_taken(r, taken[r.oid])
+                    if conflict is not None:
+                        conflicts.append(RowConflict(r.index, conflict))
+                    continue
+                state = head + r.tail
+                prev = sealed(prev, next_id, r.oid_text, state)
+                block += event_row(5, 16, r.oid, 8, 1, len(_TOPIC_BYTES), _TOPIC_BYTES)
+                block += length(len(state))
+                block += state
+                block += tail_id(8, next_id)
+                seal_rows += seal_row(2, 8, next_id, 32, prev)
+                next_id += 1
+                if n % COPY_BLOCK_ROWS == 0:
+                    cp.write(block)
+                    block = bytearray()
+            if conflicts:
+                raise ImportRefused(conflicts)  # aborts the COPY; the transaction rolls back
+            cp.write(block + _COPY_TRAILER)
+        created = next_id - first
+        if created:
+            with curs.copy(self.copy_seals) as cp:
+                cp.write(seal_rows + _COPY_TRAILER)
+        # The block of ids was taken under the lock; the sequence continues after it.
+        curs.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)",
+            (self.qualified, max(next_id - 1, first)),
+        )
+        return created, (next_id - 1 if created else None)
+
+    def _judge_taken(self, r: Spooled, stored_state: bytes) -> DomainError | None:
+        oid = UUID(bytes=r.oid)
+        try:
+            require_same_content(
+                content_of(self._event(oid, stored_state)),
+                content_of(self._event(oid, _PLACEHOLDER_HEAD + r.tail)),
+            )
+        except DomainError as e:
+            return e
+        return None
 
     def _stored(self, curs: Any, ids: list[UUID]) -> dict[UUID, BookingContent]:
         if not ids:
             return {}
         curs.execute(self.select_first, (ids,))
-        mapper = self.ledger.mapper
         return {
-            r["originator_id"]: content_of(
-                mapper.to_domain_event(StoredEvent(r["originator_id"], 1, RECORDED_TOPIC, bytes(r["state"])))
-            )
+            r["originator_id"]: content_of(self._event(r["originator_id"], bytes(r["state"])))
             for r in curs.fetchall()
         }
 
@@ -272,42 +418,8 @@ class _PostgresRun:
         curs.execute("SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) AS n", (self.qualified,))
         return int(curs.fetchone()["n"])
 
-    def _write(
-        self,
-        curs: Any,
-        new: Sequence[tuple[BookingContent, UUID, tuple[FiscalPeriod, bool]]],
-        prev: bytes,
-        next_id: int,
-        timestamp: datetime,
-    ) -> tuple[bytes, int]:
-        """COPY the chunk's events and seals, each in PostgreSQL's binary COPY format, built here
-        (psycopg's write_row costs more per row than all of this)."""
-        recorded_by = self.recorded_by
-        sealed = seals.sealer(RECORDED_TOPIC, 1)
-        head, length, tail, seal_row = _EVENT_ROW.pack, _LEN.pack, _ID.pack, _SEAL_ROW.pack
-        seal_rows = bytearray(_COPY_HEADER)
-        # The events go out in blocks while the next ones are encoded, so the server inserts
-        # (and indexes) them while this process works: on two cores the two overlap.
-        with curs.copy(self.copy_events) as cp:
-            events = bytearray(_COPY_HEADER)
-            for n, (c, oid, (period, approval)) in enumerate(new, 1):
-                state = recorded_state(
-                    c, period, recorded_by=recorded_by, requires_approval=approval, timestamp=timestamp
-                )
-                prev = sealed(prev, next_id, oid, state)
-                events += head(5, 16, oid.bytes, 8, 1, len(_TOPIC_BYTES), _TOPIC_BYTES)
-                events += length(len(state))
-                events += state
-                events += tail(8, next_id)
-                seal_rows += seal_row(2, 8, next_id, 32, prev)
-                next_id += 1
-                if n % COPY_BLOCK_ROWS == 0:
-                    cp.write(events)
-                    events = bytearray()
-            cp.write(events + _COPY_TRAILER)
-        with curs.copy(self.copy_seals) as cp:
-            cp.write(seal_rows + _COPY_TRAILER)
-        return prev, next_id
+    def _event(self, oid: UUID, state: bytes) -> Any:
+        return self.ledger.mapper.to_domain_event(StoredEvent(oid, 1, RECORDED_TOPIC, state))
 
 
 # PostgreSQL's binary COPY format: signature, flags, header extension length; each row a field
@@ -315,10 +427,13 @@ class _PostgresRun:
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _COPY_TRAILER = struct.pack("!h", -1)
 _TOPIC_BYTES = RECORDED_TOPIC.encode()
-_EVENT_ROW = struct.Struct(f"!hi16siqi{len(_TOPIC_BYTES)}s")  # uuid, version, topic
+_EVENT_ROW = struct.Struct(f"!hi16siqi{len(_TOPIC_BYTES)}s")  # uuid, version, topic; the state follows
 _LEN = struct.Struct("!i")
 _ID = struct.Struct("!iq")
 _SEAL_ROW = struct.Struct("!hiqi32s")
+_KEY_ROW = struct.Struct("!hi16s")
+_CREATE_KEYS = "CREATE TEMPORARY TABLE koa_run_keys (originator_id uuid NOT NULL) ON COMMIT DROP"
+_COPY_KEYS = "COPY koa_run_keys (originator_id) FROM STDIN (FORMAT BINARY)"
 
 
 def _store_through_recorder(

@@ -52,8 +52,23 @@ class InputError(Exception):
         self.errors = errors
 
 
+_DATES_SEEN: dict[str, date] = {}  # a payment run repeats a few dates on every row
+DATES_SEEN_MAX = 4096
+
+
 def parse_date(text: str) -> date:
     """ISO (2025-01-31) or German (31.01.2025)."""
+    seen = _DATES_SEEN.get(text)
+    if seen is not None:
+        return seen
+    parsed = _parse_date(text)
+    if len(_DATES_SEEN) >= DATES_SEEN_MAX:
+        _DATES_SEEN.clear()
+    _DATES_SEEN[text] = parsed
+    return parsed
+
+
+def _parse_date(text: str) -> date:
     s = text.strip()
     # The two canonical spellings without strptime (about 10 µs each, three dates per row of a
     # payment run); anything else, and any invalid date, takes the general path below.

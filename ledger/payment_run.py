@@ -139,10 +139,14 @@ class PaymentRunStream:
         reader, header, catalogue, progress = self.reader, self.header, self.catalogue, self.progress
         errors, lines, good = self.errors, self.lines, self.good
         first_line_of_key: dict[str, int] = {}
-        line = 1
+        line = ended = 1  # ended: the line the previous row ended on
         for row in reader:
-            # line_num is where the row ends; a quoted value may span lines.
-            line = reader.line_num - sum((v or "").count("\n") for v in row.values() if isinstance(v, str))
+            # line_num is where the row ends; a row may span lines (a quoted value with line
+            # breaks, or blank lines before it): only then are its line breaks counted.
+            line = reader.line_num
+            if line - ended > 1:
+                line -= sum((v or "").count("\n") for v in row.values() if isinstance(v, str))
+            ended = reader.line_num
             if progress:
                 progress(1)
             if len(lines) >= IMPORT_ROWS_MAX:

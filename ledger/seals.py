@@ -36,17 +36,18 @@ def seal(
     return h.digest()
 
 
-def sealer(topic: str, version: int) -> Callable[[bytes, int, UUID | str, bytes], bytes]:
+def sealer(topic: str, version: int) -> Callable[[bytes, int, UUID | str | bytes, bytes], bytes]:
     """seal() for many events of one topic and version (a bulk import): the same bytes hashed,
     with the constant parts encoded once."""
     middle = b"\0" + version.to_bytes(8, "big") + topic.encode() + b"\0"
     sha256 = hashlib.sha256
 
-    def seal_one(prev: bytes, position: int, originator_id: UUID | str, state: bytes) -> bytes:
+    def seal_one(prev: bytes, position: int, originator_id: UUID | str | bytes, state: bytes) -> bytes:
+        """originator_id may also be its text already encoded (as a bulk insert returns it)."""
         h = sha256(prev)
         h.update(
             position.to_bytes(8, "big")
-            + str(originator_id).encode()
+            + (originator_id if type(originator_id) is bytes else str(originator_id).encode())
             + middle
             + len(state).to_bytes(8, "big")
             + state

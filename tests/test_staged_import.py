@@ -1,0 +1,186 @@
+"""A streamed payment run is checked before the event table is locked (ledger/bulk_import.py).
+
+While the rows are read and checked, others keep posting; what changes meanwhile (a period
+closed, a key of the run stored by someone else) is judged again under the lock, so the outcome
+is the one a run holding the lock throughout would have had. The generators below act from inside
+the run: code after a generator's last yield runs when the import asks for the next row, that is
+after every row was checked and before the lock is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+
+import pytest
+
+from domain.booking import BookingContent, recording_terms
+from domain.fiscal import FiscalRule
+from ledger.application import ImportRefused
+from ledger.audit import verify_log
+from ledger.bootstrap import Books, open_books
+from ledger.settings import Settings
+from tests.factories import booking
+
+
+@pytest.fixture
+def other(settings: Settings) -> Iterator[Books]:
+    """A second process's view of the same store: its own connections."""
+    with open_books(settings) as b:
+        yield b
+
+
+def run_then(rows: list[BookingContent], after: Callable[[], None], at: int | None = None) -> Iterator:
+    """The rows, with `after()` run once `at` rows were taken (default: all of them)."""
+    for n, c in enumerate(rows):
+        if n == at:
+            after()
+        yield c
+    if at is None:
+        after()
+
+
+def test_others_post_while_a_run_is_checked_and_both_are_stored(books, other, monkeypatch):
+    import ledger.bulk_import as bulk
+
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 10)  # the run is being staged when the other posts
+    rows = [booking(f"R-{i}") for i in range(40)]
+    posted = []
+
+    def post_elsewhere() -> None:
+        posted.append(other.ledger.record_booking(booking("ELSEWHERE"), recorded_by="other"))
+
+    result = books.ledger.import_stream(run_then(rows, post_elsewhere, at=25), recorded_by="clerk")
+
+    assert (result.created, result.unchanged) == (40, 0)
+    assert posted and books.ledger.get_booking("ELSEWHERE").version == 1
+    # The other booking came first in the log: it committed while the run was being checked.
+    assert books.ledger.max_notification_id() == result.last_notification_id == 41
+    verdict = verify_log(books.ledger)
+    assert verdict.intact and verdict.count == 41
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)  # SQLite checks before any write
+def test_the_event_table_is_not_locked_while_rows_are_checked(books, other, monkeypatch):
+    import ledger.bulk_import as bulk
+
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 10)
+    rec = other.ledger.recorder
+    table = f'"{rec.datastore.schema}"."{rec.events_table_name}"'
+    probes = []
+
+    def probe_lock() -> None:
+        with rec.datastore.get_connection() as conn, conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = '2s'")
+            conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")  # fails if the run holds it
+            probes.append(True)
+
+    result = books.ledger.import_stream(
+        run_then([booking(f"L-{i}") for i in range(30)], probe_lock, at=25), recorded_by="clerk"
+    )
+    assert probes == [True] and result.created == 30
+    assert result.lock_held_ms is not None and 0 <= result.lock_held_ms < 60_000
+
+
+def test_a_period_closed_while_the_run_is_checked_refuses_its_rows(books, other):
+    rows = [booking(f"C-{i}") for i in range(5)]  # paid in February 2025 for March: 2025 Q1
+    closed_at = []
+
+    def close_q1() -> None:
+        other.ledger.close_period(year=2025, quarter=1, closed_by="head")
+        closed_at.append(other.ledger.max_notification_id())
+
+    with pytest.raises(ImportRefused) as e:
+        books.ledger.import_stream(run_then(rows, close_q1), recorded_by="clerk")
+
+    assert [c.index for c in e.value.conflicts] == [0, 1, 2, 3, 4]
+    assert "closed" in str(e.value.conflicts[0].error)
+    assert books.ledger._find("C-0") is None
+    assert books.ledger.max_notification_id() == closed_at[0]  # nothing of the run
+    assert verify_log(books.ledger).intact
+
+
+def test_a_year_closed_while_the_run_is_checked_moves_run_off_payments_to_cash(books, other):
+    # Paid in January 2026 for December 2025: the run-off rule counts it in 2025 while 2025 is open.
+    late = booking(
+        "RUNOFF-1",
+        payment_date=date(2026, 1, 9),
+        service_from=date(2025, 12, 1),
+        service_to=date(2025, 12, 31),
+        category="buergergeld",
+    )
+    ledger = books.ledger
+    first = recording_terms(late, recorded_by="clerk", catalogue=ledger.catalogue, rates=ledger.base_rates)
+    assert (first[0].year, first[0].rule) == (2025, FiscalRule.RUNOFF)
+    rows = [
+        late,
+        booking(
+            "RUNOFF-2",
+            payment_date=date(2026, 2, 2),
+            service_from=date(2026, 2, 1),
+            service_to=date(2026, 2, 28),
+            category="buergergeld",
+        ),
+    ]
+
+    def close_2025() -> None:
+        other.ledger.close_period(year=2025, quarter=0, closed_by="head")  # the whole year
+
+    result = ledger.import_stream(run_then(rows, close_2025), recorded_by="clerk")
+
+    assert result.created == 2
+    ledger._calendar_fresh()
+    stored = ledger.get_booking("RUNOFF-1")
+    assert (stored.fiscal_year, stored.quarter, stored.fiscal_rule) == (2026, 1, str(FiscalRule.CASH))
+    assert verify_log(ledger).intact
+
+
+def test_a_key_stored_meanwhile_with_the_same_content_is_unchanged(books, other, monkeypatch):
+    import ledger.bulk_import as bulk
+
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 2)  # the key's chunk is looked up before it is stored
+    rows = [booking(f"K-{i}") for i in range(6)]
+
+    def store_k3() -> None:
+        other.ledger.record_booking(rows[3], recorded_by="other")
+
+    result = books.ledger.import_stream(run_then(rows, store_k3), recorded_by="clerk")
+
+    assert (result.created, result.unchanged) == (5, 1)
+    assert books.ledger.get_booking("K-3").recorded_by == "other"
+    verdict = verify_log(books.ledger)
+    assert verdict.intact and verdict.count == 6
+
+
+def test_a_key_stored_meanwhile_with_other_content_refuses_the_run(books, other, monkeypatch):
+    import ledger.bulk_import as bulk
+
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 2)  # the key's chunk is looked up before it is stored
+    rows = [booking(f"D-{i}") for i in range(6)]
+
+    def store_other_d4() -> None:
+        other.ledger.record_booking(booking("D-4", amount_cents=1), recorded_by="other")
+
+    with pytest.raises(ImportRefused) as e:
+        books.ledger.import_stream(run_then(rows, store_other_d4), recorded_by="clerk")
+
+    assert [c.index for c in e.value.conflicts] == [4]
+    assert books.ledger._find("D-0") is None
+    assert books.ledger.max_notification_id() == 1  # only the other's booking
+    assert verify_log(books.ledger).intact
+
+
+def test_the_runs_events_carry_the_moment_they_were_stored(books):
+    rows = [booking(f"T-{i}") for i in range(3)]
+    checked_at: list[datetime] = []
+
+    result = books.ledger.import_stream(
+        run_then(rows, lambda: checked_at.append(datetime.now(tz=UTC))), recorded_by="clerk"
+    )
+
+    assert result.created == 3
+    for c in rows:
+        (event,) = books.ledger.booking_history(c.key)
+        # After every row was checked: an as-of replay of that moment does not show the run.
+        assert event.timestamp >= checked_at[0]
+    assert verify_log(books.ledger).intact
