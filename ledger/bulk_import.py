@@ -68,6 +68,8 @@ RECORDED_TOPIC = get_topic(Booking.Recorded)
 BOOKING_TOPIC = get_topic(Booking)
 CHUNK_ROWS = 10_000  # rows looked up, checked and staged at a time (bounds memory, not the transaction)
 COPY_BLOCK_ROWS = 500  # rows per block sent while the COPY runs
+SEAL_CHUNK_ROWS = 20_000  # events per COPY of events and of their seals (a multiple of the block)
+assert SEAL_CHUNK_ROWS % COPY_BLOCK_ROWS == 0
 CONFLICTS_KEPT_MAX = 100_000  # a run with more refused rows is reported with the first ones only
 SAME = object()  # the key is stored already, with the same content
 
@@ -359,34 +361,44 @@ class _PostgresRun:
         head = _state_head(datetime.now(tz=UTC))
         sealed = seals.sealer(RECORDED_TOPIC, 1)
         event_row, length, tail_id, seal_row = _EVENT_ROW.pack, _LEN.pack, _ID.pack, _SEAL_ROW.pack
-        seal_rows = bytearray(_COPY_HEADER)
-        conflicts = []
-        with curs.copy(self.copy_events) as cp:
-            block = bytearray(_COPY_HEADER)
-            for n, r in enumerate(spool, 1):
-                if r.oid in taken:
-                    conflict = self._judge_taken(r, taken[r.oid])
-                    if conflict is not None:
-                        conflicts.append(RowConflict(r.index, conflict))
-                    continue
-                state = head + r.tail
-                prev = sealed(prev, next_id, r.oid_text, state)
-                block += event_row(5, 16, r.oid, 8, 1, len(_TOPIC_BYTES), _TOPIC_BYTES)
-                block += length(len(state))
-                block += state
-                block += tail_id(8, next_id)
-                seal_rows += seal_row(2, 8, next_id, 32, prev)
-                next_id += 1
-                if n % COPY_BLOCK_ROWS == 0:
-                    cp.write(block)
-                    block = bytearray()
-            if conflicts:
-                raise ImportRefused(conflicts)  # aborts the COPY; the transaction rolls back
-            cp.write(block + _COPY_TRAILER)
+        conflicts: list[RowConflict] = []
+        records, done = iter(spool), False
+        while not done:
+            # One COPY of events, then one of their seals, per SEAL_CHUNK_ROWS: bounded memory
+            # (the connection cannot take the seals while the events' COPY is open).
+            seal_rows, count = bytearray(_COPY_HEADER), 0
+            with curs.copy(self.copy_events) as cp:
+                block = bytearray(_COPY_HEADER)
+                for r in records:
+                    if r.oid in taken:
+                        conflict = self._judge_taken(r, taken[r.oid])
+                        if conflict is not None:
+                            conflicts.append(RowConflict(r.index, conflict))
+                        continue
+                    if conflicts:
+                        continue  # keep judging, write nothing more: it is rolled back anyway
+                    state = head + r.tail
+                    prev = sealed(prev, next_id, r.oid_text, state)
+                    block += event_row(5, 16, r.oid, 8, 1, len(_TOPIC_BYTES), _TOPIC_BYTES)
+                    block += length(len(state))
+                    block += state
+                    block += tail_id(8, next_id)
+                    seal_rows += seal_row(2, 8, next_id, 32, prev)
+                    next_id, count = next_id + 1, count + 1
+                    if count % COPY_BLOCK_ROWS == 0:
+                        cp.write(block)
+                        block = bytearray()
+                        if count == SEAL_CHUNK_ROWS:
+                            break
+                else:
+                    done = True
+                cp.write(block + _COPY_TRAILER)
+            if count:
+                with curs.copy(self.copy_seals) as cp:
+                    cp.write(seal_rows + _COPY_TRAILER)
+        if conflicts:
+            raise ImportRefused(conflicts)  # the transaction rolls back
         created = next_id - first
-        if created:
-            with curs.copy(self.copy_seals) as cp:
-                cp.write(seal_rows + _COPY_TRAILER)
         # The block of ids was taken under the lock; the sequence continues after it.
         curs.execute(
             "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)",

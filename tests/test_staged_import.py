@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from domain.booking import BookingContent, recording_terms
+from domain.booking import Booking, BookingContent, recording_terms
 from domain.fiscal import FiscalRule
 from ledger.application import ImportRefused
 from ledger.audit import verify_log
@@ -184,3 +184,21 @@ def test_the_runs_events_carry_the_moment_they_were_stored(books):
         # After every row was checked: an as-of replay of that moment does not show the run.
         assert event.timestamp >= checked_at[0]
     assert verify_log(books.ledger).intact
+
+
+@pytest.mark.parametrize("rows", [8, 11])  # a multiple of the copy chunk, and not
+def test_a_run_larger_than_a_copy_chunk_is_stored_and_sealed_in_order(books, monkeypatch, rows):
+    import ledger.bulk_import as bulk
+
+    monkeypatch.setattr(bulk, "COPY_BLOCK_ROWS", 2)
+    monkeypatch.setattr(bulk, "SEAL_CHUNK_ROWS", 4)
+    books.ledger.record_booking(booking("FIRST"), recorded_by="clerk")
+
+    result = books.ledger.import_stream(iter([booking(f"S-{i}") for i in range(rows)]), recorded_by="clerk")
+
+    assert (result.created, result.last_notification_id) == (rows, rows + 1)
+    verdict = verify_log(books.ledger)
+    assert verdict.intact and verdict.count == rows + 1
+    assert [e.key for e in books.ledger.recorded(Booking.Recorded)] == ["FIRST"] + [
+        f"S-{i}" for i in range(rows)
+    ]
