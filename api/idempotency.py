@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from api.auth import Caller, authenticated
 from api.problems import MEDIA_TYPE, ApiProblem, problem_for, respond
 from ledger.bootstrap import Books, postgres_ddl_guard
+from ledger.recorders import SideRow, SideRowConflict
 
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft's examples
 PENDING_STALE_MS = 15 * 60 * 1000  # a claim this old belongs to a request that died: take it over
@@ -133,6 +134,62 @@ class IdempotencyStore:
                 (status, body, json.dumps(headers), owner, key),
             )
 
+    def lookup(self, owner: str, key: str) -> Stored | None:
+        """The row of a key, if any (an expired one is dropped first)."""
+        with self._txn() as c:
+            c.execute(
+                self._q(
+                    f"SELECT fingerprint, state, status, body, headers, created_ms FROM {self.table} "
+                    "WHERE owner = %s AND idem_key = %s"
+                ),
+                (owner, key),
+            )
+            row = c.fetchone()
+        if row is None:
+            return None
+        if int(row["created_ms"]) < _now_ms() - self.ttl_ms:
+            with self._txn() as c:
+                c.execute(
+                    self._q(
+                        f"DELETE FROM {self.table} WHERE owner = %s AND idem_key = %s AND created_ms = %s"
+                    ),
+                    (owner, key, row["created_ms"]),
+                )
+            return None
+        return Stored(
+            row["fingerprint"],
+            row["state"],
+            row["status"],
+            row["body"],
+            json.loads(row["headers"] or "{}"),
+            int(row["created_ms"]),
+        )
+
+    def done_row(
+        self, owner: str, key: str, fingerprint: str, status: int, body: str, headers: dict[str, str]
+    ) -> SideRow:
+        """The remembered answer as a row to be written in the transaction of the command's events."""
+        return SideRow(
+            self._q(
+                f"INSERT INTO {self.table} (owner, idem_key, fingerprint, state, status, body, headers, "
+                "created_ms) VALUES (%s, %s, %s, 'done', %s, %s, %s, %s)"
+            ),
+            (owner, key, fingerprint, status, body, json.dumps(headers), _now_ms()),
+        )
+
+    def put_done(
+        self, owner: str, key: str, fingerprint: str, status: int, body: str, headers: dict[str, str]
+    ) -> bool:
+        """Remember an answer on its own (a command that stored no events); False if the key was
+        taken meanwhile."""
+        row = self.done_row(owner, key, fingerprint, status, body, headers)
+        with self._txn() as c:
+            c.execute(
+                row.sql.rstrip() + " ON CONFLICT (owner, idem_key) DO NOTHING RETURNING created_ms",
+                row.params,
+            )
+            return c.fetchone() is not None
+
     def release(self, owner: str, key: str) -> None:
         with self._txn() as c:
             c.execute(
@@ -194,6 +251,55 @@ class Idempotency:
             log.exception("could not store the response for an idempotency key")
         return Response(body, status_code=status, headers=headers)
 
+    def run_with_events(
+        self,
+        request: BaseModel | bytes,
+        action: Callable[[Callable[[Outcome], tuple[SideRow, ...]]], tuple[Outcome, bool]],
+    ) -> Response:
+        """run() for a command whose events can carry the answer: the answer is written in the
+        same transaction as the events (stored if and only if they are), so there is no claim
+        before and no second write after. `action(remember)` passes `remember(outcome)` (the rows
+        to store with its events) to the Ledger and returns (outcome, whether they were stored).
+        Two concurrent requests with one key: the database's primary key lets one transaction
+        through; the other stores nothing and answers with the first's response."""
+        if self.key is None:
+            return self.run(request, lambda: action(lambda outcome: ())[0])
+        key, fingerprint = self.key, self._fingerprint(request)
+        stored = self.store.lookup(self.owner, key)
+        if stored is not None:
+            return self._answer_repeat(stored, fingerprint)
+
+        def remember(outcome: Outcome) -> tuple[SideRow, ...]:
+            status, model, headers = outcome
+            body = model.model_dump_json()
+            return (self.store.done_row(self.owner, key, fingerprint, status, body, _json_headers(headers)),)
+
+        try:
+            (status, model, headers), stored_with_events = action(remember)
+            body, headers = model.model_dump_json(), _json_headers(headers)
+        except SideRowConflict:
+            return self._answer_taken(fingerprint)
+        except Exception as e:  # noqa: BLE001 - decided below whether the answer may be replayed
+            status, problem_body, headers, replayable = problem_for(e)
+            if not replayable:
+                return respond(status, problem_body, headers)
+            body, stored_with_events = json.dumps(problem_body), False
+            headers = {**headers, "content-type": MEDIA_TYPE}
+        if not stored_with_events:
+            try:
+                if not self.store.put_done(self.owner, key, fingerprint, status, body, headers):
+                    return self._answer_taken(fingerprint)
+            except Exception:  # noqa: BLE001 - the answer stands; a retry runs again (no events here)
+                log.exception("could not store the response for an idempotency key")
+        return Response(body, status_code=status, headers=headers)
+
+    def _answer_taken(self, fingerprint: str) -> Response:
+        """Another request with this key stored its answer first: that answer, or why not."""
+        stored = self.store.lookup(self.owner, self.key or "")
+        if stored is None:  # dropped again meanwhile (expired): let the client retry
+            raise ApiProblem(409, "idempotency-busy", "Key busy", "the key keeps changing hands; retry later")
+        return self._answer_repeat(stored, fingerprint)
+
     def _fingerprint(self, request: BaseModel | bytes) -> str:
         h = hashlib.sha256(self.route.encode())
         if isinstance(request, BaseModel):
@@ -229,6 +335,10 @@ class Idempotency:
             self.store.release(self.owner, self.key)
         except Exception:  # noqa: BLE001 - the claim then goes stale and is taken over
             log.exception("could not release an idempotency key")
+
+
+def _json_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "content-type": "application/json"}
 
 
 def _json_response(status: int, model: BaseModel, headers: dict[str, str]) -> Response:

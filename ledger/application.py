@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,7 +26,7 @@ from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
 from ledger import bulk_import, event_index
 from ledger.group_commit import GroupCommit
-from ledger.recorders import CalendarChanged
+from ledger.recorders import CalendarChanged, SideRow, SideRowConflict
 
 # A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
 # from a file is streamed (ledger/bulk_import.py), so memory does not grow with the rows' content.
@@ -95,8 +95,16 @@ class Ledger(Application):
 
     # ---- commands --------------------------------------------------------------------------
 
-    def record_booking(self, content: BookingContent, *, recorded_by: str) -> Posted:
-        """Record a booking under its key; the same key and content again returns the first one."""
+    def record_booking(
+        self,
+        content: BookingContent,
+        *,
+        recorded_by: str,
+        side_rows: Callable[[Booking], Sequence[SideRow]] | None = None,
+    ) -> Posted:
+        """Record a booking under its key; the same key and content again returns the first one.
+        `side_rows(booking)`: rows stored in the same transaction as a new booking (the API's
+        answer for its Idempotency-Key); SideRowConflict if one of them was stored meanwhile."""
         for _attempt in range(3):
             existing = self._find(content.key)
             if existing is not None:
@@ -114,13 +122,16 @@ class Ledger(Application):
             commitments, refused = self._draw_commitments([booking])
             if refused:
                 raise refused[0][1]
+            rows = tuple(side_rows(booking)) if side_rows else ()
             try:
                 if self.group_commit is not None and not commitments:
-                    self.group_commit.save(list(booking.collect_events()), calendar_version=seen)
+                    self.group_commit.save(list(booking.collect_events()), calendar_version=seen, side_rows=rows)
                 else:
-                    self.save(booking, *commitments, calendar_version=seen)
+                    self.save(booking, *commitments, calendar_version=seen, side_rows=rows)
             except CalendarChanged:
                 continue  # a period was closed meanwhile: decide again against the new calendar
+            except SideRowConflict:
+                raise  # not the booking's key: the caller's (nothing was stored)
             except IntegrityError:
                 continue  # another writer stored the same key meanwhile: compare with theirs
             return Posted(booking, created=True)

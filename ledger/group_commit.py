@@ -22,6 +22,7 @@ BATCH_EVENTS_MAX = 500  # events per joint transaction: bounds the lock time and
 class _Waiting:
     events: list[Any]
     calendar_version: int
+    side_rows: tuple[Any, ...] = ()
     done: threading.Event = field(default_factory=threading.Event)
     lead: bool = False  # woken to lead rather than because its events were saved
     error: BaseException | None = None
@@ -38,11 +39,11 @@ class GroupCommit:
         self._leading = False
         self.largest_batch = 0  # writers in the largest joint save so far (for tests and tuning)
 
-    def save(self, events: list[Any], *, calendar_version: int) -> None:
-        """Store the events (of one command) together with those of concurrent callers; raises what
-        storing them on their own would raise."""
+    def save(self, events: list[Any], *, calendar_version: int, side_rows: tuple[Any, ...] = ()) -> None:
+        """Store the events (of one command), and its side rows in the same transaction, together
+        with those of concurrent callers; raises what storing them on their own would raise."""
         assert events
-        me = _Waiting(list(events), calendar_version)
+        me = _Waiting(list(events), calendar_version, tuple(side_rows))
         with self._lock:
             self._queue.append(me)
             if not self._leading:
@@ -63,7 +64,10 @@ class GroupCommit:
         with self._lock:
             batch, count = [], 0
             for w in self._queue:
-                if batch and (count + len(w.events) > self._batch_events_max or w.calendar_version != batch[0].calendar_version):
+                if batch and (
+                    count + len(w.events) > self._batch_events_max
+                    or w.calendar_version != batch[0].calendar_version
+                ):
                     break
                 batch.append(w)
                 count += len(w.events)
@@ -87,14 +91,18 @@ class GroupCommit:
         self.largest_batch = max(self.largest_batch, len(batch))
         version = batch[0].calendar_version
         try:
-            self._app.save(*(e for w in batch for e in w.events), calendar_version=version)
+            self._app.save(
+                *(e for w in batch for e in w.events),
+                calendar_version=version,
+                side_rows=[r for w in batch for r in w.side_rows],
+            )
         except Exception as joint_error:  # noqa: BLE001 - each writer gets its own outcome below
             if len(batch) == 1:
                 batch[0].error = joint_error
                 return
             for w in batch:
                 try:
-                    self._app.save(*w.events, calendar_version=version)
+                    self._app.save(*w.events, calendar_version=version, side_rows=w.side_rows)
                 except Exception as e:  # noqa: BLE001 - handed to the writer, who handles or raises it
                     w.error = e
                 else:

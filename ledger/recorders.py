@@ -13,13 +13,16 @@ added in that transaction after the events, when the write lock is already held.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
+from psycopg import errors as pg_errors
 from psycopg.sql import SQL, Identifier
 
 from domain.periods import CALENDAR_ID
@@ -28,6 +31,20 @@ from ledger import seals
 
 class CalendarChanged(IntegrityError):
     """A period was closed between reading the calendar and storing: the command must look again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SideRow:
+    """A row written in the same transaction as a command's events (the HTTP API's remembered
+    answer for an Idempotency-Key): stored if and only if the events are. SQL with %s
+    placeholders (PostgreSQL) or ? (SQLite), for the store it is written to."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+class SideRowConflict(IntegrityError):
+    """A side row broke a unique constraint (its key was stored meanwhile): nothing was stored."""
 
 
 CHUNK_BYTES_MAX = 1024 * 1024  # well below the ~7 MB at which the pipeline was seen to hang
@@ -95,6 +112,11 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             row = curs.fetchone()
             prev = bytes(row["seal"]) if row else seals.GENESIS
             curs.executemany(self.insert_seals, seals.chain(prev, ids, stored_events))
+            for side in kwargs.get("side_rows", ()):
+                try:
+                    curs.execute(side.sql, side.params)
+                except pg_errors.UniqueViolation as e:
+                    raise SideRowConflict(str(e)) from None
         assert len(ids) == len(stored_events)
         return ids
 
@@ -134,6 +156,11 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {SQLITE_SEALS_TABLE} (notification_id, seal) VALUES (?, ?)",
                 seals.chain(prev, ids, stored_events),
             )
+        for side in kwargs.get("side_rows", ()):
+            try:
+                c.execute(side.sql, side.params)
+            except sqlite3.IntegrityError as e:
+                raise SideRowConflict(str(e)) from None
         return ids
 
     def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:

@@ -137,3 +137,34 @@ def test_concurrent_requests_with_one_key_execute_once(client):
         else:
             assert r.json()["type"] == "urn:koa-ledger:problem:idempotency-in-flight"
     assert _position(client) == 1
+
+
+def test_concurrent_requests_with_one_key_and_other_bodies_store_one_booking(client):
+    """The answer is stored in the transaction of the booking's events: of several new bookings
+    posted at once under one key, one is stored; the others store nothing and are refused."""
+    h = auth("clerk", **{"Idempotency-Key": "race-other"})
+    barrier = threading.Barrier(6, timeout=30)
+    results, errors = [], []
+
+    def post(n: int) -> None:
+        try:
+            barrier.wait()
+            results.append(client.post("/bookings", json=booking_body(f"I-OTHER-{n}"), headers=h))
+        except BaseException as e:  # noqa: BLE001 - asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(results) == 6
+    created = [r for r in results if r.status_code == 201]
+    assert len(created) == 1, [r.text for r in results]
+    refused = [r.json()["type"] for r in results if r.status_code != 201]
+    assert refused == ["urn:koa-ledger:problem:idempotency-mismatch"] * 5
+    stored = [
+        n for n in range(6) if client.get(f"/bookings/I-OTHER-{n}", headers=auth("clerk")).status_code == 200
+    ]
+    assert [f"I-OTHER-{n}" for n in stored] == [created[0].json()["booking"]["key"]]
+    assert _position(client) == 1  # no booking without its answer, no answer without its booking

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -28,7 +29,9 @@ from api.schemas.bookings import (
 )
 from api.schemas.common import PAGE_LIMIT_DEFAULT, Limit
 from api.services import Svc
+from domain.booking import Booking
 from ledger.commands import parse_booking
+from ledger.recorders import SideRow
 from projections.booking_list import STATES, BookingFilter, list_bookings
 
 router = resource_router("/bookings", "bookings")
@@ -56,19 +59,21 @@ def create_booking(
     idem: Idem,
     svc: Svc,
 ) -> Response:
-    def action() -> Outcome:
+    def outcome(booking: Booking, created: bool) -> Outcome:
+        posted = BookingPosted(created=created, booking=BookingRead.of(booking))
+        return (201 if created else 200), posted, _location(booking.key)
+
+    def action(remember: Callable[[Outcome], tuple[SideRow, ...]]) -> tuple[Outcome, bool]:
         ledger = svc.books.ledger
         content = parse_booking(body.as_text(), ledger.catalogue)
-        posted = ledger.record_booking(content, recorded_by=caller.user)
-        svc.view.poke()
-        status = 201 if posted.created else 200
-        return (
-            status,
-            BookingPosted(created=posted.created, booking=BookingRead.of(posted.booking)),
-            _location(posted.booking.key),
+        # A new booking's answer is stored with its events, in one transaction.
+        posted = ledger.record_booking(
+            content, recorded_by=caller.user, side_rows=lambda booking: remember(outcome(booking, True))
         )
+        svc.view.poke()
+        return outcome(posted.booking, posted.created), posted.created
 
-    return idem.run(body, action)
+    return idem.run_with_events(body, action)
 
 
 @router.get("", response_model=BookingPage, summary="List bookings", responses=problem_responses())
