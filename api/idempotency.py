@@ -88,24 +88,9 @@ class IdempotencyStore:
                 )
                 if c.fetchone() is not None:
                     return None
-                c.execute(
-                    self._q(
-                        f"SELECT fingerprint, state, status, body, headers, created_ms FROM {self.table} "
-                        "WHERE owner = %s AND idem_key = %s"
-                    ),
-                    (owner, key),
-                )
-                row = c.fetchone()
-            if row is None:
+                stored = self._select(c, owner, key)
+            if stored is None:
                 continue  # released between our insert and select: try again
-            stored = Stored(
-                row["fingerprint"],
-                row["state"],
-                row["status"],
-                row["body"],
-                json.loads(row["headers"] or "{}"),
-                int(row["created_ms"]),
-            )
             if stored.state == "pending" and now - stored.created_ms > PENDING_STALE_MS:
                 if self._take_over(owner, key, fingerprint, stored.created_ms, now):
                     return None
@@ -137,24 +122,26 @@ class IdempotencyStore:
     def lookup(self, owner: str, key: str) -> Stored | None:
         """The row of a key, if any (an expired one is dropped first)."""
         with self._txn() as c:
+            stored = self._select(c, owner, key)
+        if stored is None or stored.created_ms >= _now_ms() - self.ttl_ms:
+            return stored
+        with self._txn() as c:
             c.execute(
-                self._q(
-                    f"SELECT fingerprint, state, status, body, headers, created_ms FROM {self.table} "
-                    "WHERE owner = %s AND idem_key = %s"
-                ),
-                (owner, key),
+                self._q(f"DELETE FROM {self.table} WHERE owner = %s AND idem_key = %s AND created_ms = %s"),
+                (owner, key, stored.created_ms),
             )
-            row = c.fetchone()
+        return None
+
+    def _select(self, c: Any, owner: str, key: str) -> Stored | None:
+        c.execute(
+            self._q(
+                f"SELECT fingerprint, state, status, body, headers, created_ms FROM {self.table} "
+                "WHERE owner = %s AND idem_key = %s"
+            ),
+            (owner, key),
+        )
+        row = c.fetchone()
         if row is None:
-            return None
-        if int(row["created_ms"]) < _now_ms() - self.ttl_ms:
-            with self._txn() as c:
-                c.execute(
-                    self._q(
-                        f"DELETE FROM {self.table} WHERE owner = %s AND idem_key = %s AND created_ms = %s"
-                    ),
-                    (owner, key, row["created_ms"]),
-                )
             return None
         return Stored(
             row["fingerprint"],
