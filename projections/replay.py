@@ -13,7 +13,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
 
 from projections.split_projection import decode, open_split_view, read_page, to_batch
-from projections.split_view import SplitViewQueries, list_index_sql
+from projections.split_view import SplitViewQueries
 
 REPLAY_PAGE_SIZE = 10_000  # events read and applied per transaction of the fresh store
 REPLAY_CACHE_KIB = 512 * 1024  # SQLite's page cache for the replay store (grows only as used)
@@ -53,11 +53,9 @@ def replay_as_of(
     _throwaway_settings(view)
     try:
         # The reports' index is built once the rows are in (a sorted build), not row by row.
-        with view._txn(commit=True) as c:  # type: ignore[attr-defined]
-            c.execute("DROP INDEX IF EXISTS split_bookings_list_idx")
+        view.drop_list_index()
         replay = _apply_up_to(app, view, as_of, up_to_position, t0)
-        with view._txn(commit=True) as c:  # type: ignore[attr-defined]
-            c.execute(list_index_sql(view.prefix, view.bytewise))
+        view.create_list_index()
         replay.seconds = time.perf_counter() - t0
         return replay
     except BaseException:

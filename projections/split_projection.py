@@ -298,6 +298,9 @@ def _events_table(app: Application) -> str:
 
 
 def rebuild(app: Application, view: SplitViewQueries, **kwargs) -> CatchUp:
-    """Forget the view and apply the whole log again; gives tables identical to the live ones."""
+    """Forget the view and apply the whole log again; gives tables identical to the live ones.
+    (Dropping the reports' index for the load and building it once afterwards was measured on a
+    1M-booking year: no faster, 24.9 s against 24.5 s over four runs each; the catch-up is bound
+    by decoding, not by the index.)"""
     view.reset(app.name)
     return catch_up(app, view, **kwargs)
