@@ -58,6 +58,7 @@ from domain.errors import DomainError
 from domain.fiscal import FiscalPeriod
 from domain.periods import CALENDAR_ID
 from ledger import event_index, seals
+from ledger.recorded_events import FastRecorded, plain_mapper
 from ledger.recorders import CalendarChanged, SealingPostgresApplicationRecorder
 from ledger.run_spool import RunSpool, Spooled
 
@@ -421,8 +422,9 @@ class _PostgresRun:
         if not ids:
             return {}
         curs.execute(self.select_first, (ids,))
+        decode = FastRecorded if plain_mapper(self.ledger) else self._event
         return {
-            r["originator_id"]: content_of(self._event(r["originator_id"], bytes(r["state"])))
+            r["originator_id"]: content_of(decode(r["originator_id"], bytes(r["state"])))
             for r in curs.fetchall()
         }
 

@@ -8,14 +8,13 @@ accepts a higher position, so a page applied twice is refused and rolled back as
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any, NamedTuple
 
+import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
     InfrastructureFactory,
@@ -28,6 +27,7 @@ from eventsourcing.utils import Environment, get_topic
 from psycopg.rows import tuple_row
 
 from domain.booking import Booking
+from ledger.recorded_events import FastRecorded, plain_mapper
 from projections.batch import ViewBatch
 from projections.split_view import BookingRow, PostgresSplitView, SplitViewQueries, SQLiteSplitView
 
@@ -110,7 +110,7 @@ class LazyRecorded:
         self.nid, self.originator_id, self.state = nid, originator_id, state
 
     def params(self) -> tuple:
-        d = json.loads(self.state.decode())  # str: json.loads skips detecting the encoding
+        d = orjson.loads(self.state)
         approval = d["requires_approval"]
         return (
             str(self.originator_id),
@@ -206,27 +206,6 @@ def lazy_batch(app: Application, notes: list) -> ViewBatch:
     if others:
         batch.ops += to_batch([app.mapper.to_domain_event(o) for o in others], [o.id for o in others]).ops
     return batch
-
-
-class FastRecorded:
-    """A Booking.Recorded event's attributes, decoded without the library's mapper: plain
-    json.loads and the two transcodings by hand (the mapper's Python hook per dict and its event
-    construction were most of a catch-up's time). Only for stores without cipher or compression."""
-
-    __slots__ = ("__dict__",)
-
-    def __init__(self, originator_id: Any, state: bytes) -> None:
-        d = json.loads(state.decode())
-        d["timestamp"] = datetime.fromisoformat(d["timestamp"]["_data_"])
-        d["payment_date"] = date.fromisoformat(d["payment_date"]["_data_"])
-        d["service_from"] = date.fromisoformat(d["service_from"]["_data_"])
-        d["service_to"] = date.fromisoformat(d["service_to"]["_data_"])
-        d["originator_id"] = originator_id
-        self.__dict__ = d
-
-
-def plain_mapper(app: Application) -> bool:
-    return app.mapper.cipher is None and app.mapper.compressor is None
 
 
 def decode(app: Application, notes: list) -> list:

@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.booking import Booking, Kind, recording_terms
+from domain.booking import Booking, Kind, content_of, recording_terms
 from domain.periods import PeriodCalendar
 from ledger.application import ImportRefused, Ledger
 from ledger.audit import verify_log
 from ledger.bulk_import import RECORDED_TOPIC, RunHadBadRows, recorded_state
+from ledger.recorded_events import FastRecorded
 from projections.split_projection import catch_up, rebuild
 from tests.factories import booking
 
@@ -66,6 +67,10 @@ def test_state_bytes_equal_the_library_mapper(text, amount, kind, category, paid
     )
     assert stored.topic == RECORDED_TOPIC
     assert ours == stored.state
+    # The fast decoding of the hot paths (catch-up, stored keys) gives the mapper's attributes.
+    fast, decoded = FastRecorded(event.originator_id, stored.state), _LEDGER.mapper.to_domain_event(stored)
+    assert vars(fast) == {k: v for k, v in vars(decoded).items() if k != "originator_version"}
+    assert content_of(fast) == content == content_of(decoded)
 
 
 def replace_timestamp(event, ts: datetime):
