@@ -36,6 +36,7 @@ import json
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -252,11 +253,12 @@ class _PostgresRun:
         bad_rows = unchanged = 0
         try:
             with (
-                RunSpool() as spool,
+                ExitStack() as spools,  # every spool file is closed (and gone) on the way out
                 rec.datastore.get_connection() as conn,
                 conn.transaction(),
                 conn.cursor() as curs,
             ):
+                spool = spools.enter_context(RunSpool())
                 # Everything stored after this position was stored after the look-ups below began.
                 curs.execute(self.select_last_id)
                 watermark = curs.fetchone()["n"]
@@ -291,7 +293,7 @@ class _PostgresRun:
                     # A period was closed while the rows were checked; closing needs the lock we
                     # now hold, so this calendar stays. Rows of a now closed period are decided again.
                     calendar, seen = ledger._calendar_fresh()
-                    spool = self._decide_again(spool, calendar)
+                    spool = spools.enter_context(self._decide_again(spool, calendar))
                 rec._notify_channel(curs)
                 curs.execute(self.select_taken, (watermark,))
                 taken = {r["originator_id"].bytes: bytes(r["state"]) for r in curs.fetchall()}
@@ -319,7 +321,8 @@ class _PostgresRun:
     def _decide_again(self, spool: RunSpool, calendar: Any) -> RunSpool:
         """The rare case of a period closed between the phases: rows decided for a period that is
         closed now are decided again (moved to the cash period, or refused: ImportRefused, nothing
-        stored); the others stand, the calendar's change does not touch them. A new spool."""
+        stored); the others stand, the calendar's change does not touch them. A new spool (the
+        caller closes both)."""
         from ledger.application import ImportRefused
 
         conflicts: list[RowConflict] = []
@@ -344,7 +347,6 @@ class _PostgresRun:
         except BaseException:
             again.close()
             raise
-        spool.close()
         return again
 
     def _copy(self, curs: Any, spool: RunSpool, taken: dict[bytes, bytes]) -> tuple[int, int | None]:

@@ -2,8 +2,8 @@
 
 The bulk import (ledger/bulk_import.py) checks and encodes every row before it takes the event
 table's lock; the encoded events wait here, on disk rather than in memory (a run of a million rows
-is ~650 MB of events), and are read back once, in order, under the lock. The file is anonymous:
-it disappears when closed, and with the process.
+is ~650 MB of events), and are read back once, in order, under the lock. The file is anonymous
+(in the temp directory, TMPDIR): it disappears when closed, and with the process.
 
 A record: the row's index in the run, the booking id (16 bytes and its 36-character text, as the
 seal hashes it), the fiscal year and quarter the row was decided for, and the event's state
