@@ -105,23 +105,30 @@ class Ledger(Application):
         """Record a booking under its key; the same key and content again returns the first one.
         `side_rows(booking)`: rows stored in the same transaction as a new booking (the API's
         answer for its Idempotency-Key); SideRowConflict if one of them was stored meanwhile."""
-        for _attempt in range(3):
-            existing = self._find(content.key)
+        for attempt in range(3):
+            # The first attempt takes the key for new (the common case: no read before the write);
+            # a key stored already fails the save or the rules, and the next attempt looks it up.
+            existing = self._find(content.key) if attempt else None
             if existing is not None:
                 content.validate(self.catalogue)
                 require_same_content(existing.content(), content)
                 return Posted(existing, created=False)
             calendar, seen = self._calendar_seen()
-            booking = Booking.record(
-                content,
-                recorded_by=recorded_by,
-                catalogue=self.catalogue,
-                rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
-                calendar=calendar,
-            )
-            commitments, refused = self._draw_commitments([booking])
-            if refused:
-                raise refused[0][1]
+            try:
+                booking = Booking.record(
+                    content,
+                    recorded_by=recorded_by,
+                    catalogue=self.catalogue,
+                    rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
+                    calendar=calendar,
+                )
+                commitments, refused = self._draw_commitments([booking])
+                if refused:
+                    raise refused[0][1]
+            except DomainError:
+                if attempt == 0 and self._find(content.key) is not None:
+                    continue  # a repeat of a stored booking (its period may be closed by now)
+                raise
             rows = tuple(side_rows(booking)) if side_rows else ()
             try:
                 if self.group_commit is not None and not commitments:
