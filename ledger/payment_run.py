@@ -156,8 +156,8 @@ class PaymentRunStream:
                     RowError(line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}")
                 )
                 content = None
-            elif all(not (v or "").strip() for v in row.values()):
-                continue  # blank line
+            elif not (row.get("key") or "").strip() and all(not (v or "").strip() for v in row.values()):
+                continue  # blank line (a row with a key is not: no need to look at every cell)
             else:
                 try:
                     content = parse_booking(row, catalogue)
