@@ -19,7 +19,7 @@ the *same stored events* without any of that:
   other content refuses the run), the notification ids are taken as one contiguous block from the
   table's own sequence, and the spool is copied (binary COPY) into the event table with the
   moment of the copy as the events' timestamp, each event sealed as it goes, continuing the chain
-  from the last seal. The lock is held for the copy alone: about an eighth of the run's time.
+  from the last seal. The lock is held for the copy alone: about a sixth of the run's time.
 - an error anywhere (a bad row of the file, a key stored with other content, a closed period) stops
   the staging but not the checking, so every bad row is still reported; then the transaction is
   rolled back and nothing is stored. A killed process leaves nothing either: the server rolls back
