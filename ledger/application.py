@@ -132,7 +132,9 @@ class Ledger(Application):
             rows = tuple(side_rows(booking)) if side_rows else ()
             try:
                 if self.group_commit is not None and not commitments:
-                    self.group_commit.save(list(booking.collect_events()), calendar_version=seen, side_rows=rows)
+                    self.group_commit.save(
+                        list(booking.collect_events()), calendar_version=seen, side_rows=rows
+                    )
                 else:
                     self.save(booking, *commitments, calendar_version=seen, side_rows=rows)
             except CalendarChanged:
@@ -144,22 +146,43 @@ class Ledger(Application):
             return Posted(booking, created=True)
         raise IntegrityError(f"booking {content.key!r} kept conflicting with concurrent writers; try again")
 
-    def approve_booking(self, key: str, *, approved_by: str, on: date | None = None) -> Booking:
+    def approve_booking(
+        self,
+        key: str,
+        *,
+        approved_by: str,
+        on: date | None = None,
+        side_rows: Callable[[Booking], Sequence[SideRow]] | None = None,
+    ) -> Booking:
+        """`side_rows(booking)`: rows stored in the same transaction as the approval."""
         for _attempt in range(3):
             booking = self.get_booking(key)
             calendar, seen = self._calendar_seen()
             booking.approve(approved_by=approved_by, calendar=calendar, on=on or date.today())
             try:
-                self.save(booking, calendar_version=seen)
+                self.save(
+                    booking, calendar_version=seen, side_rows=tuple(side_rows(booking)) if side_rows else ()
+                )
+            except SideRowConflict:
+                raise  # not the booking's: the caller's (nothing was stored)
             except IntegrityError:  # a concurrent approval or closing: the guards decide again
                 continue
             return booking
         raise IntegrityError(f"booking {key!r} kept changing under concurrent writers; try again")
 
-    def reverse_booking(self, key: str, *, reason: str, reversed_by: str, on: date | None = None) -> Booking:
+    def reverse_booking(
+        self,
+        key: str,
+        *,
+        reason: str,
+        reversed_by: str,
+        on: date | None = None,
+        side_rows: Callable[[Booking, Booking], Sequence[SideRow]] | None = None,
+    ) -> Booking:
         """Reverse a booking by a counter-booking; both are stored in one transaction.
 
         `on` is the day of the correction (default: today), used when the original's period is closed.
+        `side_rows(original, counter)`: rows stored in the same transaction.
         """
         for _attempt in range(3):
             original = self.get_booking(key)
@@ -172,8 +195,17 @@ class Ledger(Application):
                 commitment.undraw(booking_key=original.key, reversal_key=counter.key)
             else:
                 commitment = None
+            rows = tuple(side_rows(original, counter)) if side_rows else ()
             try:
-                self.save(original, counter, *([commitment] if commitment else []), calendar_version=seen)
+                self.save(
+                    original,
+                    counter,
+                    *([commitment] if commitment else []),
+                    calendar_version=seen,
+                    side_rows=rows,
+                )
+            except SideRowConflict:
+                raise  # not the booking's: the caller's (nothing was stored)
             except IntegrityError:  # a concurrent reversal or closing: the guards decide again
                 continue
             return counter
@@ -215,7 +247,9 @@ class Ledger(Application):
         checked = bulk_import.commitment_checker(self)
         return any(checked(c) for c in contents)
 
-    def _import_with_aggregates(self, contents: Sequence[BookingContent], *, recorded_by: str) -> ImportResult:
+    def _import_with_aggregates(
+        self, contents: Sequence[BookingContent], *, recorded_by: str
+    ) -> ImportResult:
         """The library's path: one Booking aggregate per row, saved with the commitments drawn on."""
         for _attempt in range(3):
             # Look up what is stored first, so a re-import builds no aggregates at all.
@@ -419,7 +453,9 @@ class Ledger(Application):
             found += [self.mapper.to_domain_event(n) for n in page]
             after = page[-1].id
 
-    def _draw_commitments(self, bookings: Sequence[Booking]) -> tuple[list[Commitment], list[tuple[int, DomainError]]]:
+    def _draw_commitments(
+        self, bookings: Sequence[Booking]
+    ) -> tuple[list[Commitment], list[tuple[int, DomainError]]]:
         """Payments under the contract of a commitment draw down its slice of their fiscal year.
 
         Returns the commitments drawn on (to be saved with the bookings) and the refused drawdowns
@@ -438,7 +474,8 @@ class Ledger(Application):
             try:
                 if b.category != commitment.instrument:
                     raise ValidationError(
-                        f"contract {b.contract_ref} commits {commitment.instrument}, not {b.category}", "category"
+                        f"contract {b.contract_ref} commits {commitment.instrument}, not {b.category}",
+                        "category",
                     )
                 commitment.draw(booking_key=b.key, year=b.fiscal_year, amount_cents=b.amount_cents)
             except DomainError as e:

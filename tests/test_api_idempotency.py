@@ -168,3 +168,29 @@ def test_concurrent_requests_with_one_key_and_other_bodies_store_one_booking(cli
     ]
     assert [f"I-OTHER-{n}" for n in stored] == [created[0].json()["booking"]["key"]]
     assert _position(client) == 1  # no booking without its answer, no answer without its booking
+
+
+def test_approvals_racing_under_one_key_approve_one_booking(client):
+    """An approval's answer is stored in the approval's transaction: two approvals posted at once
+    under one key approve one booking; the other stays awaiting approval."""
+    for key in ("I-APP-1", "I-APP-2"):
+        body = booking_body(key, amount="20.000,00", category="egt.aktivierung", case_ref="")
+        assert client.post("/bookings", json=body, headers=auth("clerk")).status_code == 201
+    h = auth("approver", **{"Idempotency-Key": "approve-race"})
+    barrier = threading.Barrier(2, timeout=30)
+    results = {}
+
+    def approve(key: str) -> None:
+        barrier.wait()
+        results[key] = client.post(f"/bookings/{key}/approve", headers=h)
+
+    threads = [threading.Thread(target=approve, args=(k,)) for k in ("I-APP-1", "I-APP-2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    statuses = sorted(r.status_code for r in results.values())
+    assert statuses == [200, 409], {k: r.text for k, r in results.items()}
+    states = {k: client.get(f"/bookings/{k}", headers=auth("clerk")).json()["state"] for k in results}
+    approved = [k for k, r in results.items() if r.status_code == 200]
+    assert [k for k, s in states.items() if s != "awaiting_approval"] == approved

@@ -151,12 +151,18 @@ def approve(
     idem: Idem,
     svc: Svc,
 ) -> Response:
-    def action() -> Outcome:
-        booking = svc.books.ledger.approve_booking(key, approved_by=caller.user)
-        svc.view.poke()
+    def outcome(booking: Booking) -> Outcome:
         return 200, BookingRead.of(booking), {}
 
-    return idem.run(b"", action)
+    def action(remember: Callable[[Outcome], tuple[SideRow, ...]]) -> tuple[Outcome, bool]:
+        # The answer is stored with the approval, in one transaction.
+        booking = svc.books.ledger.approve_booking(
+            key, approved_by=caller.user, side_rows=lambda b: remember(outcome(b))
+        )
+        svc.view.poke()
+        return outcome(booking), True
+
+    return idem.run_with_events(b"", action)
 
 
 @router.post(
@@ -173,15 +179,20 @@ def reverse(
     idem: Idem,
     svc: Svc,
 ) -> Response:
-    def action() -> Outcome:
-        ledger = svc.books.ledger
-        counter = ledger.reverse_booking(key, reason=body.reason, reversed_by=caller.user)
-        svc.view.poke()
-        original = ledger.get_booking(key)
-        return (
-            201,
-            ReversalPosted(original=BookingRead.of(original), counter_booking=BookingRead.of(counter)),
-            _location(counter.key),
-        )
+    def outcome(original: Booking, counter: Booking) -> Outcome:
+        posted = ReversalPosted(original=BookingRead.of(original), counter_booking=BookingRead.of(counter))
+        return 201, posted, _location(counter.key)
 
-    return idem.run(body, action)
+    def action(remember: Callable[[Outcome], tuple[SideRow, ...]]) -> tuple[Outcome, bool]:
+        answer: list[Outcome] = []
+
+        def rows(original: Booking, counter: Booking) -> tuple[SideRow, ...]:
+            answer[:] = [outcome(original, counter)]  # the answer of the attempt that is stored
+            return remember(answer[0])
+
+        # The answer is stored with the reversal and the counter-booking, in one transaction.
+        svc.books.ledger.reverse_booking(key, reason=body.reason, reversed_by=caller.user, side_rows=rows)
+        svc.view.poke()
+        return answer[0], True
+
+    return idem.run_with_events(body, action)
