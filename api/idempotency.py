@@ -256,14 +256,19 @@ class Idempotency:
         if stored is not None:
             return self._answer_repeat(stored, fingerprint)
 
+        remembered: list[tuple[int, str, dict[str, str]]] = []  # the answer of the latest attempt
+
         def remember(outcome: Outcome) -> tuple[SideRow, ...]:
             status, model, headers = outcome
-            body = model.model_dump_json()
-            return (self.store.done_row(self.owner, key, fingerprint, status, body, _json_headers(headers)),)
+            remembered[:] = [(status, model.model_dump_json(), _json_headers(headers))]
+            return (self.store.done_row(self.owner, key, fingerprint, *remembered[0]),)
 
         try:
             (status, model, headers), stored_with_events = action(remember)
-            body, headers = model.model_dump_json(), _json_headers(headers)
+            if stored_with_events:  # answer with exactly the bytes stored for a repeat
+                status, body, headers = remembered[-1]
+            else:
+                body, headers = model.model_dump_json(), _json_headers(headers)
         except SideRowConflict:
             return self._answer_taken(fingerprint)
         except Exception as e:  # noqa: BLE001 - decided below whether the answer may be replayed

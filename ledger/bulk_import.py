@@ -59,14 +59,13 @@ from domain.errors import DomainError
 from domain.fiscal import FiscalPeriod
 from domain.periods import CALENDAR_ID
 from ledger import event_index, seals
-from ledger.recorded_events import FastRecorded, plain_mapper
+from ledger.recorded_events import RECORDED_TOPIC, recorded_event
 from ledger.recorders import CalendarChanged, SealingPostgresApplicationRecorder
 from ledger.run_spool import RunSpool, Spooled
 
 if TYPE_CHECKING:
     from ledger.application import ImportResult, Ledger, RowConflict
 
-RECORDED_TOPIC = get_topic(Booking.Recorded)
 BOOKING_TOPIC = get_topic(Booking)
 CHUNK_ROWS = 10_000  # rows looked up, checked and staged at a time (bounds memory, not the transaction)
 COPY_BLOCK_ROWS = 500  # rows per block sent while the COPY runs
@@ -424,9 +423,8 @@ class _PostgresRun:
         if not ids:
             return {}
         curs.execute(self.select_first, (ids,))
-        decode = FastRecorded if plain_mapper(self.ledger) else self._event
         return {
-            r["originator_id"]: content_of(decode(r["originator_id"], bytes(r["state"])))
+            r["originator_id"]: content_of(self._event(r["originator_id"], bytes(r["state"])))
             for r in curs.fetchall()
         }
 
@@ -435,7 +433,7 @@ class _PostgresRun:
         return int(curs.fetchone()["n"])
 
     def _event(self, oid: UUID, state: bytes) -> Any:
-        return self.ledger.mapper.to_domain_event(StoredEvent(oid, 1, RECORDED_TOPIC, state))
+        return recorded_event(self.ledger, oid, state)
 
 
 # PostgreSQL's binary COPY format: signature, flags, header extension length; each row a field

@@ -7,31 +7,28 @@ take 100,000 round trips. This reads the version-1 events of many ids per query 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from eventsourcing.utils import get_topic
 
-from domain.booking import Booking, BookingContent, content_of
-from ledger.recorded_events import FastRecorded, plain_mapper
+from domain.booking import BookingContent, content_of
+from ledger.recorded_events import RECORDED_TOPIC, recorded_event
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
 
-RECORDED_TOPIC = get_topic(Booking.Recorded)
 SQLITE_IDS_PER_QUERY = 500  # below SQLite's host-parameter limit
 POSTGRES_IDS_PER_QUERY = 50_000
 
 
 def recorded_contents(app: Ledger, ids: Sequence[UUID]) -> dict[UUID, BookingContent]:
     out: dict[UUID, BookingContent] = {}
-    fast = plain_mapper(app)
     for stored in _select_first_events(app, ids):
-        if fast and stored.topic == RECORDED_TOPIC:
-            event: Any = FastRecorded(stored.originator_id, stored.state)
+        if stored.topic == RECORDED_TOPIC:
+            event = recorded_event(app, stored.originator_id, stored.state)
         else:
             event = app.mapper.to_domain_event(stored)
         out[stored.originator_id] = content_of(event)

@@ -23,18 +23,17 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteFactory
-from eventsourcing.utils import Environment, get_topic
+from eventsourcing.utils import Environment
 from psycopg.rows import tuple_row
 
 from domain.booking import Booking
-from ledger.recorded_events import FastRecorded, plain_mapper
+from ledger.recorded_events import RECORDED_TOPIC, FastRecorded, plain_mapper
 from projections.batch import ViewBatch
 from projections.split_view import BookingRow, PostgresSplitView, SplitViewQueries, SQLiteSplitView
 
 PAGE_SIZE = 10_000  # events per transaction (measured: 1,000 -> 10,000 about +15 %; more gains little)
 CONFLICTS_MAX = 1000  # another runner winning this often means something else is wrong
 VIEW_NAME = "SplitProjection"
-RECORDED_TOPIC = get_topic(Booking.Recorded)
 
 
 def open_split_view(env: dict[str, str]) -> SplitViewQueries:
