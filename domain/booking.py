@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from enum import StrEnum
+from hashlib import sha1
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -91,15 +92,30 @@ class BookingContent:
             raise ValidationError(f"at most {TEXT_LEN_MAX} characters on one line", "text")
 
 
+_CONTENT_FIELDS = tuple(f.name for f in fields(BookingContent))
+
+
 def content_of(source: Any) -> BookingContent:
     """The content held by a Booking or carried by its Recorded event (both have the fields)."""
-    values = {f.name: getattr(source, f.name) for f in fields(BookingContent)}
+    values = {name: getattr(source, name) for name in _CONTENT_FIELDS}
     return BookingContent(**(values | {"kind": Kind(values["kind"])}))
 
 
 def booking_id(key: str) -> UUID:
     """Bookings are addressed by their key; the id is derived, so the store enforces uniqueness."""
-    return uuid5(BOOKING_NAMESPACE, key)
+    return UUID(bytes=booking_id_bytes(key))
+
+
+def booking_id_bytes(key: str) -> bytes:
+    """booking_id(key).bytes: the name-based UUID (version 5, RFC 9562) of the key in
+    BOOKING_NAMESPACE, written out here because uuid.uuid5 costs a payment run ~3 µs per row more."""
+    digest = int.from_bytes(sha1(_NAMESPACE_BYTES + key.encode()).digest()[:16])
+    return ((digest & _VERSION_VARIANT_CLEAR) | _VERSION_5_VARIANT_RFC).to_bytes(16)
+
+
+_NAMESPACE_BYTES = BOOKING_NAMESPACE.bytes
+_VERSION_VARIANT_CLEAR = ~((0xF << 76) | (0x3 << 62))  # the version nibble, the variant's two bits
+_VERSION_5_VARIANT_RFC = (5 << 76) | (0x2 << 62)
 
 
 def check_reason(reason: str) -> str:
@@ -152,7 +168,9 @@ def recording_terms(
         if period.rule is not FiscalRule.CASH and calendar.closing_of(period.year, period.quarter):
             # The run-off and December-for-January rules may move a payment only into an open
             # year; once that is closed, the payment counts where it was made (cash rule).
-            period = FiscalPeriod(content.payment_date.year, quarter_of(content.payment_date), FiscalRule.CASH)
+            period = FiscalPeriod(
+                content.payment_date.year, quarter_of(content.payment_date), FiscalRule.CASH
+            )
         calendar.guard_open(period.year, period.quarter, f"booking {content.key}")
     return period, content.amount_cents > rates.approval_threshold_cents
 

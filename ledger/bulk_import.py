@@ -42,15 +42,16 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.utils import get_topic
-from psycopg import errors as pg_errors
 from psycopg.sql import SQL, Identifier
 
 from domain.booking import (
     Booking,
     BookingContent,
     booking_id,
+    booking_id_bytes,
     content_of,
     recording_terms,
     require_same_content,
@@ -59,7 +60,7 @@ from domain.errors import DomainError
 from domain.fiscal import FiscalPeriod
 from domain.periods import CALENDAR_ID
 from ledger import event_index, seals
-from ledger.recorded_events import RECORDED_TOPIC, recorded_event
+from ledger.recorded_events import RECORDED_TOPIC, FastRecorded, recorded_event
 from ledger.recorders import CalendarChanged, SealingPostgresApplicationRecorder
 from ledger.run_spool import RunSpool, Spooled
 
@@ -72,6 +73,7 @@ COPY_BLOCK_ROWS = 500  # rows per block sent while the COPY runs
 SEAL_CHUNK_ROWS = 20_000  # events per COPY of events and of their seals (a multiple of the block)
 assert SEAL_CHUNK_ROWS % COPY_BLOCK_ROWS == 0
 CONFLICTS_KEPT_MAX = 100_000  # a run with more refused rows is reported with the first ones only
+JUDGE_BATCH_ROWS = 1_000  # rows whose key was stored meanwhile, looked up at a time
 SAME = object()  # the key is stored already, with the same content
 
 
@@ -139,30 +141,49 @@ class DrawsOnCommitment(Exception):
     commitment, which this path does not write. Nothing was stored; use Ledger.import_bookings."""
 
 
-def commitment_checker(ledger: Ledger) -> Callable[[BookingContent | None], bool]:
-    """Whether a row would draw on a stored commitment (looked up once per contract in a run)."""
-    from domain.commitment import commitment_id
+class CommitmentChecker:
+    """Whether a row would draw on a stored commitment (looked up once per contract in a run).
+    Remembers the contracts found without one: a commitment made for one of them while the run is
+    checked must still stop the run, so the store looks at them again under its lock
+    (`absent_ids`)."""
 
-    known: dict[str, bool] = {}
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.known: dict[str, bool] = {}
 
-    def draws(c: BookingContent | None) -> bool:
+    def __call__(self, c: BookingContent | None) -> bool:
+        from domain.commitment import commitment_id
+
         if c is None or not c.contract_ref or c.kind != "payment":
             return False
-        if c.contract_ref not in known:
-            known[c.contract_ref] = commitment_id(c.contract_ref) in ledger.repository
-        return known[c.contract_ref]
+        if c.contract_ref not in self.known:
+            self.known[c.contract_ref] = commitment_id(c.contract_ref) in self.ledger.repository
+        return self.known[c.contract_ref]
 
-    return draws
+    def absent_ids(self) -> list[UUID]:
+        from domain.commitment import commitment_id
+
+        return [commitment_id(ref) for ref, found in self.known.items() if not found]
+
+
+def commitment_checker(ledger: Ledger) -> CommitmentChecker:
+    return CommitmentChecker(ledger)
 
 
 def _refusing_commitment_draws(
-    ledger: Ledger, items: Iterable[BookingContent | None]
+    draws: CommitmentChecker, items: Iterable[BookingContent | None]
 ) -> Iterator[BookingContent | None]:
-    draws = commitment_checker(ledger)
     for c in items:
         if draws(c):
             raise DrawsOnCommitment(f"booking {c.key} draws on the commitment of contract {c.contract_ref}")
         yield c
+
+
+def _commitment_made_meanwhile() -> DrawsOnCommitment:
+    return DrawsOnCommitment(
+        "a commitment was made for a contract of this run while the run was checked; its payments "
+        "draw on it now"
+    )
 
 
 def store_run(ledger: Ledger, items: Iterable[BookingContent | None], *, recorded_by: str) -> ImportResult:
@@ -171,27 +192,26 @@ def store_run(ledger: Ledger, items: Iterable[BookingContent | None], *, recorde
     every row was checked. Key conflicts and closed periods raise ImportRefused, nothing stored.
     Keys must be unique within the run (the caller checks; the store's primary key refuses).
     A payment under a stored commitment raises DrawsOnCommitment, nothing stored."""
-    items = _refusing_commitment_draws(ledger, items)
+    draws = commitment_checker(ledger)
+    items = _refusing_commitment_draws(draws, items)
     if isinstance(ledger.recorder, SealingPostgresApplicationRecorder):
-        return _PostgresRun(ledger, recorded_by).store(items)
-    return _store_through_recorder(ledger, items, recorded_by)
+        return _PostgresRun(ledger, recorded_by).store(items, draws)
+    return _store_through_recorder(ledger, items, recorded_by, draws)
 
 
 def _decide(
     ledger: Ledger,
     index: int,
     c: BookingContent,
-    oid: UUID,
-    stored: dict[UUID, BookingContent],
+    old: BookingContent | None,
     recorded_by: str,
     calendar: Any,
     conflicts: list[RowConflict],
 ) -> Any:
-    """The new booking's (period, needs approval); SAME if the key is stored with this content;
-    None if the row is refused (then it is in conflicts)."""
+    """The new booking's (period, needs approval); SAME if the key is stored (`old`) with this
+    content; None if the row is refused (then it is in conflicts)."""
     from ledger.application import RowConflict
 
-    old = stored.get(oid)
     try:
         if old is not None:
             require_same_content(old, c)
@@ -228,17 +248,22 @@ class _PostgresRun:
             schema, Identifier(rec.seals_table_name)
         )
         self.select_first = SQL(
-            "SELECT originator_id, state FROM {0}.{1} WHERE originator_id = ANY(%s) AND originator_version = 1"
+            "SELECT originator_id, state FROM {0}.{1} "
+            "WHERE originator_id = ANY(%s::uuid[]) AND originator_version = 1"
         ).format(schema, table)
         self.select_last_id = SQL("SELECT COALESCE(MAX(notification_id), 0) AS n FROM {0}.{1}").format(
             schema, table
         )
         self.select_taken = SQL(
-            "SELECT e.originator_id, e.state FROM {0}.{1} e JOIN koa_run_keys k USING (originator_id) "
+            "SELECT e.originator_id FROM {0}.{1} e JOIN koa_run_keys k USING (originator_id) "
             "WHERE e.notification_id > %s AND e.originator_version = 1"
         ).format(schema, table)
+        self.select_any = SQL(
+            "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
+        ).format(schema, table)
+        self.finish = stored_form(ledger)
 
-    def store(self, items: Iterable[BookingContent | None]) -> ImportResult:
+    def store(self, items: Iterable[BookingContent | None], draws: CommitmentChecker) -> ImportResult:
         """Two phases in one transaction. First every row is checked, decided and encoded without
         any lock, the events spooled to a file and their keys copied into a temporary table. Then,
         under the table lock, the spool is copied into the event table and sealed: the lock is
@@ -258,17 +283,21 @@ class _PostgresRun:
                 conn.cursor() as curs,
             ):
                 spool = spools.enter_context(RunSpool())
+                # Whatever the server's default: under the lock, every statement must see what
+                # others committed before it (the last seal, the calendar, keys, commitments).
+                curs.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 # Everything stored after this position was stored after the look-ups below began.
                 curs.execute(self.select_last_id)
                 watermark = curs.fetchone()["n"]
                 curs.execute(_CREATE_KEYS)
                 for chunk in _chunks(items):
-                    good = [(i, c, booking_id(c.key)) for i, c in chunk if c is not None]
+                    good = [(i, c, booking_id_bytes(c.key)) for i, c in chunk if c is not None]
                     bad_rows += len(chunk) - len(good)
                     stored = self._stored(curs, [oid for _, _, oid in good])
                     new = []
                     for i, c, oid in good:
-                        terms = _decide(ledger, i, c, oid, stored, self.recorded_by, calendar, conflicts)
+                        old = stored.get(oid)
+                        terms = _decide(ledger, i, c, old, self.recorded_by, calendar, conflicts)
                         if terms is SAME:
                             unchanged += 1
                         elif terms is not None:
@@ -287,24 +316,30 @@ class _PostgresRun:
 
                 locked_at = time.perf_counter()
                 rec._lock_table(curs)
+                # Nobody can store events now. What others stored while the rows were checked:
+                if absent := draws.absent_ids():
+                    curs.execute(self.select_any, (absent,))
+                    if curs.fetchone() is not None:
+                        raise _commitment_made_meanwhile()
+                curs.execute(self.select_taken, (watermark,))
+                taken = {r["originator_id"].bytes for r in curs.fetchall()}  # judged as they are copied
                 curs.execute(rec.select_calendar_version, (CALENDAR_ID,))
                 if curs.fetchone()["v"] != seen:
                     # A period was closed while the rows were checked; closing needs the lock we
-                    # now hold, so this calendar stays. Rows of a now closed period are decided again.
+                    # now hold, so this calendar stays. Rows of a now closed period are decided
+                    # again, except those whose key was stored meanwhile (judged by their content).
                     calendar, seen = ledger._calendar_fresh()
-                    spool = spools.enter_context(self._decide_again(spool, calendar))
+                    spool = spools.enter_context(self._decide_again(spool, calendar, taken))
                 rec._notify_channel(curs)
-                curs.execute(self.select_taken, (watermark,))
-                taken = {r["originator_id"].bytes: bytes(r["state"]) for r in curs.fetchall()}
                 created, last_id = self._copy(curs, spool, taken)
                 unchanged += spool.count - created
             lock_held_ms = round((time.perf_counter() - locked_at) * 1000)
-        except pg_errors.UniqueViolation as e:
+        except IntegrityError as e:  # the library's, translated from psycopg's by get_connection
             raise IntegrityError(f"payment run: a key occurs twice or was stored meanwhile: {e}") from e
         return ImportResult(created, unchanged, last_id, lock_held_ms)
 
     def _spool(
-        self, curs: Any, spool: RunSpool, new: Sequence[tuple[int, BookingContent, UUID, Any]]
+        self, curs: Any, spool: RunSpool, new: Sequence[tuple[int, BookingContent, bytes, Any]]
     ) -> None:
         """The chunk's events (without their timestamp) to the spool, their keys to the table."""
         recorded_by = self.recorded_by
@@ -312,12 +347,12 @@ class _PostgresRun:
         keys = bytearray(_COPY_HEADER)
         for i, c, oid, (period, approval) in new:
             tail = recorded_state_tail(c, period, recorded_by=recorded_by, requires_approval=approval)
-            spool.add(i, oid.bytes, str(oid), period.year, period.quarter, tail)
-            keys += key_row(1, 16, oid.bytes)
+            spool.add(i, oid, _uuid_text(oid), period.year, period.quarter, tail)
+            keys += key_row(1, 16, oid)
         with curs.copy(_COPY_KEYS) as cp:
             cp.write(keys + _COPY_TRAILER)
 
-    def _decide_again(self, spool: RunSpool, calendar: Any) -> RunSpool:
+    def _decide_again(self, spool: RunSpool, calendar: Any, taken: set[bytes]) -> RunSpool:
         """The rare case of a period closed between the phases: rows decided for a period that is
         closed now are decided again (moved to the cash period, or refused: ImportRefused, nothing
         stored); the others stand, the calendar's change does not touch them. A new spool (the
@@ -328,13 +363,11 @@ class _PostgresRun:
         again = RunSpool()
         try:
             for r in spool:
-                if not calendar.closing_of(r.year, r.quarter):
+                if r.oid in taken or not calendar.closing_of(r.year, r.quarter):
                     again.add(r.index, r.oid, r.oid_text.decode(), r.year, r.quarter, r.tail)
                     continue
-                c = content_of(self._event(UUID(bytes=r.oid), _PLACEHOLDER_HEAD + r.tail))
-                terms = _decide(
-                    self.ledger, r.index, c, UUID(bytes=r.oid), {}, self.recorded_by, calendar, conflicts
-                )
+                c = _spooled_content(r)
+                terms = _decide(self.ledger, r.index, c, None, self.recorded_by, calendar, conflicts)
                 if terms is not None:
                     period, approval = terms
                     tail = recorded_state_tail(
@@ -348,22 +381,24 @@ class _PostgresRun:
             raise
         return again
 
-    def _copy(self, curs: Any, spool: RunSpool, taken: dict[bytes, bytes]) -> tuple[int, int | None]:
+    def _copy(self, curs: Any, spool: RunSpool, taken: set[bytes]) -> tuple[int, int | None]:
         """COPY the spooled events into the event table with contiguous ids and the moment of the
         copy as their timestamp (an as-of replay sees the run when it was stored, not when its
         checking began), sealing each as it goes: the server inserts one block while the next is
         hashed. A key somebody stored since the first look (`taken`: id -> stored state) is left
         out if it holds the same content, and refuses the run otherwise (ImportRefused)."""
-        from ledger.application import ImportRefused, RowConflict
+        from ledger.application import ImportRefused
 
         curs.execute(self.rec.select_last_seal)
         row = curs.fetchone()
         prev = bytes(row["seal"]) if row else seals.GENESIS
         next_id = first = self._reserve_first_id(curs)
-        head = _state_head(datetime.now(tz=UTC))
+        head = _state_head(datetime_now_with_tzinfo())
         sealed = seals.sealer(RECORDED_TOPIC, 1)
         event_row, length, tail_id, seal_row = _EVENT_ROW.pack, _LEN.pack, _ID.pack, _SEAL_ROW.pack
+        finish = self.finish
         conflicts: list[RowConflict] = []
+        to_judge: list[Spooled] = []  # rows whose key was stored meanwhile, judged in batches
         records, done = iter(spool), False
         while not done:
             # One COPY of events, then one of their seals, per SEAL_CHUNK_ROWS: bounded memory
@@ -373,13 +408,13 @@ class _PostgresRun:
                 block = bytearray(_COPY_HEADER)
                 for r in records:
                     if r.oid in taken:
-                        conflict = self._judge_taken(r, taken[r.oid])
-                        if conflict is not None:
-                            conflicts.append(RowConflict(r.index, conflict))
+                        to_judge.append(r)
+                        if len(to_judge) == JUDGE_BATCH_ROWS:
+                            self._judge_taken(curs, to_judge, conflicts)
                         continue
                     if conflicts:
                         continue  # keep judging, write nothing more: it is rolled back anyway
-                    state = head + r.tail
+                    state = head + r.tail if finish is None else finish(head + r.tail)
                     prev = sealed(prev, next_id, r.oid_text, state)
                     block += event_row(5, 16, r.oid, 8, 1, len(_TOPIC_BYTES), _TOPIC_BYTES)
                     block += length(len(state))
@@ -398,6 +433,7 @@ class _PostgresRun:
             if count:
                 with curs.copy(self.copy_seals) as cp:
                     cp.write(seal_rows + _COPY_TRAILER)
+        self._judge_taken(curs, to_judge, conflicts)
         if conflicts:
             raise ImportRefused(conflicts)  # the transaction rolls back
         created = next_id - first
@@ -408,23 +444,31 @@ class _PostgresRun:
         )
         return created, (next_id - 1 if created else None)
 
-    def _judge_taken(self, r: Spooled, stored_state: bytes) -> DomainError | None:
-        oid = UUID(bytes=r.oid)
-        try:
-            require_same_content(
-                content_of(self._event(oid, stored_state)),
-                content_of(self._event(oid, _PLACEHOLDER_HEAD + r.tail)),
-            )
-        except DomainError as e:
-            return e
-        return None
+    def _judge_taken(self, curs: Any, rows: list[Spooled], conflicts: list[RowConflict]) -> None:
+        """Rows whose key others stored while the run was checked: unchanged if stored with the
+        same content, else a conflict. Emptied, so memory stays bounded by the batch."""
+        from ledger.application import RowConflict
 
-    def _stored(self, curs: Any, ids: list[UUID]) -> dict[UUID, BookingContent]:
+        if not rows:
+            return
+        stored = self._stored(curs, [r.oid for r in rows])
+        for r in rows:
+            try:
+                require_same_content(stored[r.oid], _spooled_content(r))
+            except DomainError as e:
+                if len(conflicts) < CONFLICTS_KEPT_MAX:
+                    conflicts.append(RowConflict(r.index, e))
+        rows.clear()
+
+    def _stored(self, curs: Any, ids: list[bytes]) -> dict[bytes, BookingContent]:
+        """The content stored under each of these ids (16 bytes each), where one is stored."""
         if not ids:
             return {}
-        curs.execute(self.select_first, (ids,))
+        # As one array literal of hex digits (PostgreSQL reads a uuid without its hyphens): psycopg
+        # dumps a list of UUID objects one Python call per element (~5 % of a run's time).
+        curs.execute(self.select_first, ("{" + ",".join(oid.hex() for oid in ids) + "}",))
         return {
-            r["originator_id"]: content_of(self._event(r["originator_id"], bytes(r["state"])))
+            r["originator_id"].bytes: content_of(self._event(r["originator_id"], bytes(r["state"])))
             for r in curs.fetchall()
         }
 
@@ -434,6 +478,36 @@ class _PostgresRun:
 
     def _event(self, oid: UUID, state: bytes) -> Any:
         return recorded_event(self.ledger, oid, state)
+
+
+def _uuid_text(oid: bytes) -> str:
+    """str(UUID(bytes=oid)), without building the UUID."""
+    h = oid.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _spooled_content(r: Spooled) -> BookingContent:
+    """The content of a spooled event: the plain JSON this module wrote (whatever the mapper does
+    to it on the way into the store)."""
+    return content_of(FastRecorded(UUID(bytes=r.oid), _PLACEHOLDER_HEAD + r.tail))
+
+
+def stored_form(ledger: Ledger) -> Callable[[bytes], bytes] | None:
+    """What the library's mapper does to an encoded state before storing it (compress, then
+    encrypt: Mapper.to_stored_event), for stores configured with COMPRESSOR_TOPIC or CIPHER_TOPIC;
+    None for a plain store."""
+    compressor, cipher = ledger.mapper.compressor, ledger.mapper.cipher
+    if compressor is None and cipher is None:
+        return None
+
+    def finish(state: bytes) -> bytes:
+        if compressor is not None:
+            state = compressor.compress(state)
+        if cipher is not None:
+            state = cipher.encrypt(state)
+        return state
+
+    return finish
 
 
 # PostgreSQL's binary COPY format: signature, flags, header extension length; each row a field
@@ -451,26 +525,35 @@ _COPY_KEYS = "COPY koa_run_keys (originator_id) FROM STDIN (FORMAT BINARY)"
 
 
 def _store_through_recorder(
-    ledger: Ledger, items: Iterable[BookingContent | None], recorded_by: str
+    ledger: Ledger, items: Iterable[BookingContent | None], recorded_by: str, draws: CommitmentChecker
 ) -> ImportResult:
-    """SQLite and in-memory stores: the encoded events through the recorder's own insert."""
+    """SQLite and in-memory stores: the encoded events through the recorder's own insert, which
+    checks under its lock that the calendar is the one decided on and that no commitment was made
+    meanwhile for a contract of the run (else everything is looked at again)."""
     from ledger.application import ImportRefused, ImportResult
 
     run = list(items)
     bad_rows = sum(1 for c in run if c is None)
     good = [(i, c) for i, c in enumerate(run) if c is not None]
-    for _attempt in range(3):
+    finish = stored_form(ledger)
+    for attempt in range(3):
+        if attempt:
+            draws = commitment_checker(ledger)
+            for _ in _refusing_commitment_draws(draws, (c for _, c in good)):
+                pass
         stored = event_index.recorded_contents(ledger, [booking_id(c.key) for _, c in good])
         calendar, seen = ledger._calendar_seen()
         conflicts: list[RowConflict] = []
         new: list[StoredEvent] = []
-        timestamp = datetime.now(tz=UTC)
+        timestamp = datetime_now_with_tzinfo()
         for i, c in good:
-            terms = _decide(ledger, i, c, booking_id(c.key), stored, recorded_by, calendar, conflicts)
+            terms = _decide(ledger, i, c, stored.get(booking_id(c.key)), recorded_by, calendar, conflicts)
             if terms is not None and terms is not SAME:
                 state = recorded_state(
                     c, terms[0], recorded_by=recorded_by, requires_approval=terms[1], timestamp=timestamp
                 )
+                if finish is not None:
+                    state = finish(state)
                 new.append(StoredEvent(booking_id(c.key), 1, RECORDED_TOPIC, state))
         if bad_rows:
             raise RunHadBadRows(conflicts)
@@ -479,11 +562,11 @@ def _store_through_recorder(
         if not new:
             return ImportResult(0, len(good), None)
         try:
-            ids = ledger.recorder.insert_events(new, calendar_version=seen)
+            ids = ledger.recorder.insert_events(new, calendar_version=seen, absent_ids=draws.absent_ids())
         except CalendarChanged:
             ledger._calendar_fresh()
             continue  # a period closed meanwhile: decide again against the new calendar
         except IntegrityError:
-            continue  # a key stored meanwhile: decide again
+            continue  # a key or a commitment stored meanwhile: look and decide again
         return ImportResult(len(new), len(good) - len(new), ids[-1] if ids else None)
     raise IntegrityError("payment run kept conflicting with concurrent writers; try again")

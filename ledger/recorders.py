@@ -43,6 +43,11 @@ class SideRow:
     params: tuple[Any, ...]
 
 
+class StoredMeanwhile(IntegrityError):
+    """An aggregate the command found absent (`absent_ids`: a payment run's contracts without a
+    commitment) was stored before the command's events: it must look again."""
+
+
 class SideRowConflict(IntegrityError):
     """A side row broke a unique constraint (its key was stored meanwhile): nothing was stored."""
 
@@ -50,6 +55,7 @@ class SideRowConflict(IntegrityError):
 CHUNK_BYTES_MAX = 1024 * 1024  # well below the ~7 MB at which the pipeline was seen to hang
 CHUNK_EVENTS_MAX = 5000
 SQLITE_SEALS_TABLE = "event_seals"
+ABSENT_IDS_PER_QUERY = 500  # well below SQLite's limit of bound parameters
 
 
 def chunks(events: Sequence[StoredEvent]) -> Iterator[Sequence[StoredEvent]]:
@@ -87,6 +93,9 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
             "ORDER BY notification_id LIMIT %s"
         ).format(schema, table)
+        self.select_any = SQL(
+            "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
+        ).format(schema, Identifier(events_table_name))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -101,6 +110,10 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                 curs.execute(self.select_calendar_version, (CALENDAR_ID,))
                 if curs.fetchone()["v"] != calendar_version:
                     raise CalendarChanged("a period was closed while the command ran")
+            if absent := kwargs.get("absent_ids"):
+                curs.execute(self.select_any, (list(absent),))
+                if curs.fetchone() is not None:
+                    raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
             self._notify_channel(curs)
             for chunk in chunks(stored_events):
                 # The aggregate recorder's insert: one unnest() of this chunk, RETURNING the ids.
@@ -148,6 +161,16 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             )
             if c.fetchone()[0] != calendar_version:
                 raise CalendarChanged("a period was closed while the command ran")
+        absent = [oid.hex for oid in kwargs.get("absent_ids", ())]
+        for start in range(0, len(absent), ABSENT_IDS_PER_QUERY):
+            some = absent[start : start + ABSENT_IDS_PER_QUERY]
+            c.execute(
+                f"SELECT 1 FROM {self.events_table_name} WHERE originator_id IN ({','.join('?' * len(some))}) "
+                "LIMIT 1",
+                some,
+            )
+            if c.fetchone() is not None:
+                raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
         if ids:
             c.execute(f"SELECT seal FROM {SQLITE_SEALS_TABLE} ORDER BY notification_id DESC LIMIT 1")
             row = c.fetchone()

@@ -5,10 +5,20 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from datetime import date
+from uuid import uuid5
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from domain.booking import REVERSAL_SUFFIX, Booking, BookingContent, booking_id
+from domain.booking import (
+    BOOKING_NAMESPACE,
+    REVERSAL_SUFFIX,
+    Booking,
+    BookingContent,
+    booking_id,
+    booking_id_bytes,
+)
 from domain.catalogue import Catalogue
 from domain.errors import (
     AlreadyApproved,
@@ -491,3 +501,12 @@ def test_reversal_of_a_never_approved_booking_cannot_count_negative() -> None:
     except DomainError:
         pass
     assert _signed_counted(b, counter) == 0
+
+
+@given(st.text(max_size=100))
+def test_a_bookings_id_is_the_name_based_uuid_of_its_key(key: str) -> None:
+    """The hand-written derivation (fast path of the payment run) is the standard library's uuid5."""
+    expected = uuid5(BOOKING_NAMESPACE, key)
+    assert booking_id(key) == expected
+    assert booking_id_bytes(key) == expected.bytes
+    assert expected.version == 5

@@ -199,3 +199,10 @@ def test_bulk_sealer_equals_seal():
     for position, state in ((1, b""), (2**40, b'{"x":1}'), (7, "ü".encode() * 100)):
         oid = uuid4()
         assert one(prev, position, oid, state) == seals.seal(prev, position, oid, 1, RECORDED_TOPIC, state)
+
+
+@given(st.uuids())
+def test_the_spools_uuid_text_is_the_uuids_own(oid):
+    from ledger.bulk_import import _uuid_text
+
+    assert _uuid_text(oid.bytes) == str(oid)

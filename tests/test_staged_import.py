@@ -16,9 +16,11 @@ import pytest
 
 from domain.booking import Booking, BookingContent, recording_terms
 from domain.fiscal import FiscalRule
+from ledger import budget_commands as bc
 from ledger.application import ImportRefused
 from ledger.audit import verify_log
 from ledger.bootstrap import Books, open_books
+from ledger.bulk_import import DrawsOnCommitment
 from ledger.settings import Settings
 from tests.factories import booking
 
@@ -168,6 +170,121 @@ def test_a_key_stored_meanwhile_with_other_content_refuses_the_run(books, other,
     assert books.ledger._find("D-0") is None
     assert books.ledger.max_notification_id() == 1  # only the other's booking
     assert verify_log(books.ledger).intact
+
+
+def test_many_keys_stored_meanwhile_are_judged_in_batches(books, other, monkeypatch):
+    """Keys stored by others meanwhile are looked up a batch at a time under the lock (not all
+    their states at once): a run imported twice at the same time stays within bounded memory."""
+    import ledger.bulk_import as bulk
+
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(bulk, "JUDGE_BATCH_ROWS", 2)
+    rows = [booking(f"B-{i}") for i in range(7)]
+
+    def store_most() -> None:
+        other.ledger.import_bookings(rows[:5] + [booking("B-6", amount_cents=2)], recorded_by="other")
+
+    with pytest.raises(ImportRefused) as e:
+        books.ledger.import_stream(run_then(rows, store_most), recorded_by="clerk")
+    assert [c.index for c in e.value.conflicts] == [6]  # B-6 with other content; B-0..B-4 the same
+    assert books.ledger._find("B-5") is None
+    assert books.ledger.max_notification_id() == 6
+
+    rows[6] = booking("B-6", amount_cents=2)
+    result = books.ledger.import_stream(iter(rows), recorded_by="clerk")
+    assert (result.created, result.unchanged) == (1, 6)
+    assert verify_log(books.ledger).intact
+
+
+def test_a_key_stored_meanwhile_in_a_period_closed_meanwhile_is_unchanged(books, other, monkeypatch):
+    """Someone stores one of the run's keys with the same content, then closes its quarter, both
+    while the run is checked: as for a run that held the lock throughout, the row is unchanged
+    (not refused for its closed period) and the others are stored."""
+    import ledger.bulk_import as bulk
+
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 2)  # the rows are looked up before the other acts
+    q1 = booking("TK-1")  # 2025 Q1
+    q2 = booking(
+        "TK-2", payment_date=date(2025, 4, 10), service_from=date(2025, 4, 1), service_to=date(2025, 4, 30)
+    )
+
+    def store_then_close() -> None:
+        other.ledger.record_booking(q1, recorded_by="other")
+        other.ledger.close_period(year=2025, quarter=1, closed_by="head")
+
+    result = books.ledger.import_stream(run_then([q1, q2], store_then_close), recorded_by="clerk")
+    assert (result.created, result.unchanged) == (1, 1)
+    assert books.ledger.get_booking("TK-1").recorded_by == "other"
+    assert verify_log(books.ledger).intact
+
+
+def test_a_commitment_made_while_the_run_is_checked_stops_the_run(books, other):
+    """A payment under a contract without a commitment when its row was checked: if a commitment
+    for the contract is made before the run is stored, the payment would have to draw on it, which
+    this path does not write. The run stops and stores nothing (import_bookings carries it)."""
+    bc.allocate(
+        other, year=2025, title="egt", amount_cents=100_000_000, reference="ZS", reason="Z", by="head"
+    )
+    pay = booking(
+        "CM-1",
+        amount_cents=10_000,
+        category="egt.arbeitsgelegenheiten",
+        payment_date=date(2025, 3, 10),
+        service_from=date(2025, 3, 1),
+        service_to=date(2025, 3, 28),
+        contract_ref="AGH-2025-07",
+        document_ref="RE-1",
+    )
+
+    def make_commitment() -> None:
+        bc.make_commitment(
+            other,
+            contract_ref="AGH-2025-07",
+            instrument="egt.arbeitsgelegenheiten",
+            provider="Träger Nord",
+            slices_cents={2025: 5_000},
+            reason="Vertrag",
+            by="head",
+        )
+
+    with pytest.raises(DrawsOnCommitment):
+        books.ledger.import_stream(run_then([booking("CM-0"), pay], make_commitment), recorded_by="clerk")
+    assert books.ledger._find("CM-0") is None and books.ledger._find("CM-1") is None
+    assert books.ledger.get_commitment("AGH-2025-07").remaining_cents(2025) == 5_000
+    with pytest.raises(ImportRefused):  # the library's path draws on it: 10,000 exceed the 5,000
+        books.ledger.import_bookings([booking("CM-0"), pay], recorded_by="clerk")
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+def test_a_server_defaulting_to_repeatable_read_keeps_the_seal_chain(settings, monkeypatch):
+    """The run's transaction begins before the lock; its reads under the lock (the last seal, the
+    calendar, keys stored meanwhile) must see what others committed in between, whatever the
+    server's default isolation."""
+    monkeypatch.setenv("PGOPTIONS", "-c default_transaction_isolation=repeatable\\ read")
+    with open_books(settings) as books, open_books(settings) as other:
+        books.ledger.record_booking(booking("FIRST"), recorded_by="clerk")
+
+        def post_elsewhere() -> None:
+            other.ledger.record_booking(booking("ELSEWHERE"), recorded_by="other")
+
+        rows = [booking(f"RR-{i}") for i in range(3)]
+        books.ledger.import_stream(run_then(rows, post_elsewhere), recorded_by="clerk")
+        verdict = verify_log(books.ledger)
+        assert verdict.intact and verdict.count == 5, str(verdict)
+
+
+def test_a_store_with_compression_reads_back_what_a_run_stored(settings, monkeypatch):
+    """COMPRESSOR_TOPIC (read by the library from the environment) compresses every stored state:
+    the run's events are stored as the library's mapper would store them, and sealed as stored."""
+    monkeypatch.setenv("COMPRESSOR_TOPIC", "eventsourcing.compressor:ZlibCompressor")
+    with open_books(settings) as books:
+        assert books.ledger.mapper.compressor is not None
+        books.ledger.import_bookings([booking(f"Z-{i}") for i in range(3)], recorded_by="clerk")
+        books.ledger.import_stream(iter([booking(f"Z-{i}") for i in range(4)]), recorded_by="clerk")
+        assert [books.ledger.get_booking(f"Z-{i}").version for i in range(4)] == [1, 1, 1, 1]
+        assert books.ledger.get_booking("Z-3").recorded_by == "clerk"
+        verdict = verify_log(books.ledger)
+        assert verdict.intact and verdict.count == 4
 
 
 def test_the_runs_events_carry_the_moment_they_were_stored(books):
