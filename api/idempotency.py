@@ -2,10 +2,16 @@
 
 A request first claims its key by inserting a pending row; the database's primary key decides which
 of two concurrent requests with the same key runs (on PostgreSQL the second insert waits for the
-first's commit, on SQLite for the write lock). The winner stores its response; a repeat with the
-same body gets that response again, with another body 409, and while the first still runs 409 with
-Retry-After. Transient failures (a concurrent change, an unreachable store) are not remembered, so
-the client's retry with the same key runs again.
+first's commit, on SQLite for the write lock). The transaction that stores the command's events
+marks the claim as carried out ("committed"), then the response is stored ("done"); a repeat with
+the same body gets that response again, with another body 409, and while the first still runs 409
+with Retry-After. Transient failures (a concurrent change, an unreachable store) are not
+remembered, so the client's retry with the same key runs again. A claim whose request died is
+taken over once stale, unless it is marked carried out: then the change is not made twice, and
+the retry learns that its answer was lost (409).
+
+Bookings, approvals and reversals skip the claim: their answer is stored with their events
+(Idempotency.run_with_events).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pydantic import BaseModel
 
 from api.auth import Caller, authenticated
 from api.problems import MEDIA_TYPE, ApiProblem, problem_for, respond
+from ledger.application import with_every_save
 from ledger.bootstrap import Books, postgres_ddl_guard
 from ledger.recorders import SideRow, SideRowConflict
 
@@ -34,9 +41,14 @@ log = logging.getLogger("koa.api")
 
 
 @dataclass(frozen=True)
+class Claim:
+    created_ms: int  # tells this claim from a later one on the same key (after a take-over)
+
+
+@dataclass(frozen=True)
 class Stored:
     fingerprint: str
-    state: str  # "pending" or "done"
+    state: str  # "pending", "committed" (its events are stored, its answer not yet) or "done"
     status: int | None
     body: str | None
     headers: dict[str, str]
@@ -66,8 +78,8 @@ class IdempotencyStore:
     def _q(self, sql: str) -> str:
         return sql if self.postgres else sql.replace("%s", "?")
 
-    def claim(self, owner: str, key: str, fingerprint: str) -> Stored | None:
-        """None: the caller holds the key now and must complete() or release() it. Otherwise the
+    def claim(self, owner: str, key: str, fingerprint: str) -> Claim | Stored:
+        """A Claim: the caller holds the key now and must complete() or release() it. Otherwise the
         stored row (the caller compares fingerprints and states)."""
         now = _now_ms()
         for _ in range(3):
@@ -87,13 +99,13 @@ class IdempotencyStore:
                     (owner, key, fingerprint, now),
                 )
                 if c.fetchone() is not None:
-                    return None
+                    return Claim(now)
                 stored = self._select(c, owner, key)
             if stored is None:
                 continue  # released between our insert and select: try again
-            if stored.state == "pending" and now - stored.created_ms > PENDING_STALE_MS:
+            if stored.state == "pending" and _stale(stored, now):
                 if self._take_over(owner, key, fingerprint, stored.created_ms, now):
-                    return None
+                    return Claim(now)
                 continue
             return stored
         raise ApiProblem(409, "idempotency-busy", "Key busy", "the key keeps changing hands; retry later")
@@ -108,6 +120,17 @@ class IdempotencyStore:
                 (now, fingerprint, owner, key, seen_ms),
             )
             return c.fetchone() is not None
+
+    def committed_row(self, owner: str, key: str, claim: Claim) -> SideRow:
+        """Marks the claim as carried out, written with the command's events (Ledger.save): from
+        then on the claim is never taken over, even when its answer is never stored."""
+        return SideRow(
+            self._q(
+                f"UPDATE {self.table} SET state = 'committed' WHERE owner = %s AND idem_key = %s "
+                "AND created_ms = %s AND state = 'pending'"
+            ),
+            (owner, key, claim.created_ms),
+        )
 
     def complete(self, owner: str, key: str, status: int, body: str, headers: dict[str, str]) -> None:
         with self._txn() as c:
@@ -194,6 +217,10 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _stale(stored: Stored, now_ms: int) -> bool:
+    return now_ms - stored.created_ms > PENDING_STALE_MS
+
+
 # ---- what a POST endpoint uses --------------------------------------------------------------
 
 Outcome = tuple[int, BaseModel, dict[str, str]]  # status, response body, extra headers (Location)
@@ -216,11 +243,12 @@ class Idempotency:
                 return respond(status, body, headers)
             return _json_response(status, model, headers)
         fingerprint = self._fingerprint(request)
-        stored = self.store.claim(self.owner, self.key, fingerprint)
-        if stored is not None:
-            return self._answer_repeat(stored, fingerprint)
+        claim = self.store.claim(self.owner, self.key, fingerprint)
+        if isinstance(claim, Stored):
+            return self._answer_repeat(claim, fingerprint)
         try:
-            status, model, headers = action()
+            with with_every_save(self.store.committed_row(self.owner, self.key, claim)):
+                status, model, headers = action()
             body, media_type = model.model_dump_json(), "application/json"
         except Exception as e:  # noqa: BLE001 - decided below whether the answer may be replayed
             status, problem_body, headers, replayable = problem_for(e)
@@ -307,6 +335,14 @@ class Idempotency:
                 "idempotency-mismatch",
                 "Idempotency key reused",
                 f"Idempotency-Key {self.key!r} was first used with another request; use a new key",
+            )
+        if stored.state == "committed" and _stale(stored, _now_ms()):
+            raise ApiProblem(
+                409,
+                "idempotency-answer-lost",
+                "Request carried out, answer lost",
+                f"the request with Idempotency-Key {self.key!r} was carried out, but its response was "
+                "not kept; read the resource's current state instead of repeating the request",
             )
         if stored.state != "done":
             raise ApiProblem(

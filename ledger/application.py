@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -401,6 +403,8 @@ class Ledger(Application):
         return self._calendar_seen()
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
+        if marks := _WITH_EVERY_SAVE.get():
+            kwargs["side_rows"] = (*kwargs.get("side_rows", ()), *marks)
         try:
             return super().save(*objs, **kwargs)
         except CalendarChanged:
@@ -514,3 +518,19 @@ class Ledger(Application):
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+
+_WITH_EVERY_SAVE: ContextVar[tuple[SideRow, ...]] = ContextVar("koa_with_every_save", default=())
+
+
+@contextmanager
+def with_every_save(*rows: SideRow) -> Iterator[None]:
+    """Write `rows` in the transaction of every Ledger.save made within, in this thread: the API
+    marks an idempotency key as carried out in the very transaction that carries it out. A command
+    may save more than once (retries, several steps), so the rows must be safe to write again
+    (an UPDATE, not an INSERT). Saves by the group commit's leader for other threads never see them."""
+    token = _WITH_EVERY_SAVE.set((*_WITH_EVERY_SAVE.get(), *rows))
+    try:
+        yield
+    finally:
+        _WITH_EVERY_SAVE.reset(token)

@@ -5,7 +5,9 @@ the refusals (422 naming the field, 409 naming what is available, 404, four eyes
 from __future__ import annotations
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
+from api.idempotency import PENDING_STALE_MS
 from tests.api_fixtures import auth, booking_body
 
 P = "urn:koa-ledger:problem:"
@@ -475,3 +477,47 @@ def test_every_endpoint_needs_a_token_and_writes_need_their_role(client):
         for role in ("clerk", "approver", "auditor", "admin"):
             assert client.get(path, headers=auth(role)).status_code in (200, 404), (path, role)
     assert client.get("/budgets/2026/status", headers=auth("auditor")).status_code == 200
+
+
+def test_a_change_whose_answer_was_lost_is_not_carried_out_again(client, monkeypatch):
+    """The server stored the increase but died before it kept the answer (here: keeping it fails).
+    The key's claim ages past the point where a request counts as dead; a retry with the key must
+    not increase the commitment a second time: it learns the change was made and its answer lost."""
+    store = client.app.state.services.idempotency
+    assert _allocate(client, amount="100.000,00").status_code == 201
+    assert _post(client, "/commitments", _commitment(), "clerk").status_code == 201
+    inc = {"year": 2026, "amount": "1.000,00", "reason": "Nachtrag"}
+    key = {"Idempotency-Key": "lost-1"}
+
+    def lost(*args, **kwargs):
+        raise OSError("connection to the database lost")
+
+    monkeypatch.setattr(store, "complete", lost)
+    assert _post(client, "/commitments/V-AGH-1/increase", inc, "clerk", **key).status_code == 200
+    monkeypatch.undo()
+    with store._txn() as c:  # the claim is now older than any request may run
+        c.execute(store._q(f"UPDATE {store.table} SET created_ms = created_ms - %s"), (PENDING_STALE_MS + 1,))
+
+    retry = _post(client, "/commitments/V-AGH-1/increase", inc, "clerk", **key)
+    assert retry.status_code == 409, retry.text
+    assert retry.json()["type"] == P + "idempotency-answer-lost"
+    assert "retry-after" not in retry.headers
+    events = client.get("/commitments/V-AGH-1", headers=auth("clerk")).json()["events"]
+    assert [e["type"] for e in events] == ["Made", "Increased"]
+
+    # A request that stored nothing and could not release its key is taken over once stale.
+    def transient(*args, **kwargs):
+        raise IntegrityError("kept conflicting with concurrent writers")
+
+    key = {"Idempotency-Key": "died-1"}
+    monkeypatch.setattr(store, "release", transient)
+    monkeypatch.setattr(client.app.state.services.books.ledger, "save", transient)
+    assert _post(client, "/commitments/V-AGH-1/increase", inc, "clerk", **key).status_code == 409
+    monkeypatch.undo()
+    busy = _post(client, "/commitments/V-AGH-1/increase", inc, "clerk", **key)
+    assert busy.status_code == 409 and busy.headers["retry-after"] == "1"
+    with store._txn() as c:
+        c.execute(store._q(f"UPDATE {store.table} SET created_ms = created_ms - %s"), (PENDING_STALE_MS + 1,))
+    assert _post(client, "/commitments/V-AGH-1/increase", inc, "clerk", **key).status_code == 200
+    events = client.get("/commitments/V-AGH-1", headers=auth("clerk")).json()["events"]
+    assert [e["type"] for e in events] == ["Made", "Increased", "Increased"]

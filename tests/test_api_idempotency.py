@@ -9,7 +9,7 @@ from eventsourcing.persistence import IntegrityError
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.idempotency import Idempotency
+from api.idempotency import Claim, Idempotency
 from api.schemas.bookings import BookingCreate
 from tests.api_fixtures import auth, booking_body
 
@@ -78,7 +78,9 @@ def test_a_request_still_running_makes_the_repeat_wait(client):
     """A pending claim (the first request still running) answers 409 with Retry-After and runs nothing."""
     store = client.app.state.services.idempotency
     running = Idempotency(store, "mueller", "busy", "POST /bookings")
-    assert store.claim("mueller", "busy", running._fingerprint(BookingCreate(**booking_body("I-1")))) is None
+    assert isinstance(
+        store.claim("mueller", "busy", running._fingerprint(BookingCreate(**booking_body("I-1")))), Claim
+    )
     r = client.post(
         "/bookings", json=booking_body("I-1"), headers=auth("clerk", **{"Idempotency-Key": "busy"})
     )
