@@ -30,9 +30,8 @@ from pydantic import BaseModel
 
 from api.auth import Caller, authenticated
 from api.problems import MEDIA_TYPE, ApiProblem, problem_for, respond
-from ledger.application import with_every_save
 from ledger.bootstrap import Books, postgres_ddl_guard
-from ledger.recorders import SideRow, SideRowConflict
+from ledger.recorders import SideRow, SideRowConflict, with_every_save
 
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft's examples
 PENDING_STALE_MS = 15 * 60 * 1000  # a claim this old belongs to a request that died: take it over

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,7 +26,7 @@ from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
 from ledger import bulk_import, event_index
 from ledger.group_commit import GroupCommit
-from ledger.recorders import CalendarChanged, SideRow, SideRowConflict
+from ledger.recorders import CalendarChanged, SideRow, SideRowConflict, rows_for_every_save
 
 # A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
 # from a file is streamed (ledger/bulk_import.py), so memory does not grow with the rows' content.
@@ -403,8 +401,8 @@ class Ledger(Application):
         return self._calendar_seen()
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
-        if marks := _WITH_EVERY_SAVE.get():
-            kwargs["side_rows"] = (*kwargs.get("side_rows", ()), *marks)
+        if rows := rows_for_every_save():
+            kwargs["side_rows"] = (*kwargs.get("side_rows", ()), *rows)
         try:
             return super().save(*objs, **kwargs)
         except CalendarChanged:
@@ -518,19 +516,3 @@ class Ledger(Application):
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
-
-
-_WITH_EVERY_SAVE: ContextVar[tuple[SideRow, ...]] = ContextVar("koa_with_every_save", default=())
-
-
-@contextmanager
-def with_every_save(*rows: SideRow) -> Iterator[None]:
-    """Write `rows` in the transaction of every Ledger.save made within, in this thread: the API
-    marks an idempotency key as carried out in the very transaction that carries it out. A command
-    may save more than once (retries, several steps), so the rows must be safe to write again
-    (an UPDATE, not an INSERT). Saves by the group commit's leader for other threads never see them."""
-    token = _WITH_EVERY_SAVE.set((*_WITH_EVERY_SAVE.get(), *rows))
-    try:
-        yield
-    finally:
-        _WITH_EVERY_SAVE.reset(token)

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.recorders import rows_for_every_save, without_rows_for_every_save
+
 BATCH_EVENTS_MAX = 500  # events per joint transaction: bounds the lock time and the message size
 
 
@@ -43,7 +45,9 @@ class GroupCommit:
         """Store the events (of one command), and its side rows in the same transaction, together
         with those of concurrent callers; raises what storing them on their own would raise."""
         assert events
-        me = _Waiting(list(events), calendar_version, tuple(side_rows))
+        # This thread's rows for every save (recorders.with_every_save) go with its own events
+        # only: the leader saves others' events too, in its own thread.
+        me = _Waiting(list(events), calendar_version, (*side_rows, *rows_for_every_save()))
         with self._lock:
             self._queue.append(me)
             if not self._leading:
@@ -73,7 +77,8 @@ class GroupCommit:
                 count += len(w.events)
             del self._queue[: len(batch)]
         try:
-            self._store(batch)
+            with without_rows_for_every_save():
+                self._store(batch)
         finally:
             with self._lock:
                 if self._queue:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,36 @@ class SideRow:
 
     sql: str
     params: tuple[Any, ...]
+
+
+_WITH_EVERY_SAVE: ContextVar[tuple[SideRow, ...]] = ContextVar("koa_with_every_save", default=())
+
+
+@contextmanager
+def with_every_save(*rows: SideRow) -> Iterator[None]:
+    """Write `rows` in the transaction of every Ledger.save made within, in this thread: the API
+    marks an idempotency key as carried out in the very transaction that carries it out. A command
+    may save more than once (retries, several steps), so the rows must be safe to write again
+    (an UPDATE, not an INSERT). The group commit takes them with the caller's own events only."""
+    token = _WITH_EVERY_SAVE.set((*_WITH_EVERY_SAVE.get(), *rows))
+    try:
+        yield
+    finally:
+        _WITH_EVERY_SAVE.reset(token)
+
+
+def rows_for_every_save() -> tuple[SideRow, ...]:
+    return _WITH_EVERY_SAVE.get()
+
+
+@contextmanager
+def without_rows_for_every_save() -> Iterator[None]:
+    """For a save on behalf of others (the group commit's leader): none of this thread's rows."""
+    token = _WITH_EVERY_SAVE.set(())
+    try:
+        yield
+    finally:
+        _WITH_EVERY_SAVE.reset(token)
 
 
 class StoredMeanwhile(IntegrityError):

@@ -13,6 +13,7 @@ import pytest
 from domain.errors import KeyConflict
 from ledger.audit import verify_log
 from ledger.group_commit import GroupCommit
+from ledger.recorders import SideRow, with_every_save
 from tests.factories import booking
 
 WRITERS = 12
@@ -109,3 +110,38 @@ def test_without_concurrency_a_writer_leads_its_own_save(books, writers):
     for i in range(writers):
         assert ledger.record_booking(booking(f"GC-SOLO-{i}"), recorded_by="clerk").created
     assert ledger.group_commit.largest_batch == 1
+
+
+def test_a_leaders_rows_for_every_save_go_with_its_own_events_only(books):
+    """The API marks its idempotency claim in the transaction of the command's events
+    (with_every_save). A writer that leads a joint save also saves the others' events, in its own
+    thread: its rows must not go with theirs. Here the leader's booking is a repeat of a stored
+    key (its save fails, its next attempt stores nothing), the others' are new: no row of the
+    leader may be stored, one per other writer is."""
+    ledger = books.ledger
+    rec = ledger.recorder
+    postgres = hasattr(rec.datastore, "schema")
+    table = f'"{rec.datastore.schema}".gc_marks' if postgres else "gc_marks"
+    with rec.datastore.transaction(commit=True) as c:
+        c.execute(f"CREATE TABLE {table} (who text NOT NULL)")
+    insert = f"INSERT INTO {table} (who) VALUES ({'%s' if postgres else '?'})"
+    stored = booking("GC-MARK-STORED", amount_cents=100)
+    ledger.record_booking(stored, recorded_by="clerk")
+    group = GroupCommit(_SlowFirstSave(ledger))  # the first writer leads, the others queue
+    ledger.group_commit = group
+
+    def write(i: int):
+        if i:
+            time.sleep(0.05)  # writer 0 is the leader
+        with with_every_save(SideRow(insert, (f"w{i}",))):
+            c = stored if i == 0 else booking(f"GC-MARK-{i}", amount_cents=100 + i)
+            return ledger.record_booking(c, recorded_by="clerk")
+
+    results = _together(write, 4)
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert group.largest_batch > 1
+    assert not results[0].created and all(r.created for r in results[1:])
+    with rec.datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT who FROM {table}")
+        marks = sorted(r["who"] if postgres else r[0] for r in c.fetchall())
+    assert marks == ["w1", "w2", "w3"]
