@@ -385,7 +385,7 @@ class _PostgresRun:
         """COPY the spooled events into the event table with contiguous ids and the moment of the
         copy as their timestamp (an as-of replay sees the run when it was stored, not when its
         checking began), sealing each as it goes: the server inserts one block while the next is
-        hashed. A key somebody stored since the first look (`taken`: id -> stored state) is left
+        hashed. A key somebody stored since the first look (`taken`: their ids) is left
         out if it holds the same content, and refuses the run otherwise (ImportRefused)."""
         from ledger.application import ImportRefused
 
