@@ -61,7 +61,7 @@ from domain.fiscal import FiscalPeriod
 from domain.periods import CALENDAR_ID
 from ledger import event_index, seals
 from ledger.recorded_events import RECORDED_TOPIC, FastRecorded, recorded_event
-from ledger.recorders import CalendarChanged, SealingPostgresApplicationRecorder
+from ledger.recorders import CalendarChanged, SealingPostgresApplicationRecorder, StoredMeanwhile
 from ledger.run_spool import RunSpool, Spooled
 
 if TYPE_CHECKING:
@@ -258,9 +258,6 @@ class _PostgresRun:
             "SELECT e.originator_id FROM {0}.{1} e JOIN koa_run_keys k USING (originator_id) "
             "WHERE e.notification_id > %s AND e.originator_version = 1"
         ).format(schema, table)
-        self.select_any = SQL(
-            "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
-        ).format(schema, table)
         self.finish = stored_form(ledger)
 
     def store(self, items: Iterable[BookingContent | None], draws: CommitmentChecker) -> ImportResult:
@@ -317,10 +314,10 @@ class _PostgresRun:
                 locked_at = time.perf_counter()
                 rec._lock_table(curs)
                 # Nobody can store events now. What others stored while the rows were checked:
-                if absent := draws.absent_ids():
-                    curs.execute(self.select_any, (absent,))
-                    if curs.fetchone() is not None:
-                        raise _commitment_made_meanwhile()
+                try:
+                    rec.require_absent(curs, draws.absent_ids())
+                except StoredMeanwhile:
+                    raise _commitment_made_meanwhile() from None
                 curs.execute(self.select_taken, (watermark,))
                 taken = {r["originator_id"].bytes for r in curs.fetchall()}  # judged as they are copied
                 curs.execute(rec.select_calendar_version, (CALENDAR_ID,))

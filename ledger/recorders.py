@@ -142,10 +142,7 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                 curs.execute(self.select_calendar_version, (CALENDAR_ID,))
                 if curs.fetchone()["v"] != calendar_version:
                     raise CalendarChanged("a period was closed while the command ran")
-            if absent := kwargs.get("absent_ids"):
-                curs.execute(self.select_any, (list(absent),))
-                if curs.fetchone() is not None:
-                    raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
+            self.require_absent(curs, kwargs.get("absent_ids", ()))
             self._notify_channel(curs)
             for chunk in chunks(stored_events):
                 # The aggregate recorder's insert: one unnest() of this chunk, RETURNING the ids.
@@ -164,6 +161,13 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                     raise SideRowConflict(str(e)) from None
         assert len(ids) == len(stored_events)
         return ids
+
+    def require_absent(self, curs: Any, ids: Sequence[Any]) -> None:
+        """Under the table lock: none of these aggregates is stored (else StoredMeanwhile)."""
+        if ids:
+            curs.execute(self.select_any, (list(ids),))
+            if curs.fetchone() is not None:
+                raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
 
     def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
