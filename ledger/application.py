@@ -244,7 +244,7 @@ class Ledger(Application):
         return bulk_import.store_run(self, contents, recorded_by=recorded_by)
 
     def _draws_on_commitments(self, contents: Iterable[BookingContent]) -> bool:
-        checked = bulk_import.commitment_checker(self)
+        checked = bulk_import.CommitmentChecker(self)
         return any(checked(c) for c in contents)
 
     def _import_with_aggregates(

@@ -160,22 +160,23 @@ class CommitmentChecker:
             self.known[c.contract_ref] = commitment_id(c.contract_ref) in self.ledger.repository
         return self.known[c.contract_ref]
 
+    def refuse(self, c: BookingContent | None) -> None:
+        """DrawsOnCommitment if the row would draw on a stored commitment."""
+        if self(c):
+            assert c is not None
+            raise DrawsOnCommitment(f"booking {c.key} draws on the commitment of contract {c.contract_ref}")
+
     def absent_ids(self) -> list[UUID]:
         from domain.commitment import commitment_id
 
         return [commitment_id(ref) for ref, found in self.known.items() if not found]
 
 
-def commitment_checker(ledger: Ledger) -> CommitmentChecker:
-    return CommitmentChecker(ledger)
-
-
 def _refusing_commitment_draws(
     draws: CommitmentChecker, items: Iterable[BookingContent | None]
 ) -> Iterator[BookingContent | None]:
     for c in items:
-        if draws(c):
-            raise DrawsOnCommitment(f"booking {c.key} draws on the commitment of contract {c.contract_ref}")
+        draws.refuse(c)
         yield c
 
 
@@ -192,7 +193,7 @@ def store_run(ledger: Ledger, items: Iterable[BookingContent | None], *, recorde
     every row was checked. Key conflicts and closed periods raise ImportRefused, nothing stored.
     Keys must be unique within the run (the caller checks; the store's primary key refuses).
     A payment under a stored commitment raises DrawsOnCommitment, nothing stored."""
-    draws = commitment_checker(ledger)
+    draws = CommitmentChecker(ledger)
     items = _refusing_commitment_draws(draws, items)
     if isinstance(ledger.recorder, SealingPostgresApplicationRecorder):
         return _PostgresRun(ledger, recorded_by).store(items, draws)
@@ -535,9 +536,9 @@ def _store_through_recorder(
     finish = stored_form(ledger)
     for attempt in range(3):
         if attempt:
-            draws = commitment_checker(ledger)
-            for _ in _refusing_commitment_draws(draws, (c for _, c in good)):
-                pass
+            draws = CommitmentChecker(ledger)  # a commitment stored meanwhile: look again
+            for _, c in good:
+                draws.refuse(c)
         stored = event_index.recorded_contents(ledger, [booking_id(c.key) for _, c in good])
         calendar, seen = ledger._calendar_seen()
         conflicts: list[RowConflict] = []
