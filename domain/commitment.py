@@ -91,6 +91,7 @@ class Commitment(Aggregate):
         self.drawn_cents = {y: 0 for y in slices_cents}
         self.released_cents = {y: 0 for y in slices_cents}
         self.drawdowns: dict[str, list] = {}  # booking key -> [year, cents]
+        self.given_back: dict[str, list] = {}  # reversal's key -> [year, cents] it gave back
         self.released_years: list[int] = []
 
     # ---- commands --------------------------------------------------------------------------
@@ -188,6 +189,7 @@ class Commitment(Aggregate):
         if self.is_released(year):
             self.released_cents[y] += amount_cents  # a released year's money stays released
         del self.drawdowns[booking_key]
+        self.given_back[reversal_key] = [year, amount_cents]
 
     # ---- queries ---------------------------------------------------------------------------
 

@@ -20,8 +20,10 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg.sql import SQL
 
+from domain.booking import booking_id
 from domain.split import GroupTotal
 
+KEYS_PER_QUERY = 500  # bound parameters per look-up (well below SQLite's limit)
 BOOKING_COLUMNS = (
     "booking_id",
     "booking_key",
@@ -294,6 +296,31 @@ class SplitViewQueries(ABC):
                 cents = int(r["cents"])
                 out[r["category"]] = out.get(r["category"], 0) + (cents if r["kind"] == "payment" else -cents)
             return out
+
+    def reversals_awaiting_approval(self, keys: Sequence[str]) -> set[str]:
+        """Of these counter-bookings' keys, those not counted yet although their original is: a
+        reversal waiting for its approval (a withdrawal's original never counted)."""
+        counters = self._counted_by_id(keys, "reverses_key")
+        waiting = {k: original for k, (counted, original) in counters.items() if not counted and original}
+        originals = self._counted_by_id(list(waiting.values()), "booking_key")
+        return {k for k, original in waiting.items() if originals.get(original, (False, ""))[0]}
+
+    def _counted_by_id(self, keys: Sequence[str], column: str) -> dict[str, tuple[bool, str]]:
+        """key -> (counted, `column`) for the keys the view holds (looked up by primary key)."""
+        out: dict[str, tuple[bool, str]] = {}
+        with self._txn(commit=False) as c:
+            for start in range(0, len(keys), KEYS_PER_QUERY):
+                some = keys[start : start + KEYS_PER_QUERY]
+                c.execute(
+                    self._q(
+                        f"SELECT booking_key, counted, {column} AS other FROM {self.prefix}split_bookings "
+                        f"WHERE booking_id IN ({','.join(['%s'] * len(some))})"
+                    ),
+                    [str(booking_id(k)) for k in some],
+                )
+                for r in c.fetchall():
+                    out[r["booking_key"]] = (bool(r["counted"]), r["other"])
+        return out
 
     def years(self) -> list[int]:
         with self._txn(commit=False) as c:

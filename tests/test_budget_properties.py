@@ -157,11 +157,21 @@ AWAITING_THEN_COMMIT = [
     ("approve", 0),
 ]
 
+# A reversal above the threshold awaits approval: it gives the drawdown back at once, but the
+# invoice stays spent until the reversal is approved (found by hypothesis: available went negative).
+REVERSAL_AWAITING = [
+    ("commit", 1, 3_000_000, 0),
+    ("draw", 1, 1_000_001, True, 0),
+    ("reverse", 0),
+    ("commit", 2, 1, 0),
+]
+
 
 def test_available_never_goes_negative_when_all_spending_goes_through_commitments(fresh_books):
     @STORE_SETTINGS
     @given(steps(st.just(0)))
     @example(AWAITING_THEN_COMMIT)
+    @example(REVERSAL_AWAITING)
     def history(sequence):
         with fresh_books() as books:
             h = History(books, committed_only=True)

@@ -273,6 +273,26 @@ def test_a_drawn_booking_awaiting_approval_still_binds_the_budget(books):
         commit(books, {2025: 2_000_000}, ref="AGH-ZWEI")
 
 
+def test_a_reversal_awaiting_approval_gives_back_the_drawdown_but_not_yet_the_budget(books):
+    """The reversal of an approved invoice above the approval threshold awaits approval: the
+    commitment has the drawdown back at once, but the invoice counts as spent until the reversal
+    is approved. Until then that money is not available (else a second commitment overbinds)."""
+    allocate(books, 3_000_000)
+    commit(books, {2025: 3_000_000})
+    pay(books, "AGH-GROSS", 1_000_001)
+    books.ledger.approve_booking("AGH-GROSS", approved_by="approver")
+    counter = books.ledger.reverse_booking("AGH-GROSS", reason="Doppelzahlung", reversed_by="clerk")
+    assert counter.requires_approval and not counter.approved_by
+    assert get(books).remaining_cents(2025) == 3_000_000
+    st = egt(books)
+    assert (st.committed_cents, st.spent_cents, st.available_cents) == (1_999_999, 1_000_001, 0)
+    with pytest.raises(BudgetExceeded):
+        commit(books, {2025: 1}, ref="AGH-ZWEI")
+    books.ledger.approve_booking(counter.key, approved_by="approver")
+    st = egt(books)
+    assert (st.committed_cents, st.spent_cents, st.available_cents) == (3_000_000, 0, 0)
+
+
 # ---- increase, reduce, release --------------------------------------------------------------
 
 
