@@ -40,6 +40,13 @@ class ViewBatch:
     def __len__(self) -> int:
         return len(self.ops)
 
+    def split_records(self) -> tuple[ViewBatch, ViewBatch]:
+        """(the new rows, the approvals and reversals in their order). Applying the second after
+        the first gives the same view as applying the batch: a new row does not depend on any
+        approval or reversal, and those keep their order among themselves."""
+        records = ViewBatch([o for o in self.ops if o[0] == "record"])
+        return records, ViewBatch([o for o in self.ops if o[0] != "record"])
+
     def write(self, view: SplitViewQueries, c: Any) -> None:
         from projections.split_view import BOOKING_COLUMNS, BookingRow
 

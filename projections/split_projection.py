@@ -36,13 +36,15 @@ CONFLICTS_MAX = 1000  # another runner winning this often means something else i
 VIEW_NAME = "SplitProjection"
 
 
-def open_split_view(env: dict[str, str]) -> SplitViewQueries:
+def open_split_view(
+    env: dict[str, str], *, sqlite_view: type[SQLiteSplitView] = SQLiteSplitView
+) -> SplitViewQueries:
     """Build the view over the same database as the application (env as given to the Ledger)."""
     factory = InfrastructureFactory.construct(Environment(name=VIEW_NAME, env=env))
     if isinstance(factory, PostgresFactory):
         return factory.tracking_recorder(PostgresSplitView)
     if isinstance(factory, SQLiteFactory):
-        return factory.tracking_recorder(SQLiteSplitView)
+        return factory.tracking_recorder(sqlite_view)
     raise ValueError(f"no split view for the store {type(factory).__name__}")
 
 

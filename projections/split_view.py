@@ -104,7 +104,7 @@ def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {prefix}split_bookings ("
         # booking_key is unique because booking_id is derived from it (uuid5) and is the key: no
         # second unique index to maintain on every insert.
-        f"booking_id {t['id']} PRIMARY KEY, booking_key text NOT NULL, kind text NOT NULL, "
+        f"booking_id {t['id']} {t['id_key']}, booking_key text NOT NULL, kind text NOT NULL, "
         "category text NOT NULL, amount_cents bigint NOT NULL, sign integer NOT NULL, "
         "fiscal_year integer NOT NULL, quarter integer NOT NULL, fiscal_rule text NOT NULL, "
         f"payment_date {t['date']} NOT NULL, service_from {t['date']} NOT NULL, "
@@ -249,6 +249,13 @@ class SplitViewQueries(ABC):
     def create_list_index(self) -> None:
         with self._txn(commit=True) as c:
             c.execute(self._q(list_index_sql(self.prefix, self.bytewise)))
+
+    def apply_untracked(self, batch: ViewBatch) -> None:
+        """Apply a batch in one transaction without moving the position: only for a store that no
+        runner follows while it is being built (a replay's, which moves the position once at the
+        end, so that a store left half-built by a crash has none)."""
+        with self._txn(commit=True) as c:
+            batch.write(self, c)
 
     @abstractmethod
     def _tracking_table(self) -> str:
@@ -435,9 +442,17 @@ def _ts(v: Any) -> datetime:
 class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
     """Split view in the same SQLite file as the events (tables unprefixed, like the library's)."""
 
+    column_types = {
+        "id": "text",
+        "id_key": "PRIMARY KEY",
+        "date": "text",
+        "ts": "text",
+        "bool": "integer",
+        "bytewise": "",
+    }
+
     def construct_create_table_statements(self) -> list[str]:
-        types = {"id": "text", "date": "text", "ts": "text", "bool": "integer", "bytewise": ""}
-        return super().construct_create_table_statements() + _table_sql("", types)
+        return super().construct_create_table_statements() + _table_sql("", self.column_types)
 
     @contextmanager
     def _txn(self, *, commit: bool) -> Iterator[Any]:
@@ -471,6 +486,34 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
         return "tracking"
 
 
+_REPLAY_ID_INDEX = "split_bookings_id_idx"
+
+
+class ReplaySplitView(SQLiteSplitView):
+    """The fresh, throwaway store of a replay. Its booking ids are unique through an index of their
+    own instead of the table's PRIMARY KEY, so that the replay can load every booking first and
+    build that index once, sorted: inserting 2 million random UUIDs into a B-tree costs ~3 x as
+    much per booking as inserting 100,000 (measured), building it afterwards ~1.6 µs each."""
+
+    column_types = {**SQLiteSplitView.column_types, "id_key": "NOT NULL"}
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), self._id_index_sql()]
+
+    @staticmethod
+    def _id_index_sql() -> str:
+        return f"CREATE UNIQUE INDEX IF NOT EXISTS {_REPLAY_ID_INDEX} ON split_bookings (booking_id)"
+
+    def drop_id_index(self) -> None:
+        """Until create_id_index, a booking can be inserted but not looked up by its id."""
+        with self._txn(commit=True) as c:
+            c.execute(f"DROP INDEX IF EXISTS {_REPLAY_ID_INDEX}")
+
+    def create_id_index(self) -> None:
+        with self._txn(commit=True) as c:
+            c.execute(self._id_index_sql())
+
+
 _ISO_COLUMNS = tuple(
     BOOKING_COLUMNS.index(c)
     for c in ("payment_date", "service_from", "service_to", "recorded_at", "approved_at")
@@ -485,7 +528,14 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
         self.prefix = f'"{self.datastore.schema}".'
         self.bytewise = ' COLLATE "C"'
         self.empty_table = "TRUNCATE"  # DELETE would leave 2M dead rows for the rebuild to wade through
-        types = {"id": "uuid", "date": "date", "ts": "timestamptz", "bool": "boolean", "bytewise": ' COLLATE "C"'}
+        types = {
+            "id": "uuid",
+            "id_key": "PRIMARY KEY",
+            "date": "date",
+            "ts": "timestamptz",
+            "bool": "boolean",
+            "bytewise": ' COLLATE "C"',
+        }
         self.sql_create_statements += [SQL(s) for s in _table_sql(self.prefix, types)]  # type: ignore[arg-type]
 
     @contextmanager
