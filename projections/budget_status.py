@@ -3,10 +3,10 @@ planned, allocated, shifted, committed (outstanding), spent, available.
 
 Available (title) = allocated + shifted in − committed − net spending counted in the split, where
 committed = commitments outstanding + payments recorded but still awaiting approval − drawdowns given
-back by reversals still awaiting approval. A payment under a commitment leaves the commitment when
-recorded and stays "committed" until approved, then "spent"; its reversal gives the drawdown back
-when recorded, but the payment stays "spent" until the reversal is approved: counted once, and never
-shows as available in between.
+back by reversals that do not count in the year (yet). A payment under a commitment leaves the
+commitment when recorded and stays "committed" until approved, then "spent"; its reversal gives the
+drawdown back when recorded, but the payment stays "spent" until the reversal is approved, and for
+good if the reversal counts in a later year: counted once, and never shows as available in between.
 Available (instrument) is measured against the instrument's plan, which is a *darunter* figure.
 """
 
@@ -77,12 +77,13 @@ def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Bud
     for category, cents in view.awaiting_by_category(year).items():
         if category.startswith(("egt.", "vwk.")):
             committed[category] = committed.get(category, 0) + cents
-    # The mirror image: a reversal awaiting approval has given its invoice's drawdown back to the
-    # commitment, but the invoice counts as spent until the reversal is approved: the money given
-    # back is not bound again before then (else it would count twice).
+    # The mirror image: a reversal gives its invoice's drawdown back to the commitment's slice of
+    # the invoice's year at once, but the invoice stays spent in that year while the reversal awaits
+    # approval, and for good when the reversal counts in a later year (the invoice's year was
+    # closed). That money is not bound again in the year (else it would count twice).
     for c in commitments:
         given = {key: cents for key, (y, cents) in c.given_back.items() if y == year}
-        for key in view.reversals_awaiting_approval(list(given)) if given else ():
+        for key in view.reversals_not_counted_in(list(given), year) if given else ():
             committed[c.instrument] -= given[key]
     spent = spent_by_category(view, year)
     plan = dict(budget.plan_cents) if budget else {}

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -89,6 +89,12 @@ class BookingRow:
     def net_cents(self) -> int:
         """Contribution to the category's net spending: payments add, receipts subtract."""
         return self.sign * (self.amount_cents if self.kind == "payment" else -self.amount_cents)
+
+
+class _Counted(NamedTuple):
+    counted: bool
+    year: int  # the fiscal year it counts in (while not counted: the one it would count in now)
+    other: str  # the column asked for
 
 
 def list_index_sql(prefix: str, bytewise: str) -> str:
@@ -304,29 +310,38 @@ class SplitViewQueries(ABC):
                 out[r["category"]] = out.get(r["category"], 0) + (cents if r["kind"] == "payment" else -cents)
             return out
 
-    def reversals_awaiting_approval(self, keys: Sequence[str]) -> set[str]:
-        """Of these counter-bookings' keys, those not counted yet although their original is: a
-        reversal waiting for its approval (a withdrawal's original never counted)."""
+    def reversals_not_counted_in(self, keys: Sequence[str], year: int) -> set[str]:
+        """Of these counter-bookings' keys, those whose original counts in `year` while they do
+        not: awaiting approval, or counted in a later year because `year` was closed when they
+        were recorded or approved. (A withdrawal's original never counted.)"""
         counters = self._counted_by_id(keys, "reverses_key")
-        waiting = {k: original for k, (counted, original) in counters.items() if not counted and original}
-        originals = self._counted_by_id(list(waiting.values()), "booking_key")
-        return {k for k, original in waiting.items() if originals.get(original, (False, ""))[0]}
+        elsewhere = {
+            k: c.other for k, c in counters.items() if c.other and not (c.counted and c.year == year)
+        }
+        originals = self._counted_by_id(list(elsewhere.values()), "booking_key")
+        return {
+            k
+            for k, original in elsewhere.items()
+            if (o := originals.get(original)) is not None and o.counted and o.year == year
+        }
 
-    def _counted_by_id(self, keys: Sequence[str], column: str) -> dict[str, tuple[bool, str]]:
-        """key -> (counted, `column`) for the keys the view holds (looked up by primary key)."""
-        out: dict[str, tuple[bool, str]] = {}
+    def _counted_by_id(self, keys: Sequence[str], column: str) -> dict[str, _Counted]:
+        """key -> whether and in which year it counts, and `column`, for the keys the view holds
+        (looked up by primary key)."""
+        out: dict[str, _Counted] = {}
         with self._txn(commit=False) as c:
             for start in range(0, len(keys), KEYS_PER_QUERY):
                 some = keys[start : start + KEYS_PER_QUERY]
                 c.execute(
                     self._q(
-                        f"SELECT booking_key, counted, {column} AS other FROM {self.prefix}split_bookings "
+                        f"SELECT booking_key, counted, fiscal_year, {column} AS other "
+                        f"FROM {self.prefix}split_bookings "
                         f"WHERE booking_id IN ({','.join(['%s'] * len(some))})"
                     ),
                     [str(booking_id(k)) for k in some],
                 )
                 for r in c.fetchall():
-                    out[r["booking_key"]] = (bool(r["counted"]), r["other"])
+                    out[r["booking_key"]] = _Counted(bool(r["counted"]), int(r["fiscal_year"]), r["other"])
         return out
 
     def years(self) -> list[int]:

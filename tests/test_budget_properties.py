@@ -72,6 +72,7 @@ class History:
         self.books, self.years, self.committed_only = books, years, committed_only
         self.keys: list[str] = []
         self.under: dict[str, tuple[str, int, int]] = {}  # booking key -> (contract, year, cents)
+        self.today = date(2025, 12, 1)  # the day of approvals and reversals
 
     def apply(self, step) -> None:
         action, *args = step
@@ -113,17 +114,22 @@ class History:
         if self.books.ledger._commitment(f"C{c}") is not None:
             self.under[key] = (f"C{c}", b.fiscal_year, cents)
         if approve and b.state == "awaiting_approval":
-            self.books.ledger.approve_booking(key, approved_by="approver")
+            self.books.ledger.approve_booking(key, approved_by="approver", on=self.today)
 
     def approve(self, i):
         if self.keys:
-            self.books.ledger.approve_booking(self.keys[i % len(self.keys)], approved_by="approver")
+            self.books.ledger.approve_booking(self.keys[i % len(self.keys)], approved_by="approver", on=self.today)
 
     def reverse(self, i):
         if self.keys:
             key = self.keys[i % len(self.keys)]
-            self.books.ledger.reverse_booking(key, reason="Storno", reversed_by="clerk")
+            self.books.ledger.reverse_booking(key, reason="Storno", reversed_by="clerk", on=self.today)
             self.under.pop(key, None)
+
+    def close(self):
+        """2025 is closed: from now on approvals and reversals of 2025's bookings count in 2026."""
+        self.books.ledger.close_period(year=2025, quarter=0, closed_by="head")
+        self.today = date(2026, 2, 1)
 
 
 contract = st.integers(0, 2)
@@ -141,6 +147,7 @@ def steps(year_index):
             st.tuples(st.just("draw"), contract, amount, st.booleans(), year_index),
             st.tuples(st.just("approve"), st.integers(0, 9)),
             st.tuples(st.just("reverse"), st.integers(0, 9)),
+            st.tuples(st.just("close")),
         ),
         max_size=16,
     )
@@ -167,11 +174,22 @@ REVERSAL_AWAITING = [
 ]
 
 
+# A reversal after the invoice's year was closed counts in the next year: the year keeps the
+# invoice as spent, so the drawdown given back to its slice is not bound there again.
+REVERSAL_NEXT_YEAR = [
+    ("commit", 0, 3_000_000, 0),
+    ("draw", 0, 250_000, True, 0),
+    ("close",),
+    ("reverse", 0),
+]
+
+
 def test_available_never_goes_negative_when_all_spending_goes_through_commitments(fresh_books):
     @STORE_SETTINGS
     @given(steps(st.just(0)))
     @example(AWAITING_THEN_COMMIT)
     @example(REVERSAL_AWAITING)
+    @example(REVERSAL_NEXT_YEAR)
     def history(sequence):
         with fresh_books() as books:
             h = History(books, committed_only=True)

@@ -293,6 +293,35 @@ def test_a_reversal_awaiting_approval_gives_back_the_drawdown_but_not_yet_the_bu
     assert (st.committed_cents, st.spent_cents, st.available_cents) == (3_000_000, 0, 0)
 
 
+def test_a_reversal_that_counts_in_the_next_year_does_not_free_the_closed_years_budget(books):
+    """2025 is closed when its invoice is reversed: the counter-booking counts in 2026, the open
+    period. The commitment's 2025 slice has the drawdown back, but 2025 keeps the invoice as spent,
+    so 2025's status must not show that money as committed again (it would count twice); 2026 has
+    the refund as negative spending. The same when the reversal was recorded in 2025 and approved
+    only after the year was closed."""
+    allocate(books, 3_000_000)
+    commit(books, {2025: 3_000_000})
+    pay(books, "AGH-ALT", 500_000)
+    pay(books, "AGH-GROSS", 1_000_001, paid=date(2025, 11, 10))
+    books.ledger.approve_booking("AGH-GROSS", approved_by="approver", on=date(2025, 11, 11))
+    late = books.ledger.reverse_booking(
+        "AGH-GROSS", reason="Doppelzahlung", reversed_by="clerk", on=date(2025, 12, 1)
+    )
+    assert late.requires_approval and late.fiscal_year == 2025
+    books.ledger.close_period(year=2025, quarter=0, closed_by="head")
+    counter = books.ledger.reverse_booking(
+        "AGH-ALT", reason="Rückforderung", reversed_by="clerk", on=date(2026, 2, 3)
+    )
+    assert counter.fiscal_year == 2026 and get(books).remaining_cents(2025) == 3_000_000
+    st = egt(books)
+    assert (st.committed_cents, st.spent_cents, st.available_cents) == (1_499_999, 1_500_001, 0)
+    books.ledger.approve_booking(late.key, approved_by="approver", on=date(2026, 2, 4))
+    assert books.ledger.get_booking(late.key).fiscal_year == 2026
+    st = egt(books)
+    assert (st.committed_cents, st.spent_cents, st.available_cents) == (1_499_999, 1_500_001, 0)
+    assert egt(books, 2026).spent_cents == -1_500_001
+
+
 # ---- increase, reduce, release --------------------------------------------------------------
 
 
