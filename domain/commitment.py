@@ -155,6 +155,22 @@ class Commitment(Aggregate):
         year, cents = self.drawdowns[booking_key]
         self._undrawn(booking_key=booking_key, reversal_key=reversal_key, year=year, amount_cents=cents)
 
+    def move_drawdown(self, *, booking_key: str, year: int) -> None:
+        """An invoice approved after its year was closed counts in the open year: its drawdown
+        moves to that year's slice, which must hold it (else the approval is refused)."""
+        from_year, cents = self.drawdowns[booking_key]
+        assert from_year != year, "the drawdown is in that year already"
+        remaining = self.remaining_cents(year)
+        if cents > remaining:
+            released = " (released)" if self.is_released(year) else ""
+            raise CommitmentExceeded(
+                f"booking {booking_key} counts in {year} once approved ({from_year} is closed), but "
+                f"{format_eur(cents)} € exceed what remains of the {year} slice of commitment "
+                f"{self.contract_ref}{released}: {format_eur(remaining)} €; increase the commitment first",
+                field="contract_ref",
+            )
+        self._drawdown_moved(booking_key=booking_key, from_year=from_year, year=year, amount_cents=cents)
+
     def _guard_not_released(self, year: int) -> None:
         if self.is_released(year):
             raise ValidationError(f"the {year} slice of {self.contract_ref} is released", "year")
@@ -190,6 +206,15 @@ class Commitment(Aggregate):
             self.released_cents[y] += amount_cents  # a released year's money stays released
         del self.drawdowns[booking_key]
         self.given_back[reversal_key] = [year, amount_cents]
+
+    @event("DrawdownMoved")
+    def _drawdown_moved(self, booking_key: str, from_year: int, year: int, amount_cents: int) -> None:
+        f = str(from_year)
+        self.drawn_cents[f] -= amount_cents
+        if self.is_released(from_year):
+            self.released_cents[f] += amount_cents  # a released year's money stays released
+        self.drawn_cents[str(year)] += amount_cents
+        self.drawdowns[booking_key] = [year, amount_cents]
 
     # ---- queries ---------------------------------------------------------------------------
 

@@ -159,16 +159,31 @@ class Ledger(Application):
             booking = self.get_booking(key)
             calendar, seen = self._calendar_seen()
             booking.approve(approved_by=approved_by, calendar=calendar, on=on or date.today())
+            moved = self._drawdown_to_counting_year(booking)
             try:
                 self.save(
-                    booking, calendar_version=seen, side_rows=tuple(side_rows(booking)) if side_rows else ()
+                    booking,
+                    *([moved] if moved else []),
+                    calendar_version=seen,
+                    side_rows=tuple(side_rows(booking)) if side_rows else (),
                 )
             except SideRowConflict:
                 raise  # not the booking's: the caller's (nothing was stored)
-            except IntegrityError:  # a concurrent approval or closing: the guards decide again
+            except IntegrityError:  # a concurrent approval, closing or drawdown: the guards decide again
                 continue
             return booking
         raise IntegrityError(f"booking {key!r} kept changing under concurrent writers; try again")
+
+    def _drawdown_to_counting_year(self, booking: Booking) -> Commitment | None:
+        """The commitment, if the approval moved its invoice to another year (the invoice's was
+        closed meanwhile): the drawdown follows to that year's slice (CommitmentExceeded if it does
+        not hold it)."""
+        commitment = self._commitment(booking.contract_ref) if booking.contract_ref else None
+        drawdown = commitment.drawdowns.get(booking.key) if commitment else None
+        if commitment is None or drawdown is None or drawdown[0] == booking.fiscal_year:
+            return None
+        commitment.move_drawdown(booking_key=booking.key, year=booking.fiscal_year)
+        return commitment
 
     def reverse_booking(
         self,

@@ -114,11 +114,14 @@ class History:
         if self.books.ledger._commitment(f"C{c}") is not None:
             self.under[key] = (f"C{c}", b.fiscal_year, cents)
         if approve and b.state == "awaiting_approval":
-            self.books.ledger.approve_booking(key, approved_by="approver", on=self.today)
+            self.approve(len(self.keys) - 1)
 
     def approve(self, i):
         if self.keys:
-            self.books.ledger.approve_booking(self.keys[i % len(self.keys)], approved_by="approver", on=self.today)
+            key = self.keys[i % len(self.keys)]
+            b = self.books.ledger.approve_booking(key, approved_by="approver", on=self.today)
+            if key in self.under:  # approved after its year was closed: it draws on the next year's slice
+                self.under[key] = (self.under[key][0], b.fiscal_year, self.under[key][2])
 
     def reverse(self, i):
         if self.keys:
@@ -205,9 +208,19 @@ def test_available_never_goes_negative_when_all_spending_goes_through_commitment
 # ---- drawdowns never exceed their slice ---------------------------------------------------------
 
 
+# An invoice approved after its year was closed counts in the next year, and draws on that slice.
+APPROVED_AFTER_CLOSING = [
+    ("commit", 0, 3_000_000, 1),
+    ("draw", 0, 1_000_001, False, 0),
+    ("close",),
+    ("approve", 0),
+]
+
+
 def test_drawdowns_never_exceed_their_slice_and_equal_the_bookings_under_the_contract(fresh_books):
     @STORE_SETTINGS
     @given(steps(st.integers(0, 1)))
+    @example(APPROVED_AFTER_CLOSING)
     def history(sequence):
         with fresh_books() as books:
             h = History(books, years=(2025, 2026))

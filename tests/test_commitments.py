@@ -322,6 +322,31 @@ def test_a_reversal_that_counts_in_the_next_year_does_not_free_the_closed_years_
     assert egt(books, 2026).spent_cents == -1_500_001
 
 
+def test_an_invoice_approved_after_its_year_was_closed_draws_on_the_next_years_slice(books):
+    """The invoice drew on 2025 when recorded, but 2025 was closed before it was approved: it counts
+    in 2026, so its drawdown moves to the 2026 slice with the approval (one transaction). Without a
+    2026 slice that holds it, the approval is refused, naming the remainder, and nothing changes."""
+    allocate(books, 5_000_000)
+    commit(books, {2025: 3_000_000, 2026: 1_000_000})
+    pay(books, "AGH-SPAET", 1_000_001, paid=date(2025, 12, 10))
+    books.ledger.close_period(year=2025, quarter=0, closed_by="head")
+    with pytest.raises(CommitmentExceeded) as e:
+        books.ledger.approve_booking("AGH-SPAET", approved_by="approver", on=date(2026, 1, 20))
+    assert "2026" in str(e.value) and "10.000,00 €" in str(e.value)
+    assert books.ledger.get_booking("AGH-SPAET").state == "awaiting_approval"
+    assert event_names(books) == ["Made", "Drawn"]
+    change(books, 2026, 1, increase=True)
+    approved = books.ledger.approve_booking("AGH-SPAET", approved_by="approver", on=date(2026, 1, 20))
+    assert approved.fiscal_year == 2026
+    c = get(books)
+    assert c.drawdowns["AGH-SPAET"] == [2026, 1_000_001]
+    assert (c.remaining_cents(2025), c.remaining_cents(2026)) == (3_000_000, 0)
+    assert event_names(books)[-1] == "DrawdownMoved"
+    assert (egt(books, 2026).committed_cents, egt(books, 2026).spent_cents) == (0, 1_000_001)
+    books.ledger.reverse_booking("AGH-SPAET", reason="Doppelzahlung", reversed_by="clerk", on=date(2026, 2, 1))
+    assert get(books).remaining_cents(2026) == 1_000_001  # given back to the slice it drew on last
+
+
 # ---- increase, reduce, release --------------------------------------------------------------
 
 
