@@ -140,14 +140,7 @@ class Commitment(Aggregate):
             raise ValidationError(f"booking {booking_key} already drew on {self.contract_ref}", "key")
         if len(self.drawdowns) >= DRAWDOWNS_MAX:
             raise ValidationError(f"{self.contract_ref} has reached {DRAWDOWNS_MAX} drawdowns", "contract_ref")
-        remaining = self.remaining_cents(year)
-        if amount_cents > remaining:
-            released = " (released)" if self.is_released(year) else ""
-            raise CommitmentExceeded(
-                f"{format_eur(amount_cents)} € exceed what remains of the {year} slice of commitment "
-                f"{self.contract_ref}{released}: {format_eur(remaining)} €; increase the commitment first",
-                field="amount",
-            )
+        self._guard_room(year, amount_cents, field="amount")
         self._drawn(booking_key=booking_key, year=year, amount_cents=amount_cents)
 
     def undraw(self, *, booking_key: str, reversal_key: str) -> None:
@@ -160,16 +153,23 @@ class Commitment(Aggregate):
         moves to that year's slice, which must hold it (else the approval is refused)."""
         from_year, cents = self.drawdowns[booking_key]
         assert from_year != year, "the drawdown is in that year already"
+        self._guard_room(
+            year,
+            cents,
+            field="contract_ref",
+            why=f"booking {booking_key} counts in {year} once approved ({from_year} is closed), but ",
+        )
+        self._drawdown_moved(booking_key=booking_key, from_year=from_year, year=year, amount_cents=cents)
+
+    def _guard_room(self, year: int, amount_cents: int, *, field: str, why: str = "") -> None:
         remaining = self.remaining_cents(year)
-        if cents > remaining:
+        if amount_cents > remaining:
             released = " (released)" if self.is_released(year) else ""
             raise CommitmentExceeded(
-                f"booking {booking_key} counts in {year} once approved ({from_year} is closed), but "
-                f"{format_eur(cents)} € exceed what remains of the {year} slice of commitment "
+                f"{why}{format_eur(amount_cents)} € exceed what remains of the {year} slice of commitment "
                 f"{self.contract_ref}{released}: {format_eur(remaining)} €; increase the commitment first",
-                field="contract_ref",
+                field=field,
             )
-        self._drawdown_moved(booking_key=booking_key, from_year=from_year, year=year, amount_cents=cents)
 
     def _guard_not_released(self, year: int) -> None:
         if self.is_released(year):
@@ -200,21 +200,22 @@ class Commitment(Aggregate):
 
     @event("Undrawn")
     def _undrawn(self, booking_key: str, reversal_key: str, year: int, amount_cents: int) -> None:
-        y = str(year)
-        self.drawn_cents[y] -= amount_cents
-        if self.is_released(year):
-            self.released_cents[y] += amount_cents  # a released year's money stays released
+        self._take_back(year, amount_cents)
         del self.drawdowns[booking_key]
         self.given_back[reversal_key] = [year, amount_cents]
 
     @event("DrawdownMoved")
     def _drawdown_moved(self, booking_key: str, from_year: int, year: int, amount_cents: int) -> None:
-        f = str(from_year)
-        self.drawn_cents[f] -= amount_cents
-        if self.is_released(from_year):
-            self.released_cents[f] += amount_cents  # a released year's money stays released
+        self._take_back(from_year, amount_cents)
         self.drawn_cents[str(year)] += amount_cents
         self.drawdowns[booking_key] = [year, amount_cents]
+
+    def _take_back(self, year: int, amount_cents: int) -> None:
+        """A drawdown leaves the year's slice (state only, within an event)."""
+        y = str(year)
+        self.drawn_cents[y] -= amount_cents
+        if self.is_released(year):
+            self.released_cents[y] += amount_cents  # a released year's money stays released
 
     # ---- queries ---------------------------------------------------------------------------
 

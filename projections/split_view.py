@@ -538,20 +538,21 @@ _ISO_COLUMNS = tuple(
 class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
     """Split view in the same PostgreSQL database and schema as the events."""
 
+    bytewise = ' COLLATE "C"'
+    empty_table = "TRUNCATE"  # DELETE would leave 2M dead rows for the rebuild to wade through
+    column_types = {
+        "id": "uuid",
+        "id_key": "PRIMARY KEY",
+        "date": "date",
+        "ts": "timestamptz",
+        "bool": "boolean",
+        "bytewise": bytewise,
+    }
+
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self.prefix = f'"{self.datastore.schema}".'
-        self.bytewise = ' COLLATE "C"'
-        self.empty_table = "TRUNCATE"  # DELETE would leave 2M dead rows for the rebuild to wade through
-        types = {
-            "id": "uuid",
-            "id_key": "PRIMARY KEY",
-            "date": "date",
-            "ts": "timestamptz",
-            "bool": "boolean",
-            "bytewise": ' COLLATE "C"',
-        }
-        self.sql_create_statements += [SQL(s) for s in _table_sql(self.prefix, types)]  # type: ignore[arg-type]
+        self.sql_create_statements += [SQL(s) for s in _table_sql(self.prefix, self.column_types)]  # type: ignore[arg-type]
 
     @contextmanager
     def _txn(self, *, commit: bool) -> Iterator[Any]:
