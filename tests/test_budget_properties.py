@@ -72,6 +72,7 @@ class History:
         self.books, self.years, self.committed_only = books, years, committed_only
         self.keys: list[str] = []
         self.under: dict[str, tuple[str, int, int]] = {}  # booking key -> (contract, year, cents)
+        self.counters: list[tuple[str, int, int]] = []  # reversals under a contract: (key, original's year, cents)
         self.today = date(2025, 12, 1)  # the day of approvals and reversals
 
     def apply(self, step) -> None:
@@ -126,8 +127,15 @@ class History:
     def reverse(self, i):
         if self.keys:
             key = self.keys[i % len(self.keys)]
-            self.books.ledger.reverse_booking(key, reason="Storno", reversed_by="clerk", on=self.today)
-            self.under.pop(key, None)
+            counter = self.books.ledger.reverse_booking(key, reason="Storno", reversed_by="clerk", on=self.today)
+            if key in self.under:
+                _, year, cents = self.under.pop(key)
+                self.counters.append((counter.key, year, cents))
+
+    def returned_cents(self, year) -> int:
+        """Money given back in `year` by reversals of invoices that counted in an earlier year."""
+        counters = [(self.books.ledger.get_booking(key), was, cents) for key, was, cents in self.counters]
+        return sum(cents for b, was, cents in counters if b.counts and b.fiscal_year == year and was < year)
 
     def close(self):
         """2025 is closed: from now on approvals and reversals of 2025's bookings count in 2026."""
@@ -201,6 +209,44 @@ def test_available_never_goes_negative_when_all_spending_goes_through_commitment
                 h.apply(step)
                 line = bc.status(books, 2025).title("egt")
                 assert line.available_cents >= 0, (step, line)
+
+    history()
+
+
+# ---- every committed euro is either still bound or spent, in each year ---------------------------
+
+
+def test_committed_plus_spent_is_what_the_commitments_bind_in_each_year(fresh_books):
+    """With all spending under commitments, the status's committed + spent of a year is exactly
+    the commitments' slices of that year less what was released (and less what reversals of an
+    earlier year's invoices brought back in it): a drawdown moves money from committed to spent (on
+    approval), a reversal back (or, counting in a later year, not at all), and nothing is lost or
+    counted twice on the way, through closings and moved drawdowns."""
+
+    @STORE_SETTINGS
+    @given(steps(st.integers(0, 1)))
+    @example(AWAITING_THEN_COMMIT)
+    @example(REVERSAL_AWAITING)
+    @example(REVERSAL_NEXT_YEAR)
+    @example(APPROVED_AFTER_CLOSING)
+    def history(sequence):
+        with fresh_books() as books:
+            h = History(books, years=(2025, 2026), committed_only=True)
+            h.allocate(6_000_000)
+            for step in sequence:
+                h.apply(step)
+                for year in (2025, 2026):
+                    status = bc.status(books, year)
+                    bound = sum(
+                        c.slice_cents.get(str(year), 0) - c.released_cents.get(str(year), 0)
+                        for c in status.commitments
+                    )
+                    expected = bound - h.returned_cents(year)  # a late reversal lowers the later year's spending
+                    line = status.title("egt")
+                    assert line.committed_cents + line.spent_cents == expected, (step, year, line)
+                    instrument = status.instrument(INSTRUMENT)
+                    if instrument is not None:
+                        assert instrument.committed_cents + instrument.spent_cents == expected, (step, year)
 
     history()
 
