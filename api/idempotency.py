@@ -374,7 +374,7 @@ def _json_response(status: int, model: BaseModel, headers: dict[str, str]) -> Re
     )
 
 
-def idempotency(
+async def idempotency(
     request: Request,
     caller: Annotated[Caller, Depends(authenticated)],
     idempotency_key: Annotated[

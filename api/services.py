@@ -81,7 +81,7 @@ class Services:
     settings: ApiSettings
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
