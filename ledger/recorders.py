@@ -3,8 +3,10 @@
 PostgreSQL: the library writes saves through psycopg's pipeline mode, with all events in one array
 parameter; at tens of megabytes that deadlocks (psycopg stops flushing and waits for a result while
 the server waits in ClientRead for the rest of the message; psycopg issue #685 is the same family).
-Here every save runs unpipelined: the library's table lock and NOTIFY, the events in chunks of at
-most 1 MiB, then their seals, one transaction. The lock serialises writers across processes, so
+Here the events go in chunks of at most 1 MiB: a save of one chunk (every single command, every
+joint save of the API's group commit) sends the library's table lock, the checks, NOTIFY and the
+events in one pipeline, then the seals and side rows in another, then commits (three round trips
+under the lock); larger saves insert their chunks unpipelined in between. One transaction. The lock serialises writers across processes, so
 notification ids commit in order and each seal's predecessor is the one read under the lock.
 
 SQLite: the library inserts inside one transaction and SQLite serialises writers; the seals are
@@ -133,32 +135,56 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
-        ids: list[int] = []
         calendar_version = kwargs.get("calendar_version")
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._lock_table(curs)
-            if calendar_version is not None:
-                # Under the table lock no period can be closed meanwhile: check the one the command saw.
-                curs.execute(self.select_calendar_version, (CALENDAR_ID,))
-                if curs.fetchone()["v"] != calendar_version:
-                    raise CalendarChanged("a period was closed while the command ran")
-            self.require_absent(curs, kwargs.get("absent_ids", ()))
-            self._notify_channel(curs)
-            for chunk in chunks(stored_events):
-                # The aggregate recorder's insert: one unnest() of this chunk, RETURNING the ids.
-                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
-                fetched = self._fetch_ids_after_insert_events(curs, chunk)
-                assert fetched is not None and len(fetched) == len(chunk)
-                ids.extend(fetched)
-            curs.execute(self.select_last_seal)
-            row = curs.fetchone()
+        absent_ids = list(kwargs.get("absent_ids", ()))
+        parts = list(chunks(stored_events))
+        ids: list[int] = []
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+            conn.cursor() as calendar,
+            conn.cursor() as absent,
+            conn.cursor() as last_seal,
+        ):
+            # Everything up to the events (and the events, if they fit one chunk) in one round trip:
+            # the table lock is held from the first statement to the commit, and every round trip
+            # in between is one more wait for the server and for this process's GIL while other
+            # writers queue for the lock. The checks run before the insert; their answers are read
+            # after it was sent, and a failed check rolls the whole transaction back.
+            with conn.pipeline():
+                self._lock_table(curs)
+                if calendar_version is not None:
+                    calendar.execute(self.select_calendar_version, (CALENDAR_ID,))
+                if absent_ids:
+                    absent.execute(self.select_any, (absent_ids,))
+                last_seal.execute(self.select_last_seal)
+                self._notify_channel(curs)
+                if len(parts) == 1:
+                    PostgresAggregateRecorder._insert_stored_events(self, curs, parts[0])
+            # Under the table lock no period can be closed meanwhile: check the one the command saw.
+            if calendar_version is not None and calendar.fetchone()["v"] != calendar_version:
+                raise CalendarChanged("a period was closed while the command ran")
+            if absent_ids and absent.fetchone() is not None:
+                raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
+            row = last_seal.fetchone()
             prev = bytes(row["seal"]) if row else seals.GENESIS
-            curs.executemany(self.insert_seals, seals.chain(prev, ids, stored_events))
-            for side in kwargs.get("side_rows", ()):
-                try:
-                    curs.execute(side.sql, side.params)
-                except pg_errors.UniqueViolation as e:
-                    raise SideRowConflict(str(e)) from None
+            for i, chunk in enumerate(parts):
+                # Larger saves: one unnest() per chunk, unpipelined (see the module's docstring).
+                if len(parts) > 1:
+                    PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                fetched = self._fetch_ids_after_insert_events(curs, chunk)
+                assert fetched is not None and len(fetched) == len(chunk), i
+                ids.extend(fetched)
+            try:
+                with conn.pipeline():  # the seals and the side rows: one more round trip
+                    curs.executemany(self.insert_seals, seals.chain(prev, ids, stored_events))
+                    for side in kwargs.get("side_rows", ()):
+                        curs.execute(side.sql, side.params)
+            except pg_errors.UniqueViolation as e:
+                if e.diag.table_name == self.seals_table_name:
+                    raise
+                raise SideRowConflict(str(e)) from None
         assert len(ids) == len(stored_events)
         return ids
 

@@ -1,14 +1,27 @@
-"""Chunking of large saves on PostgreSQL (see ledger/pg_recorder.py for why)."""
+"""The sealing recorders: chunking of large saves on PostgreSQL (see ledger/recorders.py for why),
+and what a save stores or refuses on either store."""
 
 from __future__ import annotations
 
 from uuid import uuid4
 
+import pytest
 from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.recorders import CHUNK_BYTES_MAX, CHUNK_EVENTS_MAX, chunks
+from domain.booking import booking_id
+from ledger import recorders
+from ledger.audit import verify_log
+from ledger.recorders import (
+    CHUNK_BYTES_MAX,
+    CHUNK_EVENTS_MAX,
+    SideRow,
+    SideRowConflict,
+    StoredMeanwhile,
+    chunks,
+)
+from tests.factories import booking
 
 
 @settings(max_examples=200, deadline=None)
@@ -25,3 +38,71 @@ def test_chunks_keep_order_and_bounds(sizes, repeat):
 def test_many_small_events_are_cut_by_count():
     events = [StoredEvent(uuid4(), 1, "t", b"") for _ in range(CHUNK_EVENTS_MAX * 2 + 1)]
     assert [len(p) for p in chunks(events)] == [CHUNK_EVENTS_MAX, CHUNK_EVENTS_MAX, 1]
+
+
+# ---- the sealing recorders' saves (both stores) ---------------------------------------------------
+
+
+def _recorded(ledger, keys):
+    from domain.booking import Booking
+
+    calendar, _ = ledger._calendar_seen()
+    return [
+        Booking.record(booking(k), recorded_by="clerk", catalogue=ledger.catalogue, rates=ledger.rates,
+                       calendar=calendar)
+        for k in keys
+    ]
+
+
+def _marks_table(rec):
+    postgres = hasattr(rec.datastore, "schema")
+    table = f'"{rec.datastore.schema}".rec_marks' if postgres else "rec_marks"
+    with rec.datastore.transaction(commit=True) as c:
+        c.execute(f"CREATE TABLE {table} (mark text PRIMARY KEY)")
+    return table, "%s" if postgres else "?"
+
+
+def test_a_save_of_several_chunks_stores_every_event_in_order_sealed(books, monkeypatch):
+    """On PostgreSQL a save of one chunk goes in one pipeline, a larger one chunk by chunk: both
+    give consecutive positions in the save's order, each event sealed after its predecessor."""
+    monkeypatch.setattr(recorders, "CHUNK_BYTES_MAX", 3_000)  # a few events per chunk
+    ledger = books.ledger
+    ledger.save(*_recorded(ledger, ["R-ONE"]), calendar_version=ledger._calendar_seen()[1])
+    keys = [f"R-MANY-{i:02}" for i in range(25)]
+    events = [e for b in _recorded(ledger, keys) for e in b.collect_events()]
+    assert len(list(recorders.chunks([ledger.mapper.to_stored_event(e) for e in events]))) > 3
+    before = ledger.max_notification_id()
+    ledger.save(*events, calendar_version=ledger._calendar_seen()[1])
+    notes = ledger.recorder.select_notifications(start=before + 1, limit=100)
+    assert [n.id for n in notes] == list(range(before + 1, before + 1 + len(keys)))
+    assert [booking_id(k) for k in keys] == [n.originator_id for n in notes]
+    verdict = verify_log(ledger)
+    assert verdict.intact and verdict.count == before + len(keys), verdict
+
+
+def test_a_side_row_that_breaks_a_unique_key_stores_nothing(books):
+    ledger = books.ledger
+    table, p = _marks_table(ledger.recorder)
+    insert = f"INSERT INTO {table} (mark) VALUES ({p})"
+    first = _recorded(ledger, ["R-SIDE-1"])
+    ledger.save(*first, calendar_version=ledger._calendar_seen()[1], side_rows=[SideRow(insert, ("m",))])
+    before = ledger.max_notification_id()
+    with pytest.raises(SideRowConflict):
+        ledger.save(*_recorded(ledger, ["R-SIDE-2"]), calendar_version=ledger._calendar_seen()[1],
+                    side_rows=[SideRow(insert, ("n",)), SideRow(insert, ("m",))])
+    assert ledger.max_notification_id() == before and ledger._find("R-SIDE-2") is None
+    with ledger.recorder.datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT mark FROM {table}")
+        assert [r["mark"] if p == "%s" else r[0] for r in c.fetchall()] == ["m"]
+    assert verify_log(ledger).intact
+
+
+def test_an_aggregate_stored_meanwhile_refuses_the_save(books):
+    """`absent_ids`: what the command found absent must still be absent under the write lock."""
+    ledger = books.ledger
+    [meanwhile] = _recorded(ledger, ["R-MEANWHILE"])
+    ledger.save(meanwhile)
+    before = ledger.max_notification_id()
+    with pytest.raises(StoredMeanwhile):
+        ledger.save(*_recorded(ledger, ["R-LATER"]), absent_ids=[meanwhile.id])
+    assert ledger.max_notification_id() == before and ledger._find("R-LATER") is None
