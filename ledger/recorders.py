@@ -6,8 +6,9 @@ the server waits in ClientRead for the rest of the message; psycopg issue #685 i
 Here the events go in chunks of at most 1 MiB: a save of one chunk (every single command, every
 joint save of the API's group commit) sends the library's table lock, the checks, NOTIFY and the
 events in one pipeline, then the seals and side rows in another, then commits (three round trips
-under the lock); larger saves insert their chunks unpipelined in between. One transaction. The lock serialises writers across processes, so
-notification ids commit in order and each seal's predecessor is the one read under the lock.
+under the lock); larger saves insert their chunks unpipelined in between. One transaction. The
+lock serialises writers across processes, so notification ids commit in order and each seal's
+predecessor is the one read under the lock.
 
 SQLite: the library inserts inside one transaction and SQLite serialises writers; the seals are
 added in that transaction after the events, when the write lock is already held.
@@ -80,6 +81,12 @@ def without_rows_for_every_save() -> Iterator[None]:
 class StoredMeanwhile(IntegrityError):
     """An aggregate the command found absent (`absent_ids`: a payment run's contracts without a
     commitment) was stored before the command's events: it must look again."""
+
+
+def _refuse_if_found(curs: Any) -> None:
+    """After looking up aggregates the command found absent (under the write lock)."""
+    if curs.fetchone() is not None:
+        raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
 
 
 class SideRowConflict(IntegrityError):
@@ -165,16 +172,15 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             # Under the table lock no period can be closed meanwhile: check the one the command saw.
             if calendar_version is not None and calendar.fetchone()["v"] != calendar_version:
                 raise CalendarChanged("a period was closed while the command ran")
-            if absent_ids and absent.fetchone() is not None:
-                raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
+            if absent_ids:
+                _refuse_if_found(absent)
             row = last_seal.fetchone()
             prev = bytes(row["seal"]) if row else seals.GENESIS
-            for i, chunk in enumerate(parts):
-                # Larger saves: one unnest() per chunk, unpipelined (see the module's docstring).
-                if len(parts) > 1:
+            for chunk in parts:
+                if len(parts) > 1:  # one unnest() per chunk, unpipelined (see the module's docstring)
                     PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
                 fetched = self._fetch_ids_after_insert_events(curs, chunk)
-                assert fetched is not None and len(fetched) == len(chunk), i
+                assert fetched is not None and len(fetched) == len(chunk)
                 ids.extend(fetched)
             try:
                 with conn.pipeline():  # the seals and the side rows: one more round trip
@@ -192,8 +198,7 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         """Under the table lock: none of these aggregates is stored (else StoredMeanwhile)."""
         if ids:
             curs.execute(self.select_any, (list(ids),))
-            if curs.fetchone() is not None:
-                raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
+            _refuse_if_found(curs)
 
     def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -231,8 +236,7 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 "LIMIT 1",
                 some,
             )
-            if c.fetchone() is not None:
-                raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
+            _refuse_if_found(c)
         if ids:
             c.execute(f"SELECT seal FROM {SQLITE_SEALS_TABLE} ORDER BY notification_id DESC LIMIT 1")
             row = c.fetchone()
