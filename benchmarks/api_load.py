@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import aiohttp
 import httpx
 from harness import Row, child_env, create_database, database_url, describe_server, drop_database, print_table
 
@@ -114,31 +115,38 @@ def bench_server(token: str, workers: int = 1) -> Iterator[tuple[str, str]]:
 # ---- the clients ---------------------------------------------------------------------------------
 
 
-async def health_rate(url: str, clients: int, seconds: float) -> tuple[int, float]:
+async def health_rate(url: str, clients: int, seconds: float) -> tuple[int, float, float]:
+    """(requests, seconds, this process's CPU seconds) of N clients calling GET /health."""
     done = 0
     stop = time.perf_counter() + seconds
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(http: aiohttp.ClientSession) -> None:
         nonlocal done
         while time.perf_counter() < stop:
-            r = await http.get("/health")
-            r.raise_for_status()
+            async with http.get("/health") as r:
+                r.raise_for_status()
+                await r.read()
             done += 1
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     await _each_with_own_connection(url, [client] * clients)
-    return done, time.perf_counter() - t0
+    return done, time.perf_counter() - t0, time.process_time() - cpu0
 
 
 async def _each_with_own_connection(url: str, tasks: list) -> None:
-    """One httpx client (one keep-alive connection) per task: a pool shared by 50 tasks costs the
-    client more CPU than the server's work (measured: 660 -> 160 GET /health per second)."""
-    http = [httpx.AsyncClient(base_url=url, timeout=120) for _ in tasks]
+    """One session of one keep-alive connection per task. aiohttp, not httpx: the load generator
+    shares the server's two cores, and httpx cost ~1.9 ms of client CPU per POST (aiohttp: see the
+    "client CPU" row), CPU the server did not get."""
+    timeout = aiohttp.ClientTimeout(total=120)
+    http = [
+        aiohttp.ClientSession(base_url=url, timeout=timeout, connector=aiohttp.TCPConnector(limit=1))
+        for _ in tasks
+    ]
     try:
         await asyncio.gather(*(task(h) for task, h in zip(tasks, http, strict=True)))
     finally:
         for h in http:
-            await h.aclose()
+            await h.close()
 
 
 async def load(url: str, token: str, clients: int, seconds: float) -> dict:
@@ -150,7 +158,7 @@ async def load(url: str, token: str, clients: int, seconds: float) -> dict:
     run = f"{os.getpid()}-{int(time.time())}"
     stop = time.perf_counter() + seconds
 
-    async def poster(http: httpx.AsyncClient) -> None:
+    async def poster(http: aiohttp.ClientSession) -> None:
         nonlocal created
         n = next(numbers)
         for seq in itertools.count():
@@ -158,27 +166,30 @@ async def load(url: str, token: str, clients: int, seconds: float) -> dict:
                 return
             key = f"LD-{run}-{n}-{seq}"
             t = time.perf_counter()
-            r = await http.post("/bookings", json=booking(key), headers=headers | {"Idempotency-Key": key})
+            async with http.post(
+                "/bookings", json=booking(key), headers=headers | {"Idempotency-Key": key}
+            ) as r:
+                await r.read()
             latencies.append(time.perf_counter() - t)
-            if r.status_code == 201:
+            if r.status == 201:
                 created += 1
             else:
-                errors[r.status_code] = errors.get(r.status_code, 0) + 1
+                errors[r.status] = errors.get(r.status, 0) + 1
 
-    async def probe(http: httpx.AsyncClient) -> None:
+    async def probe(http: aiohttp.ClientSession) -> None:
         for seq in itertools.count(1):
             if time.perf_counter() >= stop:
                 return
             key = f"PR-{run}-{seq}"
-            r = await http.post("/bookings", json=booking(key, PROBE_CATEGORY), headers=headers)
-            if r.status_code != 201:
-                errors[r.status_code] = errors.get(r.status_code, 0) + 1
+            async with http.post("/bookings", json=booking(key, PROBE_CATEGORY), headers=headers) as r:
+                await r.read()
+            if r.status != 201:
+                errors[r.status] = errors.get(r.status, 0) + 1
                 continue
             posted = time.perf_counter()
             while True:
-                split = (
-                    await http.get("/split", params={"year": 2025, "quarter": 1}, headers=headers)
-                ).json()
+                async with http.get("/split", params={"year": 2025, "quarter": 1}, headers=headers) as r:
+                    split = await r.json()
                 counts = [s["booking_count"] for s in split["lines"] if s["category"] == PROBE_CATEGORY]
                 if counts and counts[0] >= seq:
                     lags.append(time.perf_counter() - posted)
@@ -186,10 +197,11 @@ async def load(url: str, token: str, clients: int, seconds: float) -> dict:
             await asyncio.sleep(PROBE_EVERY_S)
 
     numbers = itertools.count()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     await _each_with_own_connection(url, [probe] + [poster] * clients)
     return {
         "seconds": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - cpu0,
         "created": created,
         "latencies": latencies,
         "lags": lags,
@@ -212,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--url needs --token")
 
     def measure(url: str, token: str, where: str) -> int:
-        done, base_s = asyncio.run(health_rate(url, args.clients, args.baseline_seconds))
+        done, base_s, base_cpu_s = asyncio.run(health_rate(url, args.clients, args.baseline_seconds))
         result = asyncio.run(load(url, token, args.clients, args.seconds))
         lat, lags = result["latencies"], result["lags"]
         table = [
@@ -222,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             Row("POST latency p99", percentile(lat, 99) * 1000, "ms", decimals=1),
             Row("POST -> split lag p50", percentile(lags, 50) * 1000, "ms", decimals=1),
             Row("POST -> split lag p99", percentile(lags, 99) * 1000, "ms", decimals=1),
+            Row("client CPU per GET /health", base_cpu_s / max(done, 1) * 1000, "ms", decimals=2),
+            Row("client CPU per POST", result["cpu_s"] / max(len(lat), 1) * 1000, "ms", decimals=2),
         ]
         print_table(
             f"API load: {args.clients} clients, {args.seconds:g} s, against {where}",

@@ -305,7 +305,7 @@ def api_figures(*, seconds: float, clients: int = 50) -> dict[str, Any]:
     token = os.urandom(24).hex()
     # One server process per core (koa serve --workers), as a deployment would run it.
     with api_load.bench_server(token, workers=os.cpu_count() or 1) as (url, _where):
-        done, base_s = asyncio.run(api_load.health_rate(url, clients, 5.0))
+        done, base_s, _cpu_s = asyncio.run(api_load.health_rate(url, clients, 5.0))
         result = asyncio.run(api_load.load(url, token, clients, seconds))
     return result | {"health_rate": done / base_s, "clients": clients, "workers": os.cpu_count() or 1}
 
@@ -324,6 +324,14 @@ def api_lines(api: dict[str, Any]) -> list[Line]:
             rate >= 1000,
         ),
         Line("  POST latency p99", f"{p99_ms:,.0f} ms", "", "", "< 50 ms", p99_ms < 50),
+        Line(
+            "  CPU of the load generator per POST (shares the cores)",
+            f"{api['cpu_s'] / max(len(api['latencies']), 1) * 1000:.2f} ms",
+            "",
+            "",
+            "",
+            None,
+        ),
         Line(
             "lag: a booking posted through the API shows in the split, p99",
             f"{lag_ms:,.0f} ms",
