@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from api import problems
 from api.auth import Authenticator
 from api.body_limit import BodyLimit
+from api.booking_writer import BookingWriter
 from api.idempotency import IdempotencyStore
 from api.problems import MEDIA_TYPE
 from api.routers import (
@@ -68,10 +69,13 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
             keeper = ViewKeeper(books)
             keeper.fresh()
             keeper.start()
-            app.state.services = Services(books, keeper, store, api_settings)
+            writer = BookingWriter(books.ledger, store, on_saved=keeper.poke)
+            writer.start()
+            app.state.services = Services(books, keeper, store, api_settings, writer)
             try:
                 yield
             finally:
+                writer.stop()
                 keeper.stop()
 
     app = FastAPI(

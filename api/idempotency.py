@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -36,6 +36,7 @@ from ledger.recorders import SideRow, SideRowConflict, with_every_save
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft's examples
 PENDING_STALE_MS = 15 * 60 * 1000  # a claim this old belongs to a request that died: take it over
 TABLE = "api_idempotency"
+KEYS_PER_QUERY_MAX = 500  # bound parameters of keys_stored, well below SQLite's limit
 log = logging.getLogger("koa.api")
 
 
@@ -153,6 +154,20 @@ class IdempotencyStore:
                 (owner, key, stored.created_ms),
             )
         return None
+
+    def keys_stored(self, owner: str, keys: Sequence[str]) -> set[str]:
+        """Which of an owner's keys have a row (pending, committed, done or expired: each of those
+        is for `lookup` and the request's own path to judge). One query for a batch of requests."""
+        assert len(keys) <= KEYS_PER_QUERY_MAX
+        if not keys:
+            return set()
+        marks = ", ".join(["%s"] * len(keys))
+        with self._txn() as c:
+            c.execute(
+                self._q(f"SELECT idem_key FROM {self.table} WHERE owner = %s AND idem_key IN ({marks})"),
+                (owner, *keys),
+            )
+            return {row["idem_key"] for row in c.fetchall()}
 
     def _select(self, c: Any, owner: str, key: str) -> Stored | None:
         c.execute(
@@ -311,6 +326,18 @@ class Idempotency:
             except Exception:  # noqa: BLE001 - the answer stands; a retry runs again (no events here)
                 log.exception("could not store the response for an idempotency key")
         return Response(body, status_code=status, headers=headers)
+
+    def answer_with_events(self, request: BaseModel, outcome: Outcome) -> tuple[tuple[SideRow, ...], Response]:
+        """What run_with_events answers when the first attempt stores its events: the rows that
+        remember the answer (to be saved with the events; none without a key) and the response,
+        the bytes a repeat gets. For callers that save the events themselves (api/booking_writer.py)
+        and only when no answer was stored for the key before (IdempotencyStore.keys_stored)."""
+        status, model, headers = outcome
+        body, headers = model.model_dump_json(), _json_headers(headers)
+        if self.key is None:
+            return (), Response(body, status_code=status, headers=headers)
+        row = self.store.done_row(self.owner, self.key, self._fingerprint(request), status, body, headers)
+        return (row,), Response(body, status_code=status, headers=headers)
 
     def _answer_taken(self, fingerprint: str) -> Response:
         """Another request with this key stored its answer first: that answer, or why not."""

@@ -1,9 +1,10 @@
 """What the endpoints share, built once per server in the app's lifespan: the Books (one composition
 root, ledger.bootstrap.open_books), the split view kept up to date, the idempotency store.
 
-Thread safety: endpoints are plain functions run in the server's thread pool. The Ledger holds no
-per-request state (repository reads and saves go through the recorder's connection pool; SQLite
-and PostgreSQL pools hand each thread its own connection), and the split view's catch-up is exactly
+Thread safety: endpoints are plain functions run in the server's thread pool (POST /bookings hands
+its booking to one writer thread, api/booking_writer.py). The Ledger holds no per-request state
+(repository reads and saves go through the recorder's connection pool; SQLite and PostgreSQL pools
+hand each thread its own connection), and the split view's catch-up is exactly
 once even across processes; here it is additionally serialised per process, so concurrent readers
 wait for one catch-up instead of racing each other for the same pages.
 """
@@ -17,6 +18,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.booking_writer import BookingWriter
 from api.idempotency import IdempotencyStore
 from api.settings import ApiSettings
 from ledger.bootstrap import Books
@@ -79,6 +81,7 @@ class Services:
     view: ViewKeeper
     idempotency: IdempotencyStore
     settings: ApiSettings
+    booking_writer: BookingWriter  # POST /bookings (api/booking_writer.py)
 
 
 async def services(request: Request) -> Services:

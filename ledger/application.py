@@ -146,6 +146,30 @@ class Ledger(Application):
             return Posted(booking, created=True)
         raise IntegrityError(f"booking {content.key!r} kept conflicting with concurrent writers; try again")
 
+    def decide_new_booking(self, content: BookingContent, *, recorded_by: str) -> tuple[Booking, int] | None:
+        """The first attempt of record_booking, not saved: the booking decided as new against the
+        kept calendar, and that calendar's version (for `save_new_bookings`). None where
+        record_booking must decide: an invoice that draws on a commitment. Raises what the rules
+        raise (which, for a key stored before, record_booking answers as a repeat)."""
+        calendar, seen = self._calendar_seen()
+        booking = Booking.record(
+            content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.base_rates, calendar=calendar
+        )
+        commitments, refused = self._draw_commitments([booking])
+        if commitments or refused:
+            return None
+        return booking, seen
+
+    def save_new_bookings(
+        self, bookings: Sequence[Booking], *, calendar_version: int, side_rows: Sequence[SideRow] = ()
+    ) -> None:
+        """Store bookings of `decide_new_booking` (decided against `calendar_version`) and the side
+        rows in one transaction: all or nothing. Fails as a save does (a key stored meanwhile, the
+        calendar changed, a side row taken); then each goes through record_booking for its own outcome."""
+        assert bookings
+        assert all(b.version == 1 for b in bookings)  # new aggregates only, one event each
+        self.save(*bookings, calendar_version=calendar_version, side_rows=tuple(side_rows))
+
     def approve_booking(
         self,
         key: str,

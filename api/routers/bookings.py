@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 from fastapi import Path, Query, Response
 
-from api.auth import Approver, Clerk, Reader
-from api.idempotency import Idem, Outcome
+from api.auth import Approver, Caller, Clerk, Reader
+from api.booking_writer import Decided, Job
+from api.idempotency import Idem, Idempotency, Outcome
 from api.problems import ApiProblem, problem_responses
 from api.routing import resource_router
 from api.schemas.bookings import (
@@ -28,7 +29,7 @@ from api.schemas.bookings import (
     ReversalPosted,
 )
 from api.schemas.common import PAGE_LIMIT_DEFAULT, Limit
-from api.services import Svc
+from api.services import Services, Svc
 from domain.booking import Booking
 from ledger.commands import parse_booking
 from ledger.recorders import SideRow
@@ -53,25 +54,45 @@ def _location(key: str) -> dict[str, str]:
     responses={200: {"model": BookingPosted, "description": "the key already held this content"}}
     | problem_responses(409),
 )
-def create_booking(
+async def create_booking(
     body: BookingCreate,
     caller: Clerk,
     idem: Idem,
     svc: Svc,
 ) -> Response:
-    def outcome(booking: Booking, created: bool) -> Outcome:
-        posted = BookingPosted(created=created, booking=BookingRead.of(booking))
-        return (201 if created else 200), posted, _location(booking.key)
+    # Stored by the booking writer together with the bookings of other requests waiting
+    # (api/booking_writer.py); what it does not settle goes the request's own way, below.
+    ledger = svc.books.ledger
+
+    def decide() -> Decided | None:
+        content = parse_booking(body.as_text(), ledger.catalogue)
+        decided = ledger.decide_new_booking(content, recorded_by=caller.user)
+        if decided is None:
+            return None
+        booking, calendar_version = decided
+        rows, response = idem.answer_with_events(body, _posted(booking, True))
+        return Decided(booking, calendar_version, rows, response)
+
+    return await svc.booking_writer.submit(Job(idem, decide, lambda: _record_own_way(body, caller, idem, svc)))
+
+
+def _posted(booking: Booking, created: bool) -> Outcome:
+    posted = BookingPosted(created=created, booking=BookingRead.of(booking))
+    return (201 if created else 200), posted, _location(booking.key)
+
+
+def _record_own_way(body: BookingCreate, caller: Caller, idem: Idempotency, svc: Services) -> Response:
+    """One request on its own: a repeat, a refusal, a draw on a commitment, a conflict."""
 
     def action(remember: Callable[[Outcome], tuple[SideRow, ...]]) -> tuple[Outcome, bool]:
         ledger = svc.books.ledger
         content = parse_booking(body.as_text(), ledger.catalogue)
         # A new booking's answer is stored with its events, in one transaction.
         posted = ledger.record_booking(
-            content, recorded_by=caller.user, side_rows=lambda booking: remember(outcome(booking, True))
+            content, recorded_by=caller.user, side_rows=lambda booking: remember(_posted(booking, True))
         )
         svc.view.poke()
-        return outcome(posted.booking, posted.created), posted.created
+        return _posted(posted.booking, posted.created), posted.created
 
     return idem.run_with_events(body, action)
 
