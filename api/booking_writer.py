@@ -82,7 +82,8 @@ class BookingWriter:
         self._on_saved = on_saved  # the split view's poke
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queued_requests_max)
         self._held = threading.Lock()  # see hold()
-        self._counted = threading.Lock()
+        self._counted = threading.Lock()  # submitted, _stopped and the queue's end
+        self._stopped = False
         self._thread: threading.Thread | None = None
         self.submitted = 0  # requests queued so far (for tests: to know when all have arrived)
         self.largest_batch = 0  # requests in the largest batch so far (for tests and tuning)
@@ -94,23 +95,33 @@ class BookingWriter:
 
     def stop(self) -> None:
         """Answer what is queued, then end the thread."""
+        with self._counted:
+            self._stopped = True  # from now on submit() refuses: nothing is queued behind the end
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=60)
             self._thread = None
 
     async def submit(self, job: Job) -> Response:
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise ApiProblem(
-                503,
-                "overloaded",
-                "Server busy",
-                f"{self._queue.maxsize} bookings are waiting to be stored already; retry shortly",
-                headers={"Retry-After": "1"},
-            ) from None
         with self._counted:
+            if self._stopped:
+                raise ApiProblem(
+                    503,
+                    "unavailable",
+                    "Server stopping",
+                    "the server is shutting down; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                raise ApiProblem(
+                    503,
+                    "overloaded",
+                    "Server busy",
+                    f"{self._queue.maxsize} bookings are waiting to be stored already; retry shortly",
+                    headers={"Retry-After": "1"},
+                ) from None
             self.submitted += 1
         return await job.future
 

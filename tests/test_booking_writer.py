@@ -150,3 +150,31 @@ def test_a_full_queue_answers_503_and_stores_nothing():
 
     problem = asyncio.run(two())
     assert problem.status == 503 and problem.headers["Retry-After"] == "1"
+
+
+def test_a_stopping_writer_answers_what_was_queued_and_refuses_what_comes_after(client):
+    """Shutting down: nothing waits forever for a writer that has gone."""
+    writer = client.app.state.services.booking_writer
+    answers: list = []
+    poster = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/bookings", json=booking_body("S-1"), headers=auth("clerk"))
+        )
+    )
+    stopper = threading.Thread(target=writer.stop)
+    with writer.hold():
+        arrived = writer.submitted + 1
+        poster.start()
+        deadline = time.monotonic() + WAIT_S_MAX
+        while writer.submitted < arrived:
+            assert time.monotonic() < deadline, "the request did not reach the writer"
+            time.sleep(0.01)
+        stopper.start()  # queued behind the request, while the writer is held
+        time.sleep(0.1)
+    stopper.join(WAIT_S_MAX)
+    poster.join(WAIT_S_MAX)
+    assert [r.status_code for r in answers] == [201]
+    late = client.post("/bookings", json=booking_body("S-2"), headers=auth("clerk"))
+    assert late.status_code == 503 and late.headers["retry-after"] == "1"
+    assert client.get("/bookings/S-1", headers=auth("clerk")).status_code == 200
+    assert client.get("/bookings/S-2", headers=auth("clerk")).status_code == 404
