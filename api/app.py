@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -36,7 +37,6 @@ from api.routers import (
 from api.services import Services, ViewKeeper
 from api.settings import ApiSettings
 from ledger.bootstrap import open_books
-from ledger.group_commit import GroupCommit
 from ledger.settings import Settings
 
 DESCRIPTION = """
@@ -63,7 +63,6 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with open_books(settings) as books:
-            books.ledger.group_commit = GroupCommit(books.ledger)  # many requests write at once
             store = IdempotencyStore(books, ttl_hours=api_settings.idempotency_hours)
             store.purge()
             keeper = ViewKeeper(books)
@@ -75,7 +74,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
             try:
                 yield
             finally:
-                writer.stop()
+                await anyio.to_thread.run_sync(writer.stop)  # it answers what is queued first
                 keeper.stop()
 
     app = FastAPI(

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError
 from fastapi import Response
 
 from api.idempotency import KEYS_PER_QUERY_MAX, Idempotency, IdempotencyStore
@@ -36,6 +37,7 @@ from ledger.application import Ledger
 from ledger.recorders import SideRow
 
 BATCH_REQUESTS_MAX = 200  # per transaction: bounds the lock time, the message and the key look-up
+STOP_WAIT_S_MAX = 60
 QUEUED_REQUESTS_MAX = 5_000  # beyond this the server is overloaded: 503, the client retries later
 assert BATCH_REQUESTS_MAX <= KEYS_PER_QUERY_MAX
 
@@ -87,9 +89,10 @@ class BookingWriter:
         self._thread: threading.Thread | None = None
         self.submitted = 0  # requests queued so far (for tests: to know when all have arrived)
         self.largest_batch = 0  # requests in the largest batch so far (for tests and tuning)
+        self.saved_jointly = 0  # bookings stored by joint saves (the rest went their own way)
 
     def start(self) -> None:
-        assert self._thread is None
+        assert self._thread is None and not self._stopped
         self._thread = threading.Thread(target=self._run, name="koa-booking-writer", daemon=True)
         self._thread.start()
 
@@ -97,14 +100,18 @@ class BookingWriter:
         """Answer what is queued, then end the thread."""
         with self._counted:
             self._stopped = True  # from now on submit() refuses: nothing is queued behind the end
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
-            self._thread.join(timeout=60)
-            self._thread = None
+            self._thread.join(timeout=STOP_WAIT_S_MAX)
+            if self._thread.is_alive():
+                log.error("the booking writer did not finish within %d s", STOP_WAIT_S_MAX)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     async def submit(self, job: Job) -> Response:
         with self._counted:
-            if self._stopped:
+            if self._stopped or (self._thread is not None and not self._thread.is_alive()):
                 raise ApiProblem(
                     503,
                     "unavailable",
@@ -155,7 +162,7 @@ class BookingWriter:
                 self.largest_batch = max(self.largest_batch, len(batch))
                 try:
                     answers = self._write(batch)
-                except Exception as e:  # noqa: BLE001 - a bug here must not leave requests waiting
+                except BaseException as e:  # noqa: BLE001 - a bug here must not leave requests waiting
                     log.exception("the booking writer failed a batch")
                     answers = [(job, e) for job in batch]
             _settle(answers)
@@ -164,22 +171,23 @@ class BookingWriter:
 
     def _write(self, batch: list[Job]) -> list[tuple[Job, Response | BaseException]]:
         """Every job of the batch with its answer (a response or what its path raised)."""
-        answers: list[tuple[Job, Response | BaseException]] = []
-        own_way: list[Job] = []
-        decided: list[tuple[Job, Decided]] = []
+        own_way: set[int] = set()  # positions in the batch; they go their own way in this order
+        decided: list[tuple[int, Decided]] = []
         try:
             seen = self._keys_seen(batch)
         except Exception:  # noqa: BLE001 - the store is unwell: each request meets that on its own
             log.exception("looking up a batch's Idempotency-Keys failed")
-            seen, own_way, batch = set(), list(batch), []
+            seen, own_way = set(), set(range(len(batch)))
         # A key twice in one batch would fail the joint save for all (and, on PostgreSQL, spend
         # notification ids on the rolled-back insert): the first goes in it, the others their own
         # way after it, where they meet it as stored.
         in_batch: set[Any] = set()
-        for job in batch:
+        for i, job in enumerate(batch):
+            if i in own_way:
+                continue
             idem_key = (job.idem.owner, job.idem.key) if job.idem.key is not None else None
             if idem_key is not None and (idem_key in seen or idem_key in in_batch):
-                own_way.append(job)  # a repeat (or a request in flight elsewhere): its path answers
+                own_way.add(i)  # a repeat (or a request in flight elsewhere): its path answers
                 continue
             try:
                 d = job.decide()
@@ -190,12 +198,23 @@ class BookingWriter:
                 or d.booking.id in in_batch
                 or (decided and d.calendar_version != decided[0][1].calendar_version)
             ):
-                own_way.append(job)
+                own_way.add(i)
                 continue
-            decided.append((job, d))
+            decided.append((i, d))
             in_batch.add(d.booking.id)
             if idem_key is not None:
                 in_batch.add(idem_key)
+        answers: list[tuple[Job, Response | BaseException]] = []
+        if decided:
+            # A booking stored before (a retry without Idempotency-Key) would fail the joint save
+            # of all: one look-up finds such repeats first.
+            try:
+                stored = self._ledger.bookings_stored([d.booking.id for _, d in decided])
+            except Exception:  # noqa: BLE001 - as above
+                log.exception("looking up a batch's booking keys failed")
+                stored = {d.booking.id for _, d in decided}
+            own_way.update(i for i, d in decided if d.booking.id in stored)
+            decided = [(i, d) for i, d in decided if d.booking.id not in stored]
         if decided:
             try:
                 self._ledger.save_new_bookings(
@@ -203,12 +222,22 @@ class BookingWriter:
                     calendar_version=decided[0][1].calendar_version,
                     side_rows=[r for _, d in decided for r in d.side_rows],
                 )
-            except Exception:  # noqa: BLE001 - something changed meanwhile: each on its own path
-                own_way.extend(job for job, _ in decided)
+            except Exception as e:  # noqa: BLE001 - something changed meanwhile: each on its own path
+                # expected: a key or an Idempotency-Key stored meanwhile, a period closed meanwhile
+                level = logging.DEBUG if isinstance(e, IntegrityError) else logging.WARNING
+                log.log(
+                    level, "a joint save of %d bookings failed (%r); each goes its own way", len(decided), e
+                )
+                own_way.update(i for i, _ in decided)
             else:
-                answers.extend((job, d.response) for job, d in decided)
-                self._on_saved()
-        for job in own_way:
+                self.saved_jointly += len(decided)
+                answers.extend((batch[i], d.response) for i, d in decided)
+                try:
+                    self._on_saved()
+                except Exception:  # noqa: BLE001 - the follower's next round catches up anyway
+                    log.exception("poking the split view failed")
+        for i in sorted(own_way):  # in the order they came
+            job = batch[i]
             try:
                 answers.append((job, job.fallback()))
             except BaseException as e:  # noqa: BLE001 - raised in the request's coroutine

@@ -25,7 +25,6 @@ from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw, draw
 from domain.settlement import FundsDraw, Submission
 from ledger import bulk_import, event_index
-from ledger.group_commit import GroupCommit
 from ledger.recorders import CalendarChanged, SideRow, SideRowConflict, rows_for_every_save
 
 # A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
@@ -82,9 +81,6 @@ class Ledger(Application):
         rates: RateTable | None = None,
     ) -> None:
         super().__init__(env)
-        # Set by a server with many concurrent writers (api/app.py): single bookings are then stored
-        # together with those of concurrent requests, one transaction for all (ledger/group_commit.py).
-        self.group_commit: GroupCommit | None = None
         self._calendar_kept: tuple[PeriodCalendar, int] | None = None  # see _calendar_seen
         self.catalogue = catalogue or Catalogue.load()
         self.base_rates = rates or RateTable.load()  # the shipped defaults; see `rates`
@@ -131,12 +127,7 @@ class Ledger(Application):
                 raise
             rows = tuple(side_rows(booking)) if side_rows else ()
             try:
-                if self.group_commit is not None and not commitments:
-                    self.group_commit.save(
-                        list(booking.collect_events()), calendar_version=seen, side_rows=rows
-                    )
-                else:
-                    self.save(booking, *commitments, calendar_version=seen, side_rows=rows)
+                self.save(booking, *commitments, calendar_version=seen, side_rows=rows)
             except CalendarChanged:
                 continue  # a period was closed meanwhile: decide again against the new calendar
             except SideRowConflict:
@@ -153,12 +144,20 @@ class Ledger(Application):
         raise (which, for a key stored before, record_booking answers as a repeat)."""
         calendar, seen = self._calendar_seen()
         booking = Booking.record(
-            content, recorded_by=recorded_by, catalogue=self.catalogue, rates=self.base_rates, calendar=calendar
+            content,
+            recorded_by=recorded_by,
+            catalogue=self.catalogue,
+            rates=self.base_rates,
+            calendar=calendar,
         )
         commitments, refused = self._draw_commitments([booking])
         if commitments or refused:
             return None
         return booking, seen
+
+    def bookings_stored(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these booking ids are stored already (one query, not one per id)."""
+        return event_index.stored_ids(self, ids)
 
     def save_new_bookings(
         self, bookings: Sequence[Booking], *, calendar_version: int, side_rows: Sequence[SideRow] = ()

@@ -35,6 +35,11 @@ def recorded_contents(app: Ledger, ids: Sequence[UUID]) -> dict[UUID, BookingCon
     return out
 
 
+def stored_ids(app: Ledger, ids: Sequence[UUID]) -> set[UUID]:
+    """Which of these aggregates are stored (one query per chunk of ids)."""
+    return {stored.originator_id for stored in _select_first_events(app, ids)}
+
+
 def _select_first_events(app: Ledger, ids: Sequence[UUID]) -> list[StoredEvent]:
     recorder = app.recorder
     found: list[StoredEvent] = []

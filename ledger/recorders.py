@@ -4,7 +4,7 @@ PostgreSQL: the library writes saves through psycopg's pipeline mode, with all e
 parameter; at tens of megabytes that deadlocks (psycopg stops flushing and waits for a result while
 the server waits in ClientRead for the rest of the message; psycopg issue #685 is the same family).
 Here the events go in chunks of at most 1 MiB: a save of one chunk (every single command, every
-joint save of the API's group commit) sends the library's table lock, the checks, NOTIFY and the
+joint save of the API's booking writer) sends the library's table lock, the checks, NOTIFY and the
 events in one pipeline, then the seals and side rows in another, then commits (three round trips
 under the lock); larger saves insert their chunks unpipelined in between. One transaction. The
 lock serialises writers across processes, so notification ids commit in order and each seal's
@@ -56,7 +56,7 @@ def with_every_save(*rows: SideRow) -> Iterator[None]:
     """Write `rows` in the transaction of every Ledger.save made within, in this thread: the API
     marks an idempotency key as carried out in the very transaction that carries it out. A command
     may save more than once (retries, several steps), so the rows must be safe to write again
-    (an UPDATE, not an INSERT). The group commit takes them with the caller's own events only."""
+    (an UPDATE, not an INSERT)."""
     token = _WITH_EVERY_SAVE.set((*_WITH_EVERY_SAVE.get(), *rows))
     try:
         yield
@@ -66,16 +66,6 @@ def with_every_save(*rows: SideRow) -> Iterator[None]:
 
 def rows_for_every_save() -> tuple[SideRow, ...]:
     return _WITH_EVERY_SAVE.get()
-
-
-@contextmanager
-def without_rows_for_every_save() -> Iterator[None]:
-    """For a save on behalf of others (the group commit's leader): none of this thread's rows."""
-    token = _WITH_EVERY_SAVE.set(())
-    try:
-        yield
-    finally:
-        _WITH_EVERY_SAVE.reset(token)
 
 
 class StoredMeanwhile(IntegrityError):

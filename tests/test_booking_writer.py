@@ -13,6 +13,7 @@ import pytest
 from api.booking_writer import BookingWriter, Job
 from api.idempotency import Idempotency
 from api.problems import ApiProblem
+from ledger.bootstrap import open_books
 from tests.api_fixtures import auth, booking_body
 
 WAIT_S_MAX = 30
@@ -55,8 +56,11 @@ def test_requests_that_meet_are_stored_together_each_with_its_own_answer(client)
         (booking_body(f"W-{i}", amount=f"{100 + i},00"), auth("clerk", **{"Idempotency-Key": f"w-{i}"}))
         for i in range(6)
     ]
+    writer = client.app.state.services.booking_writer
+    jointly = writer.saved_jointly
     answers = _post_together(client, requests)
     assert [r.status_code for r in answers] == [201] * 6
+    assert writer.saved_jointly == jointly + 6  # one joint save, not six of their own
     for i, r in enumerate(answers):
         b = r.json()["booking"]
         assert (b["key"], b["amount_cents"], b["recorded_by"]) == (f"W-{i}", (100 + i) * 100, "mueller")
@@ -75,6 +79,7 @@ def test_what_the_batch_does_not_settle_goes_the_request_s_own_way(client):
     )
     assert stored.status_code == 201
     assert client.post("/bookings", json=booking_body("O-2"), headers=auth("clerk")).status_code == 201
+    jointly = client.app.state.services.booking_writer.saved_jointly
     answers = _post_together(
         client,
         [
@@ -95,8 +100,9 @@ def test_what_the_batch_does_not_settle_goes_the_request_s_own_way(client):
     assert reused.status_code == 409
     assert reused.json()["type"] == "urn:koa-ledger:problem:idempotency-mismatch"
     assert client.get("/bookings/O-OTHER", headers=auth("clerk")).status_code == 404
-    # O-2 failed the joint save of O-NEW and itself (a key stored before); each then went its own way
     assert _booking_count(client) == 3
+    # O-2 (stored before) was found by the batch's look-up and did not spoil O-NEW's joint save
+    assert client.app.state.services.booking_writer.saved_jointly == jointly + 1
 
 
 def test_a_key_twice_in_one_batch_is_stored_once_and_answered_twice(client):
@@ -104,6 +110,7 @@ def test_a_key_twice_in_one_batch_is_stored_once_and_answered_twice(client):
     first of each goes in the joint save, the other its own way after it (nothing is rolled back:
     no notification id is spent on a failed insert)."""
     twice = auth("clerk", **{"Idempotency-Key": "j-twice"})
+    jointly = client.app.state.services.booking_writer.saved_jointly
     answers = _post_together(
         client,
         [
@@ -127,7 +134,28 @@ def test_a_key_twice_in_one_batch_is_stored_once_and_answered_twice(client):
     assert twice_a.content == twice_b.content  # one execution, answered twice
     assert {r.headers.get("idempotent-replayed") for r in (twice_a, twice_b)} == {None, "true"}
     assert _booking_count(client) == 4
+    assert client.app.state.services.booking_writer.saved_jointly == jointly + 4  # J-1, J-SAME, J-2, J-3
     assert client.app.state.services.books.ledger.max_notification_id() == 4
+
+
+def test_a_joint_save_that_fails_leaves_each_request_its_own_outcome(client, settings):
+    """Another process closes a period after this server kept its calendar: the joint save is
+    refused (CalendarChanged) and each request is decided again and stored on its own."""
+    writer = client.app.state.services.booking_writer
+    assert client.post("/bookings", json=booking_body("C-0"), headers=auth("clerk")).status_code == 201
+    with open_books(settings) as other:
+        other.ledger.close_period(year=2024, quarter=1, closed_by="head")
+    jointly = writer.saved_jointly
+    requests = [(booking_body(f"C-{i}"), auth("clerk", **{"Idempotency-Key": f"c-{i}"})) for i in (1, 2, 3)]
+    answers = _post_together(client, requests)
+    assert [(r.status_code, r.json()["booking"]["key"]) for r in answers] == [
+        (201, f"C-{i}") for i in (1, 2, 3)
+    ]
+    assert writer.saved_jointly == jointly  # the joint save failed; the bookings are stored all the same
+    for (body, headers), first in zip(requests, answers, strict=True):
+        again = client.post("/bookings", json=body, headers=headers)  # answers remembered on their own way
+        assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert _booking_count(client) == 4
 
 
 def test_a_full_queue_answers_503_and_stores_nothing():
@@ -169,10 +197,16 @@ def test_a_stopping_writer_answers_what_was_queued_and_refuses_what_comes_after(
         while writer.submitted < arrived:
             assert time.monotonic() < deadline, "the request did not reach the writer"
             time.sleep(0.01)
-        stopper.start()  # queued behind the request, while the writer is held
-        time.sleep(0.1)
+        while writer.queued() != 0:  # the writer has taken the request and waits for the hold
+            assert time.monotonic() < deadline, "the writer did not take the request"
+            time.sleep(0.01)
+        stopper.start()  # the end is queued behind the request while the writer is held
+        while writer.queued() != 1:
+            assert time.monotonic() < deadline, "the stop did not reach the queue"
+            time.sleep(0.01)
     stopper.join(WAIT_S_MAX)
     poster.join(WAIT_S_MAX)
+    assert not stopper.is_alive() and not writer.alive()
     assert [r.status_code for r in answers] == [201]
     late = client.post("/bookings", json=booking_body("S-2"), headers=auth("clerk"))
     assert late.status_code == 503 and late.headers["retry-after"] == "1"
