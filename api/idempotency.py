@@ -301,8 +301,7 @@ class Idempotency:
         remembered: list[tuple[int, str, dict[str, str]]] = []  # the answer of the latest attempt
 
         def remember(outcome: Outcome) -> tuple[SideRow, ...]:
-            status, model, headers = outcome
-            remembered[:] = [(status, model.model_dump_json(), _json_headers(headers))]
+            remembered[:] = [_json_answer(outcome)]
             return (self.store.done_row(self.owner, key, fingerprint, *remembered[0]),)
 
         try:
@@ -327,17 +326,19 @@ class Idempotency:
                 log.exception("could not store the response for an idempotency key")
         return Response(body, status_code=status, headers=headers)
 
-    def answer_with_events(self, request: BaseModel, outcome: Outcome) -> tuple[tuple[SideRow, ...], Response]:
+    def answer_with_events(
+        self, request: BaseModel, outcome: Outcome
+    ) -> tuple[tuple[SideRow, ...], Response]:
         """What run_with_events answers when the first attempt stores its events: the rows that
         remember the answer (to be saved with the events; none without a key) and the response,
         the bytes a repeat gets. For callers that save the events themselves (api/booking_writer.py)
         and only when no answer was stored for the key before (IdempotencyStore.keys_stored)."""
-        status, model, headers = outcome
-        body, headers = model.model_dump_json(), _json_headers(headers)
-        if self.key is None:
-            return (), Response(body, status_code=status, headers=headers)
-        row = self.store.done_row(self.owner, self.key, self._fingerprint(request), status, body, headers)
-        return (row,), Response(body, status_code=status, headers=headers)
+        status, body, headers = _json_answer(outcome)
+        rows: tuple[SideRow, ...] = ()
+        if self.key is not None:
+            fingerprint = self._fingerprint(request)
+            rows = (self.store.done_row(self.owner, self.key, fingerprint, status, body, headers),)
+        return rows, Response(body, status_code=status, headers=headers)
 
     def _answer_taken(self, fingerprint: str) -> Response:
         """Another request with this key stored its answer first: that answer, or why not."""
@@ -393,6 +394,12 @@ class Idempotency:
 
 def _json_headers(headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "content-type": "application/json"}
+
+
+def _json_answer(outcome: Outcome) -> tuple[int, str, dict[str, str]]:
+    """Status, body and headers of an answer, as they are sent and remembered for a repeat."""
+    status, model, headers = outcome
+    return status, model.model_dump_json(), _json_headers(headers)
 
 
 def _json_response(status: int, model: BaseModel, headers: dict[str, str]) -> Response:

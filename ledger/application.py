@@ -111,14 +111,7 @@ class Ledger(Application):
                 return Posted(existing, created=False)
             calendar, seen = self._calendar_seen()
             try:
-                booking = Booking.record(
-                    content,
-                    recorded_by=recorded_by,
-                    catalogue=self.catalogue,
-                    rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
-                    calendar=calendar,
-                )
-                commitments, refused = self._draw_commitments([booking])
+                booking, commitments, refused = self._new_booking(content, recorded_by, calendar)
                 if refused:
                     raise refused[0][1]
             except DomainError:
@@ -143,17 +136,24 @@ class Ledger(Application):
         record_booking must decide: an invoice that draws on a commitment. Raises what the rules
         raise (which, for a key stored before, record_booking answers as a repeat)."""
         calendar, seen = self._calendar_seen()
+        booking, commitments, refused = self._new_booking(content, recorded_by, calendar)
+        if commitments or refused:
+            return None
+        return booking, seen
+
+    def _new_booking(
+        self, content: BookingContent, recorded_by: str, calendar: PeriodCalendar
+    ) -> tuple[Booking, list[Commitment], list[tuple[int, DomainError]]]:
+        """A booking decided as new, the commitments it draws on and the drawdown refused, if any."""
         booking = Booking.record(
             content,
             recorded_by=recorded_by,
             catalogue=self.catalogue,
-            rates=self.base_rates,
+            rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
             calendar=calendar,
         )
         commitments, refused = self._draw_commitments([booking])
-        if commitments or refused:
-            return None
-        return booking, seen
+        return booking, commitments, refused
 
     def bookings_stored(self, ids: Sequence[UUID]) -> set[UUID]:
         """Which of these booking ids are stored already (one query, not one per id)."""
