@@ -49,7 +49,9 @@ def _select_first_events(app: Ledger, ids: Sequence[UUID]) -> list[StoredEvent]:
             f"SELECT originator_id, topic, state FROM {table} "
             "WHERE originator_id = ANY(%s) AND originator_version = 1"
         )
-        with recorder.datastore.transaction(commit=False) as curs:
+        # No transaction: a stored event stays stored, so chunks read apart agree, and BEGIN and
+        # ROLLBACK would be two more round trips for the API's booking writer, which waits on each.
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
             for i in range(0, len(ids), POSTGRES_IDS_PER_QUERY):
                 curs.execute(sql, (list(ids[i : i + POSTGRES_IDS_PER_QUERY]),))
                 found += [

@@ -4,11 +4,11 @@ PostgreSQL: the library writes saves through psycopg's pipeline mode, with all e
 parameter; at tens of megabytes that deadlocks (psycopg stops flushing and waits for a result while
 the server waits in ClientRead for the rest of the message; psycopg issue #685 is the same family).
 Here the events go in chunks of at most 1 MiB: a save of one chunk (every single command, every
-joint save of the API's booking writer) sends the library's table lock, the checks, NOTIFY and the
-events in one pipeline, then the seals and side rows in another, then commits (three round trips
-under the lock); larger saves insert their chunks unpipelined in between. One transaction. The
-lock serialises writers across processes, so notification ids commit in order and each seal's
-predecessor is the one read under the lock.
+joint save of the API's booking writer) is one pipeline, one round trip: BEGIN, the library's
+table lock, the checks, NOTIFY, the events, their seals (computed in SQL by the same formula as
+seals.seal), the side rows and COMMIT. Larger saves insert their chunks unpipelined, one statement
+each. One transaction. The lock serialises writers across processes, so notification ids commit
+in order and each seal's predecessor is the last one stored under the lock.
 
 SQLite: the library inserts inside one transaction and SQLite serialises writers; the seals are
 added in that transaction after the events, when the write lock is already held.
@@ -16,6 +16,7 @@ added in that transaction after the events, when the write lock is already held.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,11 +24,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 
 from domain.periods import CALENDAR_ID
@@ -100,89 +103,165 @@ def chunks(events: Sequence[StoredEvent]) -> Iterator[Sequence[StoredEvent]]:
         yield events[start:]
 
 
+# SQLSTATEs of the recorder's own refusals, raised by its functions inside a save (class KL: ours).
+CALENDAR_CHANGED_SQLSTATE = "KL001"
+STORED_MEANWHILE_SQLSTATE = "KL002"
+
+
 class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events", **kwargs: Any) -> None:
         super().__init__(datastore, events_table_name=events_table_name, **kwargs)
         self.seals_table_name = events_table_name.removesuffix("_events") + "_seals"
         self.check_identifier_length(self.seals_table_name)
         schema, table = Identifier(self.datastore.schema), Identifier(self.seals_table_name)
-        self.sql_create_statements.append(
+        events = Identifier(events_table_name)
+        for name in (f"{self.seals_table_name}_chain", f"{self.seals_table_name}_refuse_if"):
+            self.check_identifier_length(name)
+        seal_chain = Identifier(f"{self.seals_table_name}_chain")
+        refuse_if = Identifier(f"{self.seals_table_name}_refuse_if")
+        self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {0}.{1} (notification_id bigint PRIMARY KEY, seal bytea NOT NULL)"
-            ).format(schema, table)
-        )
+            ).format(schema, table),
+            # seals.seal() in SQL, for the events one insert returned (never for any others: an
+            # event put in behind the application's back stays without a seal), chained on to the
+            # last seal, which under the table lock is their predecessor's. koa audit verify
+            # recomputes the chain in Python.
+            SQL(
+                "CREATE OR REPLACE FUNCTION {0}.{2}(ids bigint[], oids uuid[], versions bigint[], "
+                "topics text[], states bytea[]) RETURNS bigint[] LANGUAGE plpgsql AS $$\n"
+                "DECLARE prev bytea; sealed bytea[] := '{{}}';\n"
+                "BEGIN\n"
+                "  SELECT seal INTO prev FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1;\n"
+                "  prev := COALESCE(prev, decode(repeat('00', 32), 'hex'));\n"
+                "  FOR i IN 1 .. COALESCE(array_length(ids, 1), 0) LOOP\n"
+                "    prev := sha256(prev || int8send(ids[i]) || convert_to(oids[i]::text, 'UTF8') || '\\x00'::bytea\n"
+                "      || int8send(versions[i]) || convert_to(topics[i], 'UTF8') || '\\x00'::bytea\n"
+                "      || int8send(length(states[i])::bigint) || states[i]);\n"
+                "    sealed[i] := prev;\n"
+                "  END LOOP;\n"
+                "  INSERT INTO {0}.{1} (notification_id, seal) SELECT * FROM unnest(ids, sealed);\n"
+                "  RETURN ids;\n"
+                "END $$"
+            ).format(schema, table, seal_chain),
+            # A check under the table lock that ends the save when it fails (its SQLSTATE says why):
+            # in a pipeline, nothing after it runs, COMMIT included.
+            SQL(
+                "CREATE OR REPLACE FUNCTION {0}.{1}(refused boolean, code text, message text) "
+                "RETURNS void LANGUAGE plpgsql AS $$\n"
+                "BEGIN IF refused THEN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END IF; END $$"
+            ).format(schema, refuse_if),
+        ]
         self.select_last_seal = SQL("SELECT seal FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1").format(
-            schema, table
-        )
-        self.insert_seals = SQL("INSERT INTO {0}.{1} (notification_id, seal) VALUES (%s, %s)").format(
             schema, table
         )
         self.select_calendar_version = SQL(
             "SELECT COALESCE(MAX(originator_version), 0) AS v FROM {0}.{1} WHERE originator_id = %s"
-        ).format(schema, Identifier(events_table_name))
+        ).format(schema, events)
         self.select_seals = SQL(
             "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
             "ORDER BY notification_id LIMIT %s"
         ).format(schema, table)
         self.select_any = SQL(
             "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
-        ).format(schema, Identifier(events_table_name))
+        ).format(schema, events)
+        self.refuse_if_calendar_changed = SQL(
+            "SELECT {0}.{1}((SELECT COALESCE(MAX(originator_version), 0) FROM {0}.{2} "
+            "WHERE originator_id = %s) <> %s, %s, 'a period was closed while the command ran')"
+        ).format(schema, refuse_if, events)
+        self.refuse_if_any_stored = SQL(
+            "SELECT {0}.{1}(EXISTS (SELECT 1 FROM {0}.{2} WHERE originator_id = ANY(%s)), %s, "
+            "'an aggregate the command found absent was stored meanwhile')"
+        ).format(schema, refuse_if, events)
+        # The library's insert, with its rows as four arrays sent in binary (its array of a
+        # composite type is dumped as text, every byte of the states escaped in Python), and the
+        # seal chain of what it returned.
+        self.insert_sealed_events = SQL(
+            "WITH new AS (INSERT INTO {0}.{1} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::integer[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id, originator_id, originator_version, topic, state) "
+            "SELECT {0}.{2}(array_agg(notification_id ORDER BY notification_id), "
+            "array_agg(originator_id ORDER BY notification_id), "
+            "array_agg(originator_version::bigint ORDER BY notification_id), "
+            "array_agg(topic ORDER BY notification_id), array_agg(state ORDER BY notification_id)) AS ids "
+            "FROM new"
+        ).format(schema, events, seal_chain)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
+        with self.datastore.get_connection() as conn:
+            try:
+                return self._insert_sealed(conn, stored_events, **kwargs)
+            except psycopg.Error as e:
+                if e.sqlstate == CALENDAR_CHANGED_SQLSTATE:
+                    raise CalendarChanged(e.diag.message_primary) from None
+                if e.sqlstate == STORED_MEANWHILE_SQLSTATE:
+                    raise StoredMeanwhile(e.diag.message_primary) from None
+                if isinstance(e, pg_errors.UniqueViolation) and e.diag.table_name not in (
+                    self.events_table_name,
+                    self.seals_table_name,
+                ):
+                    raise SideRowConflict(str(e)) from None
+                raise
+
+    def _insert_sealed(self, conn: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
+        """One transaction, and for a save of one chunk (every single command, every joint save of
+        the API's booking writer) one round trip: BEGIN, the table lock, the checks, NOTIFY, the
+        events with their seals, the side rows and COMMIT in one pipeline. The lock is held for
+        the server's work only, not for a wait on this process (its GIL, under load) in between.
+        A failed check raises in the database, and nothing after it runs; the error leaves the
+        pool's connection block, which rolls the transaction back. Larger saves send each chunk
+        on its own (see the module's docstring)."""
         calendar_version = kwargs.get("calendar_version")
         absent_ids = list(kwargs.get("absent_ids", ()))
         parts = list(chunks(stored_events))
         ids: list[int] = []
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor() as curs,
-            conn.cursor() as calendar,
-            conn.cursor() as absent,
-            conn.cursor() as last_seal,
-        ):
-            # Everything up to the events (and the events, if they fit one chunk) in one round trip:
-            # the table lock is held from the first statement to the commit, and every round trip
-            # in between is one more wait for the server and for this process's GIL while other
-            # writers queue for the lock. The checks run before the insert; their answers are read
-            # after it was sent, and a failed check rolls the whole transaction back.
-            with conn.pipeline():
+        with conn.cursor() as curs, conn.cursor() as inserted:
+            with conn.pipeline():  # its end sends everything queued and reads the answers
+                curs.execute(b"BEGIN")
                 self._lock_table(curs)
                 if calendar_version is not None:
-                    calendar.execute(self.select_calendar_version, (CALENDAR_ID,))
+                    curs.execute(
+                        self.refuse_if_calendar_changed,
+                        (CALENDAR_ID, calendar_version, CALENDAR_CHANGED_SQLSTATE),
+                    )
                 if absent_ids:
-                    absent.execute(self.select_any, (absent_ids,))
-                last_seal.execute(self.select_last_seal)
+                    curs.execute(self.refuse_if_any_stored, (absent_ids, STORED_MEANWHILE_SQLSTATE))
                 self._notify_channel(curs)
                 if len(parts) == 1:
-                    PostgresAggregateRecorder._insert_stored_events(self, curs, parts[0])
-            # Under the table lock no period can be closed meanwhile: check the one the command saw.
-            if calendar_version is not None and calendar.fetchone()["v"] != calendar_version:
-                raise CalendarChanged("a period was closed while the command ran")
-            if absent_ids:
-                _refuse_if_found(absent)
-            row = last_seal.fetchone()
-            prev = bytes(row["seal"]) if row else seals.GENESIS
-            for chunk in parts:
-                if len(parts) > 1:  # one unnest() per chunk, unpipelined (see the module's docstring)
-                    PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
-                fetched = self._fetch_ids_after_insert_events(curs, chunk)
-                assert fetched is not None and len(fetched) == len(chunk)
-                ids.extend(fetched)
-            try:
-                with conn.pipeline():  # the seals and the side rows: one more round trip
-                    curs.executemany(self.insert_seals, seals.chain(prev, ids, stored_events))
-                    for side in kwargs.get("side_rows", ()):
-                        curs.execute(side.sql, side.params)
-            except pg_errors.UniqueViolation as e:
-                if e.diag.table_name == self.seals_table_name:
-                    raise
-                raise SideRowConflict(str(e)) from None
-        assert len(ids) == len(stored_events)
+                    self._insert_chunk(inserted, parts[0])
+                    self._side_rows_and_commit(curs, kwargs)
+            if len(parts) == 1:
+                ids.extend(inserted.fetchone()["ids"])
+            else:
+                for chunk in parts:
+                    self._insert_chunk(inserted, chunk)
+                    ids.extend(inserted.fetchone()["ids"])
+                with conn.pipeline():
+                    self._side_rows_and_commit(curs, kwargs)
+        assert conn.info.transaction_status == TransactionStatus.IDLE  # committed
+        assert len(ids) == len(stored_events) and ids == sorted(ids)
         return ids
+
+    def _insert_chunk(self, curs: Any, chunk: Sequence[StoredEvent]) -> None:
+        curs.execute(
+            self.insert_sealed_events,
+            (
+                [e.originator_id for e in chunk],
+                [e.originator_version for e in chunk],
+                [e.topic for e in chunk],
+                [e.state for e in chunk],
+            ),
+        )
+
+    @staticmethod
+    def _side_rows_and_commit(curs: Any, kwargs: dict[str, Any]) -> None:
+        # Rows of one statement (the answers of a joint save) go as one executemany.
+        for sql, rows in itertools.groupby(kwargs.get("side_rows", ()), key=lambda side: side.sql):
+            curs.executemany(sql, [side.params for side in rows])
+        curs.execute(b"COMMIT")
 
     def require_absent(self, curs: Any, ids: Sequence[Any]) -> None:
         """Under the table lock: none of these aggregates is stored (else StoredMeanwhile)."""
