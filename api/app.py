@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
             app.state.services = Services(books, keeper, store, api_settings, writer)
             # What is alive now (modules, schemas, catalogue, pools: ~100,000 objects) lives as
             # long as the server: out of the collector's sight, a full collection under load took
-            # 3-11 ms instead of 60-100 ms, every few seconds, during which the process stood still.
+            # 2-11 ms instead of 60-100 ms, every few seconds, during which the process stood still.
             gc.freeze()
             try:
                 yield

@@ -41,6 +41,10 @@ class CalendarChanged(IntegrityError):
     """A period was closed between reading the calendar and storing: the command must look again."""
 
 
+CALENDAR_CHANGED = "a period was closed while the command ran"
+STORED_MEANWHILE = "an aggregate the command found absent was stored meanwhile"
+
+
 @dataclass(frozen=True, slots=True)
 class SideRow:
     """A row written in the same transaction as a command's events (the HTTP API's remembered
@@ -79,7 +83,7 @@ class StoredMeanwhile(IntegrityError):
 def _refuse_if_found(curs: Any) -> None:
     """After looking up aggregates the command found absent (under the write lock)."""
     if curs.fetchone() is not None:
-        raise StoredMeanwhile("an aggregate the command found absent was stored meanwhile")
+        raise StoredMeanwhile(STORED_MEANWHILE)
 
 
 class SideRowConflict(IntegrityError):
@@ -165,14 +169,13 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         self.select_any = SQL(
             "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
         ).format(schema, events)
-        self.refuse_if_calendar_changed = SQL(
-            "SELECT {0}.{1}((SELECT COALESCE(MAX(originator_version), 0) FROM {0}.{2} "
-            "WHERE originator_id = %s) <> %s, %s, 'a period was closed while the command ran')"
-        ).format(schema, refuse_if, events)
-        self.refuse_if_any_stored = SQL(
-            "SELECT {0}.{1}(EXISTS (SELECT 1 FROM {0}.{2} WHERE originator_id = ANY(%s)), %s, "
-            "'an aggregate the command found absent was stored meanwhile')"
-        ).format(schema, refuse_if, events)
+        # The two checks above as refusals inside a save: (..., SQLSTATE, message).
+        self.refuse_if_calendar_changed = SQL("SELECT {0}.{1}(({2}) <> %s, %s, %s)").format(
+            schema, refuse_if, self.select_calendar_version
+        )
+        self.refuse_if_any_stored = SQL("SELECT {0}.{1}(EXISTS ({2}), %s, %s)").format(
+            schema, refuse_if, self.select_any
+        )
         # The library's insert, with its rows as four arrays sent in binary (its array of a
         # composite type is dumped as text, every byte of the states escaped in Python), and the
         # seal chain of what it returned.
@@ -225,10 +228,12 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                 if calendar_version is not None:
                     curs.execute(
                         self.refuse_if_calendar_changed,
-                        (CALENDAR_ID, calendar_version, CALENDAR_CHANGED_SQLSTATE),
+                        (CALENDAR_ID, calendar_version, CALENDAR_CHANGED_SQLSTATE, CALENDAR_CHANGED),
                     )
                 if absent_ids:
-                    curs.execute(self.refuse_if_any_stored, (absent_ids, STORED_MEANWHILE_SQLSTATE))
+                    curs.execute(
+                        self.refuse_if_any_stored, (absent_ids, STORED_MEANWHILE_SQLSTATE, STORED_MEANWHILE)
+                    )
                 self._notify_channel(curs)
                 if len(parts) == 1:
                     self._insert_chunk(inserted, parts[0])
@@ -296,7 +301,7 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 (CALENDAR_ID.hex,),
             )
             if c.fetchone()[0] != calendar_version:
-                raise CalendarChanged("a period was closed while the command ran")
+                raise CalendarChanged(CALENDAR_CHANGED)
         absent = [oid.hex for oid in kwargs.get("absent_ids", ())]
         for start in range(0, len(absent), ABSENT_IDS_PER_QUERY):
             some = absent[start : start + ABSENT_IDS_PER_QUERY]
