@@ -208,12 +208,14 @@ class Booking(Aggregate):
     def approve(
         self, *, approved_by: str, calendar: PeriodCalendar | None = None, on: date | None = None
     ) -> None:
-        """Approve (four eyes). If the booking's period was closed meanwhile, it counts from the
-        approval day `on`, in the open period, so the closed period's figures stay as reported."""
+        """Approve (four eyes). If the booking's period was closed meanwhile and it did not count
+        yet (it awaited approval), it counts from the approval day `on`, in the open period, so the
+        closed period's figures stay as reported. A booking below the threshold counted when it
+        was recorded: its approval moves nothing."""
         check_user(approved_by, "approved_by")
         self._guard_approvable(approved_by)
         period = FiscalPeriod(self.fiscal_year, self.quarter, FiscalRule(self.fiscal_rule))
-        if calendar is not None and calendar.closing_of(period.year, period.quarter):
+        if not self.counts and calendar is not None and calendar.closing_of(period.year, period.quarter):
             if on is None:
                 raise ValidationError("the booking's period is closed: the approval needs a date", "on")
             period = FiscalPeriod(on.year, quarter_of(on), FiscalRule.AFTER_CLOSING)

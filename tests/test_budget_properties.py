@@ -229,6 +229,7 @@ def test_committed_plus_spent_is_what_the_commitments_bind_in_each_year(fresh_bo
     @example(REVERSAL_AWAITING)
     @example(REVERSAL_NEXT_YEAR)
     @example(APPROVED_AFTER_CLOSING)
+    @example(COUNTED_APPROVED_AFTER_CLOSING)
     def history(sequence):
         with fresh_books() as books:
             h = History(books, years=(2025, 2026), committed_only=True)
@@ -258,6 +259,15 @@ def test_committed_plus_spent_is_what_the_commitments_bind_in_each_year(fresh_bo
 APPROVED_AFTER_CLOSING = [
     ("commit", 0, 3_000_000, 1),
     ("draw", 0, 1_000_001, False, 0),
+    ("close",),
+    ("approve", 0),
+]
+
+# A booking below the threshold counted when it was recorded; approving it after its year was
+# closed must not move it (or its drawdown) to the next year (found by hypothesis: counted twice).
+COUNTED_APPROVED_AFTER_CLOSING = [
+    ("commit", 0, 1, 1),
+    ("draw", 0, 1, False, 0),
     ("close",),
     ("approve", 0),
 ]
