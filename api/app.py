@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=None if api_settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.authenticator = authenticator
     problems.install(app)

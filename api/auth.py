@@ -276,17 +276,27 @@ def require(*roles: Role) -> Callable[..., Caller]:
     allowed = frozenset(roles)
 
     async def dependency(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
-        if not caller.roles & allowed:
-            raise ApiProblem(
-                403,
-                "forbidden",
-                "Role required",
-                f"this needs the role {_either(allowed)}; {caller.user} has {_either(caller.roles) or 'none'}",
-                headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
-            )
-        return caller
+        return _holding(caller, allowed)
 
     return dependency
+
+
+async def caller_holding(request: Request, *roles: Role) -> Caller:
+    """What `require(*roles)` resolves to, for a presolver (api.presolve): the same functions in
+    the same order, so the same caller or the same 401/403."""
+    return _holding(await authenticated(request, await bearer(request)), frozenset(roles))
+
+
+def _holding(caller: Caller, allowed: frozenset[Role]) -> Caller:
+    if not caller.roles & allowed:
+        raise ApiProblem(
+            403,
+            "forbidden",
+            "Role required",
+            f"this needs the role {_either(allowed)}; {caller.user} has {_either(caller.roles) or 'none'}",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
+        )
+    return caller
 
 
 def _either(roles: Iterable[Role]) -> str:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+
+from api.presolve import may_presolve, presolver_of
 
 
 def _no_constants(name: str) -> Any:
@@ -33,13 +36,49 @@ class DecimalJSONRequest(Request):
         return self._json
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+NOT_PLAIN = object()  # a body a presolver leaves to the declared path
+
+
+async def plain_json(request: Request) -> Any:
+    """For a presolver (api.presolve): the body as the declared path parses it before it solves any
+    dependency (declared as application/json, parsed by `loads`); NOT_PLAIN otherwise, and where
+    parsing fails (the declared path reports that before anything else)."""
+    if request.headers.get("content-type") != "application/json":
+        return NOT_PLAIN
+    try:
+        return await request.json()
+    except json.JSONDecodeError:
+        return NOT_PLAIN  # the body stays read: the declared path reports the error from it
+
+
+def valid_as(model: type[M], value: Any) -> M | None:
+    """`value` as `model`, validated as FastAPI validates a body parameter (ModelField.validate);
+    None where that fails (the declared path reports it)."""
+    try:
+        return model.model_validate(value, from_attributes=True)
+    except ValidationError:
+        return None
+
+
 class DecimalJSONRoute(APIRoute):
-    """Routes of this class hand their endpoint a body parsed by `loads`."""
+    """Routes of this class hand their endpoint a body parsed by `loads`; a presolved endpoint
+    (api.presolve) is called with its presolver's arguments where it gives them."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        endpoint, presolver = self.endpoint, presolver_of(self.endpoint)
 
         async def decimal_handler(request: Request) -> Response:
-            return await handler(DecimalJSONRequest(request.scope, request.receive))
+            request = DecimalJSONRequest(request.scope, request.receive)
+            if presolver is not None and may_presolve(request):
+                arguments = await presolver(request)
+                if arguments is not None:
+                    response = await endpoint(**arguments)
+                    assert isinstance(response, Response), "a presolved endpoint answers with a Response"
+                    return response
+            return await handler(request)  # the body read above is kept by the request
 
         return decimal_handler

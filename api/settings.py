@@ -44,6 +44,9 @@ class ApiSettings(BaseSettings):
     body_bytes_max: int = Field(1024 * 1024, ge=1024)
     upload_bytes_max: int = Field(64 * 1024 * 1024, ge=1024)
     idempotency_hours: int = Field(24, ge=1, le=24 * 30, description="how long a key is remembered")
+    # FastAPI's own OpenTelemetry spans, metrics and logs, sent to the providers configured globally
+    # (opentelemetry-instrument). Off, FastAPI does not look for providers on every request.
+    opentelemetry: bool = False
 
     @field_validator("oidc_issuer", "oidc_audience", "oidc_jwks_url")
     @classmethod

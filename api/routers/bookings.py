@@ -10,14 +10,16 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import Path, Query, Response
+from fastapi import Path, Query, Request, Response
 
-from api.auth import Approver, Caller, Clerk, Reader
+from api.auth import Approver, Caller, Clerk, Reader, Role, caller_holding
 from api.booking_writer import Decided, Job
-from api.idempotency import Idem, Idempotency, Outcome
+from api.idempotency import Idem, Idempotency, Outcome, valid_idempotency
+from api.json_body import NOT_PLAIN, plain_json, valid_as
+from api.presolve import presolved
 from api.problems import ApiProblem, problem_responses
 from api.routing import resource_router
 from api.schemas.bookings import (
@@ -46,6 +48,21 @@ def _location(key: str) -> dict[str, str]:
     return {"Location": f"/bookings/{quote(key, safe='/')}"}
 
 
+async def _create_booking_arguments(request: Request) -> dict[str, Any] | None:
+    """create_booking's dependencies resolved directly (api.presolve), in the declared path's
+    order: the body parsed, the router's dependency (no query parameters), Clerk, Idem, Svc,
+    the body validated."""
+    value = await plain_json(request)
+    if value is NOT_PLAIN or request.scope["query_string"]:
+        return None  # known_query_only refuses any query parameter
+    caller = await caller_holding(request, Role.CLERK)
+    idem = valid_idempotency(request, caller)
+    body = valid_as(BookingCreate, value)
+    if idem is None or body is None:
+        return None
+    return {"body": body, "caller": caller, "idem": idem, "svc": request.app.state.services}
+
+
 @router.post(
     "",
     status_code=201,
@@ -54,6 +71,7 @@ def _location(key: str) -> dict[str, str]:
     responses={200: {"model": BookingPosted, "description": "the key already held this content"}}
     | problem_responses(409),
 )
+@presolved(_create_booking_arguments)
 async def create_booking(
     body: BookingCreate,
     caller: Clerk,
