@@ -11,8 +11,9 @@ Without --url it starts `koa serve` on a free loopback port over a fresh Postgre
      threshold) for the given time; bookings/s, latency p50/p99;
   3. meanwhile one probe posts a booking of its own category every half second and then reads the
      split until the booking shows: the lag from POST to the split, p50/p99 (issue 7).
-Clients are asyncio tasks with httpx; the server and the clients share the machine's cores, so
-the ratio to the baseline (same run, same machine) is the figure that travels.
+Clients are asyncio tasks, one keep-alive connection each (KeepAlive below; aiohttp for the lag
+probe); the server and the clients share the machine's cores, so the ratio to the baseline (same
+run, same machine) is the figure that travels.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import signal
 import socket
@@ -30,6 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -115,38 +118,64 @@ def bench_server(token: str, workers: int = 1) -> Iterator[tuple[str, str]]:
 # ---- the clients ---------------------------------------------------------------------------------
 
 
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection for the load's hot loops: each request written as bytes,
+    each response read by its Content-Length. The load generator shares the server's two cores,
+    and every millisecond of client CPU is one the server does not get: httpx cost ~1.9 ms per
+    POST, aiohttp 0.24-0.30 ms, this 0.08-0.09 ms (the "client CPU" rows). Enough HTTP for
+    uvicorn's answers to these requests and no more: a response without Content-Length, or
+    chunked, stops the benchmark. The lag probe, which reads JSON, keeps aiohttp."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> KeepAlive:
+        u = urlsplit(url)
+        assert u.scheme == "http" and u.hostname and u.port, url
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        return cls(reader, writer, f"{u.hostname}:{u.port}")
+
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
+        """The response's status; its body is read and dropped."""
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        await self.writer.drain()
+        response = (await self.reader.readuntil(b"\r\n\r\n")).lower()
+        start = response.find(b"\r\ncontent-length:")
+        if start < 0 or b"\r\ntransfer-encoding:" in response:
+            raise RuntimeError(f"{method} {path}: a response this client cannot read: {response[:300]!r}")
+        end = response.index(b"\r\n", start + 2)
+        await self.reader.readexactly(int(response[start + 17 : end]))
+        return int(response[9:12])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 async def health_rate(url: str, clients: int, seconds: float) -> tuple[int, float, float]:
     """(requests, seconds, this process's CPU seconds) of N clients calling GET /health."""
     done = 0
     stop = time.perf_counter() + seconds
 
-    async def client(http: aiohttp.ClientSession) -> None:
+    async def client() -> None:
         nonlocal done
-        while time.perf_counter() < stop:
-            async with http.get("/health") as r:
-                r.raise_for_status()
-                await r.read()
-            done += 1
+        http = await KeepAlive.open(url)
+        try:
+            while time.perf_counter() < stop:
+                status = await http.request("GET", "/health", {})
+                if status != 200:
+                    raise RuntimeError(f"GET /health answered {status}")
+                done += 1
+        finally:
+            http.close()
 
     t0, cpu0 = time.perf_counter(), time.process_time()
-    await _each_with_own_connection(url, [client] * clients)
+    await asyncio.gather(*(client() for _ in range(clients)))
     return done, time.perf_counter() - t0, time.process_time() - cpu0
-
-
-async def _each_with_own_connection(url: str, tasks: list) -> None:
-    """One session of one keep-alive connection per task. aiohttp, not httpx: the load generator
-    shares the server's two cores, and httpx cost ~1.9 ms of client CPU per POST (aiohttp: see the
-    "client CPU" row), CPU the server did not get."""
-    timeout = aiohttp.ClientTimeout(total=120)
-    http = [
-        aiohttp.ClientSession(base_url=url, timeout=timeout, connector=aiohttp.TCPConnector(limit=1))
-        for _ in tasks
-    ]
-    try:
-        await asyncio.gather(*(task(h) for task, h in zip(tasks, http, strict=True)))
-    finally:
-        for h in http:
-            await h.close()
 
 
 async def load(url: str, token: str, clients: int, seconds: float) -> dict:
@@ -158,23 +187,25 @@ async def load(url: str, token: str, clients: int, seconds: float) -> dict:
     run = f"{os.getpid()}-{int(time.time())}"
     stop = time.perf_counter() + seconds
 
-    async def poster(http: aiohttp.ClientSession) -> None:
+    async def poster() -> None:
         nonlocal created
+        http = await KeepAlive.open(url)
         n = next(numbers)
-        for seq in itertools.count():
-            if time.perf_counter() >= stop:
-                return
-            key = f"LD-{run}-{n}-{seq}"
-            t = time.perf_counter()
-            async with http.post(
-                "/bookings", json=booking(key), headers=headers | {"Idempotency-Key": key}
-            ) as r:
-                await r.read()
-            latencies.append(time.perf_counter() - t)
-            if r.status == 201:
-                created += 1
-            else:
-                errors[r.status] = errors.get(r.status, 0) + 1
+        try:
+            for seq in itertools.count():
+                if time.perf_counter() >= stop:
+                    return
+                key = f"LD-{run}-{n}-{seq}"
+                body = json.dumps(booking(key)).encode()
+                t = time.perf_counter()
+                status = await http.request("POST", "/bookings", headers | {"Idempotency-Key": key}, body)
+                latencies.append(time.perf_counter() - t)
+                if status == 201:
+                    created += 1
+                else:
+                    errors[status] = errors.get(status, 0) + 1
+        finally:
+            http.close()
 
     async def probe(http: aiohttp.ClientSession) -> None:
         for seq in itertools.count(1):
@@ -198,7 +229,8 @@ async def load(url: str, token: str, clients: int, seconds: float) -> dict:
 
     numbers = itertools.count()
     t0, cpu0 = time.perf_counter(), time.process_time()
-    await _each_with_own_connection(url, [probe] + [poster] * clients)
+    async with aiohttp.ClientSession(base_url=url, timeout=aiohttp.ClientTimeout(total=120)) as http:
+        await asyncio.gather(probe(http), *(poster() for _ in range(clients)))
     return {
         "seconds": time.perf_counter() - t0,
         "cpu_s": time.process_time() - cpu0,
