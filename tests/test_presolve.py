@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -21,6 +23,7 @@ from api.app import create_app
 from api.json_body import DecimalJSONRequest
 from api.presolve import presolver_of
 from api.problems import ApiProblem
+from api.routers import bookings as bookings_router
 from api.routers.bookings import create_booking
 from api.schemas.bookings import BookingCreate
 from api.settings import ApiSettings
@@ -170,3 +173,33 @@ async def test_the_presolver_takes_the_plain_request_and_leaves_the_rest(
             _request(app, headers=plain | {"Authorization": f"Bearer {token_of('auditor')}"}, body=body)
         )
     assert refused.value.status == 403
+
+
+def test_the_presolver_covers_every_declared_dependency() -> None:
+    """A dependency added to POST /bookings must be added to its presolver too: this names them."""
+    (route,) = [
+        r for r in bookings_router.router.routes if isinstance(r, APIRoute) and r.endpoint is create_booking
+    ]
+
+    def calls(dependant: Dependant) -> Iterator[str]:
+        call = dependant.call
+        yield getattr(call, "__qualname__", type(call).__qualname__)
+        for sub in dependant.dependencies:
+            yield from calls(sub)
+
+    assert sorted(calls(route.dependant)) == sorted(
+        [
+            "create_booking",
+            "known_query_only",
+            "require.<locals>.dependency",
+            "authenticated",
+            "HTTPBearer",
+            "idempotency",
+            "authenticated",
+            "HTTPBearer",
+            "services",
+        ]
+    )
+    assert [p.name for p in route.dependant.header_params] == []
+    assert [p.alias for d in route.dependant.dependencies for p in d.header_params] == ["Idempotency-Key"]
+    assert [p.name for p in route.dependant.body_params] == ["body"]
