@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             harness.drop_database(dbname)
 
+    harness.settle()  # the dropped stores' files and the big import's writes, before the API's run
     print("[api] 50 clients posting single bookings through koa serve ...", file=sys.stderr, flush=True)
     api = api_figures(seconds=5 if args.quick else 20)
     lines, problems = table(years, library, big, run_rows, big_rows)

@@ -87,9 +87,20 @@ def drop_database(name: str) -> None:
 
 def vacuum(dbname: str) -> None:
     """Set hint bits and the visibility map, untimed: otherwise whichever phase reads the fresh
-    rows first pays for writing them back, and autovacuum would have done it on a live ledger."""
+    rows first pays for writing them back, and autovacuum would have done it on a live ledger.
+    Then settle()."""
     with connect(dbname, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")
+    settle()
+
+
+def settle() -> None:
+    """Write out what earlier phases left dirty (a CHECKPOINT, then the OS's page cache), untimed:
+    otherwise the next timed phase shares the disk with the writes of the last one, and the more
+    so the bigger the store: the growth figures would measure the leftovers, not the code."""
+    with admin_connect() as conn:
+        conn.execute("CHECKPOINT")
+    os.sync()
 
 
 def stuck_statements(dbname: str) -> list[str]:
