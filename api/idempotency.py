@@ -429,7 +429,8 @@ async def idempotency(
         ),
     ] = None,
 ) -> Idempotency:
-    if idempotency_key is not None and not KEY_RE.fullmatch(idempotency_key):
+    idem = _idempotency(request, caller, idempotency_key)
+    if idem is None:
         raise ApiProblem(
             422,
             "validation",
@@ -439,19 +440,19 @@ async def idempotency(
                 {"field": "Idempotency-Key", "reason": "1-255 visible ASCII characters", "location": "header"}
             ],
         )
-    return _idempotency(request, caller, idempotency_key)
+    return idem
 
 
 def valid_idempotency(request: Request, caller: Caller) -> Idempotency | None:
     """What `idempotency` resolves to, for a presolver (api.presolve); None where the declared
     path would refuse the header (it reports the error)."""
-    key = request.headers.get("idempotency-key")
+    return _idempotency(request, caller, request.headers.get("idempotency-key"))
+
+
+def _idempotency(request: Request, caller: Caller, key: str | None) -> Idempotency | None:
+    """None for a malformed key."""
     if key is not None and not KEY_RE.fullmatch(key):
         return None
-    return _idempotency(request, caller, key)
-
-
-def _idempotency(request: Request, caller: Caller, key: str | None) -> Idempotency:
     return Idempotency(
         request.app.state.services.idempotency, caller.user, key, f"{request.method} {request.url.path}"
     )

@@ -37,8 +37,6 @@ class DecimalJSONRequest(Request):
 
 
 M = TypeVar("M", bound=BaseModel)
-
-
 NOT_PLAIN = object()  # a body a presolver leaves to the declared path
 
 
