@@ -38,6 +38,8 @@ import aiohttp
 import httpx
 from harness import Row, child_env, create_database, database_url, describe_server, drop_database, print_table
 
+from ledger.port_census import connections_by_process
+
 KOA = str(Path(sys.executable).parent / "koa")
 PROBE_CATEGORY = "erstausstattung"  # the load books kdu only, so the probe's line counts the probe alone
 PROBE_EVERY_S = 0.5
@@ -227,10 +229,16 @@ async def load(url: str, token: str, clients: int, seconds: float) -> dict:
                     break
             await asyncio.sleep(PROBE_EVERY_S)
 
+    split: list[int] = []
+
+    async def count_connections() -> None:
+        await asyncio.sleep(seconds / 2)  # every client has connected by then
+        split.extend(sorted(connections_by_process(urlsplit(url).port or 80).values(), reverse=True))
+
     numbers = itertools.count()
     t0, cpu0 = time.perf_counter(), time.process_time()
     async with aiohttp.ClientSession(base_url=url, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        await asyncio.gather(probe(http), *(poster() for _ in range(clients)))
+        await asyncio.gather(count_connections(), probe(http), *(poster() for _ in range(clients)))
     return {
         "seconds": time.perf_counter() - t0,
         "cpu_s": time.process_time() - cpu0,
@@ -238,7 +246,13 @@ async def load(url: str, token: str, clients: int, seconds: float) -> dict:
         "latencies": latencies,
         "lags": lags,
         "errors": errors,
+        "split": split,
     }
+
+
+def split_text(split: list[int]) -> str:
+    """`28/23` for two server processes; what a server on another machine shows: unknown."""
+    return "/".join(map(str, split)) if split else "unknown (not on this machine, or no /proc)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             unit_width=11,
         )
         print(f"({len(lags)} lag probes; responses other than 201: {result['errors'] or 'none'})")
+        print(f"(connections per server process, halfway: {split_text(result['split'])})")
         return 1 if result["errors"] or not result["created"] else 0
 
     if args.url:

@@ -325,6 +325,7 @@ def api_lines(api: dict[str, Any]) -> list[Line]:
             rate >= 1000,
         ),
         Line("  POST latency p99", f"{p99_ms:,.0f} ms", "", "", "< 50 ms", p99_ms < 50),
+        Line("  connections per server process", api_load.split_text(api["split"]), "", "", "", None),
         Line(
             "  CPU of the load generator per POST (shares the cores)",
             f"{api['cpu_s'] / max(len(api['latencies']), 1) * 1000:.2f} ms",

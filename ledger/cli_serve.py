@@ -23,10 +23,12 @@ from ledger.settings import Settings
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (tokens: KOA_TOKENS_FILE or KOA_OIDC_*; see the README)."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from api.app import create_app
     from api.auth import AuthConfigError
     from api.settings import ApiSettings
+    from ledger.serve_workers import SocketPerWorker, listening_sockets
 
     settings, api_settings = Settings(), ApiSettings()
     try:
@@ -40,7 +42,7 @@ def serve(host: str, port: int, workers: int) -> None:
         uvicorn.run(app, host=host, port=port, server_header=False, timeout_graceful_shutdown=10)
         return
     # Each process builds its own app from the same environment (checked above, once).
-    uvicorn.run(
+    config = uvicorn.Config(
         "api.app:create_app",
         factory=True,
         host=host,
@@ -49,3 +51,17 @@ def serve(host: str, port: int, workers: int) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    try:
+        sockets = listening_sockets(host, port, workers)
+    except OSError as e:
+        raise Refused(f"not starting: cannot listen on {host}:{port}: {e.strerror or e}") from None
+    supervisor = SocketPerWorker(config, sockets)
+    try:
+        supervisor.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise Refused("stopped: a server process failed to start (its reason is logged above)")

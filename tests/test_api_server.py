@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from ledger.port_census import connections_by_process, listening_socket_count
 from tests.api_fixtures import TOKENS, auth, booking_body
 
 KOA = str(Path(sys.executable).parent / "koa")
@@ -33,11 +35,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _server_env(store_env: dict[str, str], token_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOA_", "POSTGRES_", "PERSISTENCE_"))}
+    return env | store_env | {"KOA_TOKENS_FILE": str(token_file), "KOA_ENV": "production"}
+
+
 @contextlib.contextmanager
 def running_server(store_env: dict[str, str], token_file: Path, cwd: Path, workers: int = 1) -> Iterator[str]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOA_", "POSTGRES_", "PERSISTENCE_"))}
-    env |= store_env | {"KOA_TOKENS_FILE": str(token_file), "KOA_ENV": "production"}
+    env = _server_env(store_env, token_file)
     log = cwd / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -208,3 +214,51 @@ def test_twenty_clients_post_and_approve_concurrently_and_every_booking_counts_o
     assert split["total"]["net_cents"] == sum(_amount_cents(n) for n in range(BOOKINGS))
     assert split["total"]["booking_count"] == BOOKINGS
     assert statuses.count(200) + statuses.count(201) > BOOKINGS  # the repeats were answered, not refused
+
+
+SPREAD_CONNECTIONS = 40
+
+
+def _spread_connections(url: str) -> dict[int, int]:
+    """Open SPREAD_CONNECTIONS keep-alive connections, one request each; which process holds how many."""
+    clients = [httpx.Client(base_url=url, timeout=60) for _ in range(SPREAD_CONNECTIONS)]
+    try:
+        for http in clients:
+            assert http.get("/health").status_code == 200
+        return connections_by_process(urlsplit(url).port)
+    finally:
+        for http in clients:
+            http.close()
+
+
+def test_each_server_process_accepts_on_a_socket_of_its_own_also_after_it_was_replaced(
+    pg_url, token_file, tmp_path
+):
+    """uvicorn's own supervisor shares one socket, and the first process to wake takes every
+    connection pending (50 clients split 44/7): here each process listens on a socket of its own."""
+    store = {"KOA_DATABASE_URL": pg_url, "KOA_DATA_DIR": str(tmp_path / "var")}
+    with running_server(store, token_file, tmp_path, workers=2) as url:
+        port = urlsplit(url).port
+        assert listening_socket_count(port) == 2
+        # A second server on the same port is refused, not let in to share the clients unnoticed.
+        second = subprocess.run(
+            [KOA, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            env=_server_env(store, token_file),
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+        )
+        assert second.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in second.stderr, second.stderr
+        spread = _spread_connections(url)
+        # The kernel hashes each connection's addresses: 40 land about evenly (fewer than 5 on one
+        # side: one chance in ~10^6).
+        assert len(spread) == 2 and min(spread.values()) >= 5, spread
+        killed = next(iter(spread))
+        os.kill(killed, signal.SIGKILL)
+        # The supervisor replaces it on the same socket: the connections hashed to that socket
+        # meanwhile wait in its queue and are answered by the replacement, none refused.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while killed in spread and time.monotonic() < deadline:
+            spread = _spread_connections(url)
+        assert killed not in spread and len(spread) == 2 and min(spread.values()) >= 5, spread
+        assert listening_socket_count(port) == 2
