@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from ledger.bootstrap import open_books
@@ -38,19 +40,16 @@ def serve(host: str, port: int, workers: int) -> None:
     with open_books(settings) as books:  # a store that cannot be reached is one line here, not a traceback
         where = books.where
     click.echo(f"koa-ledger API ({api_settings.env}) on http://{host}:{port} over {where}", err=True)
+    options: dict = {"host": host, "port": port, "server_header": False, "timeout_graceful_shutdown": 10}
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, server_header=False, timeout_graceful_shutdown=10)
+        uvicorn.run(app, **options)
         return
     # Each process builds its own app from the same environment (checked above, once).
-    config = uvicorn.Config(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    factory = {"factory": True, "workers": workers}
+    if not hasattr(socket, "SO_REUSEPORT"):  # Windows: uvicorn's supervisor, one socket shared
+        uvicorn.run("api.app:create_app", **factory, **options)
+        return
+    config = uvicorn.Config("api.app:create_app", **factory, **options)
     try:
         sockets = listening_sockets(host, port, workers)
     except OSError as e:
