@@ -51,7 +51,7 @@ def serve(host: str, port: int, workers: int) -> None:
         return
     config = uvicorn.Config("api.app:create_app", **factory, **options)
     try:
-        sockets = listening_sockets(host, port, workers)
+        sockets = listening_sockets(host, port, workers, config.backlog)
     except OSError as e:
         raise Refused(f"not starting: cannot listen on {host}:{port}: {e.strerror or e}") from None
     supervisor = SocketPerWorker(config, sockets)

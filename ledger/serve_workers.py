@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import socket
 
-from uvicorn.config import Config
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import Multiprocess, Process, logger
 
-BACKLOG_MAX = 2048  # uvicorn's default backlog; the child listens again with config.backlog
 
-
-def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+def listening_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
     """`count` sockets listening on (host, port) with SO_REUSEPORT; closes them all if one fails."""
     assert 1 <= count <= 32, count
+    assert backlog >= 1, backlog
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # SO_REUSEPORT would also let these join sockets that another server of this user (a second
     # `koa serve --workers`) left listening on the port, and the two would share its clients
@@ -41,7 +40,7 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
-            sock.listen(BACKLOG_MAX)
+            sock.listen(backlog)
             sock.set_inheritable(True)
     except OSError:
         for sock in made:
@@ -90,8 +89,6 @@ class SocketPerWorker(Multiprocess):
 
     def keep_subprocess_alive(self) -> None:
         """As uvicorn's: a hung or dead worker is replaced, one that failed to start stops the parent."""
-        from uvicorn.config import STARTUP_FAILURE
-
         if self.should_exit.is_set():
             return
         for slot, process in enumerate(self.processes):
