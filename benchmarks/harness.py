@@ -246,6 +246,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def children_peak_rss_mib() -> float:
+    """The largest peak RSS of this process's children that have ended (a replay's writer)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def open_bench_books(job: Job) -> Any:
     # Imported only here: the parent and the baselines never load the product code.
     from ledger.bootstrap import open_books

@@ -28,6 +28,7 @@ from harness import (
     Job,
     Row,
     baseline_connection,
+    children_peak_rss_mib,
     demo_year,
     exit_code,
     exit_on_sigterm,
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         Row("peak RSS of the baseline process", base["peak_rss_mib"], "MiB"),
         Row("peak RSS of the replay process", replay["peak_rss_mib"], "MiB"),
         Row("  of it before the replay (libraries, pools)", replay["base_rss_mib"], "MiB"),
+        *(
+            [Row("peak RSS of the replay's writer process", replay["writer_peak_rss_mib"], "MiB")]
+            if replay["writer_peak_rss_mib"] is not None
+            else []
+        ),
         Row("peak RSS of the verify process", verify["peak_rss_mib"], "MiB"),
         Row("  of it before verifying (libraries, pools)", verify["base_rss_mib"], "MiB"),
     ]
@@ -173,6 +179,7 @@ def replay_phase(job: Job) -> dict[str, Any]:
         "seconds": seconds,
         "base_rss_mib": base_rss,
         "peak_rss_mib": peak_rss_mib(),
+        "writer_peak_rss_mib": children_peak_rss_mib() if replay.in_writer_process else None,
     }
 
 

@@ -22,12 +22,13 @@ class ViewBatch:
     """Ordered view operations. New rows are buffered and inserted in bulk; an approval or reversal
     flushes the buffer first, because it may concern a booking recorded earlier in the same batch.
 
-    A new row is a BookingRow, or a LazyRow that decodes its event only while it is written (on
-    PostgreSQL inside the COPY, so decoding here and inserting on the server overlap)."""
+    A new row is a BookingRow, a LazyRow that decodes its event only while it is written (on
+    PostgreSQL inside the COPY, so decoding here and inserting on the server overlap), or a plain
+    tuple of its values (what a replay's writer process receives)."""
 
     ops: list[tuple[str, Any]] = field(default_factory=list)
 
-    def record(self, row: BookingRow | LazyRow) -> None:
+    def record(self, row: BookingRow | LazyRow | tuple) -> None:
         self.ops.append(("record", row))
 
     def approve(self, booking_id: str, approved_by: str, at: datetime, period: tuple[int, int, str]) -> None:
@@ -60,9 +61,12 @@ class ViewBatch:
         def rows(items: list[Any]) -> Iterator[tuple]:
             """The items' values, counting the counted ones into the totals as they go by."""
             for item in items:
+                t = type(item)
                 p = (
-                    tuple(getattr(item, col) for col in BOOKING_COLUMNS)
-                    if type(item) is BookingRow
+                    item
+                    if t is tuple
+                    else tuple(getattr(item, col) for col in BOOKING_COLUMNS)
+                    if t is BookingRow
                     else item.params()
                 )
                 if p[counted_i]:

@@ -1,25 +1,37 @@
 """Replay as of a moment: rebuild the split from the events recorded up to then, into a fresh,
-separate SQLite store. The live store and its read models are only read."""
+separate SQLite store. The live store and its read models are only read.
+
+Two halves, which run in two processes for a log of more than REPLAY_IN_PROCESS_MAX events: this
+process reads the log page by page, decodes it and keeps what was recorded up to the moment
+(`_page_ops`); a writer process (projections/replay_writer.py) writes those pages into the SQLite
+file and builds its indexes, while the next pages are read. On two cores a replay then takes about
+as long as its reading half (measured: see the README, Performance). The writer is a process, not
+a thread: a thread would share the GIL with the reader. A small log is replayed in this process,
+where starting a second one (~0.3 s) would cost more than it saves.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
+import orjson
 from eventsourcing.application import Application
-from eventsourcing.persistence import Tracking
 
+from ledger.recorded_events import RECORDED_TOPIC, plain_mapper
 from projections.batch import ViewBatch
-from projections.split_projection import decode, open_split_view, read_page, to_batch
-from projections.split_view import ReplaySplitView, SplitViewQueries
+from projections.replay_writer import Page, open_store, write_in_writer_process, write_replay_store
+from projections.split_projection import read_page, state_params, to_batch
+from projections.split_view import SplitViewQueries
 
 REPLAY_PAGE_SIZE = 10_000  # events read and applied per transaction of the fresh store
-REPLAY_CACHE_KIB = 512 * 1024  # SQLite's page cache for the replay store (grows only as used)
 REPLAY_HELD_BACK_MAX = 200_000  # approvals and reversals held in memory (~300 bytes each) at most
+REPLAY_IN_PROCESS_MAX = 50_000  # events; a longer log is written by a writer process
 
 
 class AsOfBeforeFirstEvent(ValueError):
@@ -34,9 +46,21 @@ class Replay:
     position: int  # last log position read
     last_included: int  # position of the last event recorded up to the moment (0: none)
     seconds: float
+    in_writer_process: bool  # whether a second process wrote the store
 
     def close(self) -> None:
         self.view.datastore.close()  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Reading:
+    """What the reader counted while it went through the log."""
+
+    read: int = 0
+    applied: int = 0
+    position: int = 0
+    last_included: int = 0
+    earliest: datetime | None = None
 
 
 def replay_as_of(
@@ -52,90 +76,93 @@ def replay_as_of(
     work_dir.mkdir(parents=True, exist_ok=True)
     # A fresh file every time: an old -wal/-shm next to a new database file would corrupt it.
     db = work_dir / f"replay-{as_of.strftime('%Y%m%dT%H%M%S%f')}-{uuid4().hex[:8]}.sqlite"
-    view = open_split_view(
-        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db)}, sqlite_view=ReplaySplitView
-    )
-    assert isinstance(view, ReplaySplitView)
-    _throwaway_settings(view)
-    try:
-        # Both indexes are built once the rows are in (sorted builds), not row by row.
-        view.drop_list_index()
-        view.drop_id_index()
-        replay = _apply_up_to(app, view, as_of, up_to_position, t0)
-        view.create_list_index()
-        replay.seconds = time.perf_counter() - t0
-        return replay
-    except BaseException:
-        view.datastore.close()  # type: ignore[attr-defined]
-        raise
-
-
-def _throwaway_settings(view: SplitViewQueries) -> None:
-    """The replay store is made and dropped within one command: no fsync per page and its journal
-    in memory (a crash only means the replay is made again), and a page cache large enough for its
-    indexes."""
-    with view.datastore.get_connection(commit=True) as conn:  # type: ignore[attr-defined]
-        c = conn.cursor()
-        c.execute("PRAGMA synchronous = OFF")
-        c.execute(f"PRAGMA cache_size = -{REPLAY_CACHE_KIB}")
-        c.execute("PRAGMA journal_mode = MEMORY")
-        assert c.fetchone()[0] == "memory", "the replay store's journal stayed on disk"
-
-
-def _apply_up_to(
-    app: Application, view: ReplaySplitView, as_of: datetime, up_to_position: int | None, t0: float
-) -> Replay:
-    """Bookings are inserted page by page while the id index is absent; approvals and reversals,
-    which look bookings up by id, are held back until the index is built: at the end, or once
-    REPLAY_HELD_BACK_MAX of them wait, after which pages are applied whole. The position is moved
-    only from then on."""
-    earliest: datetime | None = None
-    read = applied = position = last_included = tracked = 0
-    held_back: ViewBatch | None = ViewBatch()  # None once the id index is built
-    for notes in _pages(app, up_to_position):
-        events = decode(app, notes)
-        # Timestamps are taken before commit, so across concurrent writers they are not strictly
-        # in log order: filter every event rather than stopping at the first later one.
-        kept = [(e, n.id) for e, n in zip(events, notes, strict=True) if e.timestamp <= as_of]
-        page_first = min(e.timestamp for e in events)
-        earliest = page_first if earliest is None else min(earliest, page_first)
-        position, read = notes[-1].id, read + len(notes)
-        if not kept:
-            continue
-        batch = to_batch([e for e, _ in kept], [i for _, i in kept])
-        applied += len(kept)
-        last_included = max(last_included, kept[-1][1])
-        if held_back is None:
-            view.apply_batch(batch, Tracking(app.name, position), start=tracked)
-            tracked = position
-            continue
-        records, others = batch.split_records()
-        view.apply_untracked(records)
-        held_back.ops += others.ops
-        if len(held_back) > REPLAY_HELD_BACK_MAX:
-            _index_and_apply(app, view, held_back, position)
-            held_back, tracked = None, position
-    if applied == 0:
-        if earliest is None:
+    reading = _Reading()
+    pages = _read_pages(app, as_of, up_to_position, reading)
+    log_events = app.recorder.max_notification_id() or 0
+    if up_to_position is not None:
+        log_events = min(log_events, up_to_position)
+    in_writer = log_events > REPLAY_IN_PROCESS_MAX
+    if in_writer:
+        write_in_writer_process(db, app.name, REPLAY_HELD_BACK_MAX, pages)
+    else:
+        write_replay_store(db, app.name, REPLAY_HELD_BACK_MAX, pages)
+    if reading.applied == 0:
+        if reading.earliest is None:
             raise AsOfBeforeFirstEvent("the log is empty: there is nothing to replay")
         raise AsOfBeforeFirstEvent(
-            f"{as_of.isoformat()} is before the first event, recorded {earliest.isoformat()}"
+            f"{as_of.isoformat()} is before the first event, recorded {reading.earliest.isoformat()}"
         )
-    if held_back is not None:
-        _index_and_apply(app, view, held_back, position)
-    return Replay(view, read, applied, position, last_included, time.perf_counter() - t0)
+    view = open_store(db)
+    return Replay(
+        view,
+        reading.read,
+        reading.applied,
+        reading.position,
+        reading.last_included,
+        time.perf_counter() - t0,
+        in_writer,
+    )
 
 
-def _pages(app: Application, up_to_position: int | None) -> Iterator[list]:
-    """The log page by page. (Reading the next page in a thread while this one is written was
-    measured: no faster on two cores, where the reader takes the GIL from the writer.)"""
+# ---- the reader: the log as pages of view operations --------------------------------------------
+
+
+def _read_pages(app: Application, as_of: datetime, up_to_position: int | None, r: _Reading) -> Iterator[Page]:
+    """Every page of the log, with what of it was recorded up to `as_of`, counting into `r`."""
+    plain = plain_mapper(app)
     after = 0
     while notes := read_page(app, after, REPLAY_PAGE_SIZE, up_to_position):
         after = notes[-1].id
-        yield notes
+        ops, kept, last_kept, earliest = _page_ops(app, notes, as_of, plain)
+        r.read += len(notes)
+        r.position = after
+        r.applied += kept
+        r.last_included = max(r.last_included, last_kept)
+        r.earliest = earliest if r.earliest is None else min(r.earliest, earliest)
+        yield after, ops
 
 
-def _index_and_apply(app: Application, view: ReplaySplitView, held_back: ViewBatch, position: int) -> None:
-    """Build the id index, then apply what was held back and set the position (the first time)."""
-    view.create_id_index()
-    view.apply_batch(held_back, Tracking(app.name, position), start=0)
+def _page_ops(
+    app: Application, notes: list, as_of: datetime, plain: bool
+) -> tuple[list[tuple[str, Any]], int, int, datetime]:
+    """(the view operations of the page's events recorded up to as_of, how many events that is,
+    the position of the last of them (0: none), the earliest timestamp of the page).
+
+    Timestamps are taken before commit, so across concurrent writers they are not strictly in log
+    order: every event is filtered rather than stopping at the first later one. Where the mapper
+    is plain, a Recorded event is decoded straight into its row with its dates left as ISO text
+    (one orjson.loads and one timestamp parsed): most of a log is Recorded events."""
+    ops: list[tuple[str, Any]] = []
+    kept = last_kept = 0
+    earliest: datetime | None = None
+    fromiso = datetime.fromisoformat
+    for n in notes:
+        if plain and n.topic == RECORDED_TOPIC:
+            d = orjson.loads(n.state)
+            at = fromiso(d["timestamp"]["_data_"])
+            if at <= as_of:
+                ops.append(("record", state_params(n.id, n.originator_id, d)))
+        else:
+            event = app.mapper.to_domain_event(n)
+            at = event.timestamp
+            if at <= as_of:
+                ops += _as_plain(to_batch([event], [n.id])).ops
+        if earliest is None or at < earliest:
+            earliest = at
+        if at <= as_of:
+            kept += 1
+            last_kept = n.id
+    assert earliest is not None, "a page of the log has events"
+    return ops, kept, last_kept, earliest
+
+
+def _as_plain(batch: ViewBatch) -> ViewBatch:
+    """New rows as plain tuples with dates and moments as ISO text, as the replay store takes them."""
+    return ViewBatch(
+        [
+            (op, tuple(v.isoformat() if isinstance(v, date) else v for v in arg.params()))
+            if op == "record"
+            else (op, arg)
+            for op, arg in batch.ops
+        ]
+    )

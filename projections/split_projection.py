@@ -111,37 +111,42 @@ class LazyRecorded:
         self.nid, self.originator_id, self.state = nid, originator_id, state
 
     def params(self) -> tuple:
-        d = orjson.loads(self.state)
-        approval = d["requires_approval"]
-        return (
-            str(self.originator_id),
-            d["key"],
-            d["kind"],
-            d["category"],
-            d["amount_cents"],
-            -1 if d["reverses_key"] else 1,
-            d["fiscal_year"],
-            d["quarter"],
-            d["fiscal_rule"],
-            d["payment_date"]["_data_"],
-            d["service_from"]["_data_"],
-            d["service_to"]["_data_"],
-            d["document_ref"],
-            d["case_ref"],
-            d["contract_ref"],
-            d["cost_centre"],
-            d["text"],
-            d["recorded_by"],
-            d["timestamp"]["_data_"],
-            approval,
-            "",  # approved_by
-            None,  # approved_at
-            d["reverses_key"],
-            "",  # reversal_key
-            d["reason"],
-            not approval,  # counted
-            self.nid,
-        )
+        return state_params(self.nid, self.originator_id, orjson.loads(self.state))
+
+
+def state_params(nid: int, originator_id: Any, d: dict[str, Any]) -> tuple:
+    """The view's row for a stored Booking.Recorded event given as its decoded JSON state, dates
+    and the timestamp left as the ISO text the library stored."""
+    approval = d["requires_approval"]
+    return (
+        str(originator_id),
+        d["key"],
+        d["kind"],
+        d["category"],
+        d["amount_cents"],
+        -1 if d["reverses_key"] else 1,
+        d["fiscal_year"],
+        d["quarter"],
+        d["fiscal_rule"],
+        d["payment_date"]["_data_"],
+        d["service_from"]["_data_"],
+        d["service_to"]["_data_"],
+        d["document_ref"],
+        d["case_ref"],
+        d["contract_ref"],
+        d["cost_centre"],
+        d["text"],
+        d["recorded_by"],
+        d["timestamp"]["_data_"],
+        approval,
+        "",  # approved_by
+        None,  # approved_at
+        d["reverses_key"],
+        "",  # reversal_key
+        d["reason"],
+        not approval,  # counted
+        nid,
+    )
 
 
 def to_batch(events: list, notification_ids: list[int]) -> ViewBatch:

@@ -519,6 +519,11 @@ class ReplaySplitView(SQLiteSplitView):
     def _id_index_sql() -> str:
         return f"CREATE UNIQUE INDEX IF NOT EXISTS {_REPLAY_ID_INDEX} ON split_bookings (booking_id)"
 
+    def insert_params(self, c: Any, rows: Iterable[tuple]) -> None:
+        # The replay's rows arrive with their dates and moments as ISO text already
+        # (projections/replay.py): nothing to convert.
+        SplitViewQueries.insert_params(self, c, rows)
+
     def drop_id_index(self) -> None:
         """Until create_id_index, a booking can be inserted but not looked up by its id."""
         with self._txn(commit=True) as c:

@@ -174,21 +174,25 @@ def test_live_view_equals_replay_and_the_aggregates_for_random_histories(books, 
     assert {k: v for k, v in got.items() if v != (0, 0, 0)} == expected
     # A replay as of now into a fresh store gives the same rows and totals: with the approvals
     # and reversals held back until every booking is in, and with pages of three events and
-    # nothing held back (the id index built after the first page, later pages applied whole).
+    # nothing held back (the id index built after the first page, later pages applied whole);
+    # each written in this process and by a writer process of its own.
     live_rows, live_totals = (
         books.split_view.bookings(2025, counted_only=False),
         books.split_view.totals(2025),
     )
     for page_size, held_back_max in ((replay.REPLAY_PAGE_SIZE, replay.REPLAY_HELD_BACK_MAX), (3, 0)):
-        monkeypatch.setattr(replay, "REPLAY_PAGE_SIZE", page_size)
-        monkeypatch.setattr(replay, "REPLAY_HELD_BACK_MAX", held_back_max)
-        r = replay.replay_as_of(books.ledger, datetime.now(UTC), tmp_path)
-        try:
-            assert r.view.bookings(2025, counted_only=False) == live_rows
-            assert r.view.totals(2025) == live_totals
-            assert r.view.max_tracking_id(books.ledger.name) == r.position  # type: ignore[attr-defined]
-        finally:
-            r.close()
+        for in_writer_process in (False, True):
+            monkeypatch.setattr(replay, "REPLAY_PAGE_SIZE", page_size)
+            monkeypatch.setattr(replay, "REPLAY_HELD_BACK_MAX", held_back_max)
+            monkeypatch.setattr(replay, "REPLAY_IN_PROCESS_MAX", 0 if in_writer_process else 10**9)
+            r = replay.replay_as_of(books.ledger, datetime.now(UTC), tmp_path)
+            try:
+                assert r.in_writer_process is in_writer_process
+                assert r.view.bookings(2025, counted_only=False) == live_rows
+                assert r.view.totals(2025) == live_totals
+                assert r.view.max_tracking_id(books.ledger.name) == r.position  # type: ignore[attr-defined]
+            finally:
+                r.close()
 
 
 @pytest.mark.parametrize("page_size", [1, 4, 1000])

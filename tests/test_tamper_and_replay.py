@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -16,7 +17,10 @@ import psycopg
 import pytest
 
 from ledger import audit, seals
+from ledger.bootstrap import open_books
+from projections import replay, replay_writer
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
+from projections.replay_writer import ReplayWriterFailed, write_in_writer_process
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 from tests.factories import booking
@@ -181,7 +185,12 @@ def test_replay_now_equals_the_live_view(books, tmp_path: Path):
         r.close()
 
 
-def test_replay_as_of_a_moment_leaves_out_what_came_later(books, tmp_path: Path):
+@pytest.mark.parametrize("in_writer_process", [False, True], ids=["one process", "writer process"])
+def test_replay_as_of_a_moment_leaves_out_what_came_later(
+    books, tmp_path: Path, monkeypatch, in_writer_process
+):
+    monkeypatch.setattr(replay, "REPLAY_IN_PROCESS_MAX", 0 if in_writer_process else 10**9)
+    monkeypatch.setattr(replay, "REPLAY_PAGE_SIZE", 1)  # the later events on pages of their own
     books.ledger.record_booking(booking("EARLY", amount_cents=5_000_000), recorded_by="a")
     time.sleep(0.01)
     moment = datetime.now(UTC)
@@ -190,6 +199,8 @@ def test_replay_as_of_a_moment_leaves_out_what_came_later(books, tmp_path: Path)
     books.ledger.record_booking(booking("LATE"), recorded_by="a")
     r = replay_as_of(books.ledger, moment, tmp_path)
     try:
+        assert r.in_writer_process is in_writer_process
+        assert (r.events_read, r.events_applied, r.last_included) == (3, 1, 1)
         rows = r.view.bookings(2025, counted_only=False)
         assert [(x.booking_key, x.counted, x.approved_by) for x in rows] == [("EARLY", False, "")]
         assert r.view.totals(2025) == []  # awaiting approval as of then: nothing counted
@@ -197,3 +208,56 @@ def test_replay_as_of_a_moment_leaves_out_what_came_later(books, tmp_path: Path)
         r.close()
     with pytest.raises(AsOfBeforeFirstEvent):
         replay_as_of(books.ledger, datetime(2001, 1, 1, tzinfo=UTC), tmp_path)
+
+
+def test_replay_of_a_compressed_store_equals_the_live_view(settings, tmp_path: Path, monkeypatch):
+    """Where the store compresses its states, every event goes through the library's mapper, and
+    its rows reach the replay store with their dates as ISO text like the others."""
+    monkeypatch.setenv("COMPRESSOR_TOPIC", "eventsourcing.compressor:ZlibCompressor")
+    with open_books(settings) as books:
+        assert books.ledger.mapper.compressor is not None
+        _fill(books)
+        catch_up(books.ledger, books.split_view)
+        live = books.split_view.bookings(2025, counted_only=False), books.split_view.totals(2025)
+        for in_process_max in (10**9, 0):
+            monkeypatch.setattr(replay, "REPLAY_IN_PROCESS_MAX", in_process_max)
+            r = replay_as_of(books.ledger, datetime.now(UTC), tmp_path)
+            try:
+                assert (r.view.bookings(2025, counted_only=False), r.view.totals(2025)) == live
+            finally:
+                r.close()
+
+
+@pytest.fixture
+def writers(monkeypatch) -> list[subprocess.Popen]:
+    """The writer processes started meanwhile, to see how they ended."""
+    started: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(replay_writer.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(replay_writer, "WRITER_EXIT_SECONDS_MAX", 10)  # then it is killed: -9
+    return started
+
+
+def test_a_writer_that_fails_is_reported_with_its_reason(tmp_path: Path, writers):
+    """An approval of a booking the replay store has not seen cannot be written: the writer
+    process answers with its traceback, and the reader raises it."""
+    at = datetime(2025, 3, 1, tzinfo=UTC)
+    pages = iter([(1, [("approve", ("no-such-booking", "approver", at, (2025, 1, "cash")))])])
+    with pytest.raises(ReplayWriterFailed, match="has not seen: no-such-booking"):
+        write_in_writer_process(tmp_path / "failed.sqlite", "Ledger", 0, pages)
+    assert [w.returncode for w in writers] == [1]
+
+
+def test_a_reader_that_fails_stops_the_writer(tmp_path: Path, writers):
+    def pages():
+        yield 1, [("reversed", ("some-booking", "R-1"))]
+        raise psycopg.OperationalError("the server went away")
+
+    with pytest.raises(psycopg.OperationalError, match="went away"):
+        write_in_writer_process(tmp_path / "stopped.sqlite", "Ledger", 10, pages())
+    assert [w.returncode for w in writers] == [1]  # it ended on its own when its pipe closed
