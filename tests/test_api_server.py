@@ -22,8 +22,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from ledger.bootstrap import open_books
 from ledger.port_census import connections_by_process, listening_socket_count
+from ledger.settings import Settings
+from projections.batch import ViewBatch
+from projections.split_projection import recorded_row
 from tests.api_fixtures import TOKENS, auth, booking_body
+from tests.factories import booking
 
 KOA = str(Path(sys.executable).parent / "koa")
 START_TIMEOUT_S = 60
@@ -262,3 +267,29 @@ def test_each_server_process_accepts_on_a_socket_of_its_own_also_after_it_was_re
             spread = _spread_connections(url)
         assert killed not in spread and len(spread) == 2 and min(spread.values()) >= 5, spread
         assert listening_socket_count(port) == 2
+
+
+def test_a_server_process_that_fails_to_start_stops_the_server(token_file, tmp_path):
+    """The parent opens the store and starts; each server process then catches the split view up in
+    its lifespan. A view that already holds the row of a booking it has not reached yet (altered
+    behind the runner's back) fails that catch-up: the processes fail to start, and `koa serve`
+    stops with exit 1 and a message instead of serving without a view or restarting forever."""
+    data_dir = tmp_path / "var"
+    with open_books(Settings(data_dir=data_dir, _env_file=None)) as books:
+        books.ledger.record_booking(booking("TWICE"), recorded_by="clerk")
+        (event,) = books.ledger.booking_history("TWICE")
+        books.split_view.apply_untracked(ViewBatch([("record", recorded_row(event, 1))]))
+    port = _free_port()
+    served = subprocess.run(
+        [KOA, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env=_server_env({"KOA_DATA_DIR": str(data_dir)}, token_file),
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S * 2,
+    )
+    assert served.returncode == 1, served.stderr
+    assert "UNIQUE constraint failed: split_bookings.booking_id" in served.stderr, served.stderr
+    assert "failed to start, stopping the parent process" in served.stderr, served.stderr
+    assert "koa: stopped: a server process failed to start" in served.stderr, served.stderr
+    assert listening_socket_count(port) == 0
