@@ -113,20 +113,17 @@ def _read_pages(app: Application, as_of: datetime, up_to_position: int | None, r
     after = 0
     while notes := read_page(app, after, REPLAY_PAGE_SIZE, up_to_position):
         after = notes[-1].id
-        ops, kept, last_kept, earliest = _page_ops(app, notes, as_of, plain)
+        ops = _page_ops(app, notes, as_of, plain, r)
         r.read += len(notes)
         r.position = after
-        r.applied += kept
-        r.last_included = max(r.last_included, last_kept)
-        r.earliest = earliest if r.earliest is None else min(r.earliest, earliest)
         yield after, ops
 
 
 def _page_ops(
-    app: Application, notes: list, as_of: datetime, plain: bool
-) -> tuple[list[tuple[str, Any]], int, int, datetime]:
-    """(the view operations of the page's events recorded up to as_of, how many events that is,
-    the position of the last of them (0: none), the earliest timestamp of the page).
+    app: Application, notes: list, as_of: datetime, plain: bool, r: _Reading
+) -> list[tuple[str, Any]]:
+    """The view operations of the page's events recorded up to as_of; counts them, the last of
+    them and the earliest timestamp into `r`.
 
     Timestamps are taken before commit, so across concurrent writers they are not strictly in log
     order: every event is filtered rather than stopping at the first later one. Where the mapper
@@ -134,7 +131,7 @@ def _page_ops(
     (one orjson.loads and one timestamp parsed): most of a log is Recorded events."""
     ops: list[tuple[str, Any]] = []
     kept = last_kept = 0
-    earliest: datetime | None = None
+    earliest = r.earliest
     fromiso = datetime.fromisoformat
     for n in notes:
         if plain and n.topic == RECORDED_TOPIC:
@@ -152,8 +149,10 @@ def _page_ops(
         if at <= as_of:
             kept += 1
             last_kept = n.id
-    assert earliest is not None, "a page of the log has events"
-    return ops, kept, last_kept, earliest
+    r.applied += kept
+    r.last_included = max(r.last_included, last_kept)
+    r.earliest = earliest
+    return ops
 
 
 def _as_plain(batch: ViewBatch) -> ViewBatch:

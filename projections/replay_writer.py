@@ -11,6 +11,7 @@ module, not through multiprocessing's spawn, which would import the parent's mai
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -139,23 +140,10 @@ def write_in_writer_process(
     os.close(answer_w)
     to_writer, from_writer = Connection(pages_w, readable=False), Connection(answer_r, writable=False)
     try:
-        try:
-            for page in pages:
-                to_writer.send(page)
-            to_writer.send(None)
-        except BrokenPipeError:
-            pass  # the writer stopped early: its answer says why
-        to_writer.close()
+        _send_pages(to_writer, pages)
         answer = from_writer.recv() if from_writer.poll(WRITER_EXIT_SECONDS_MAX) else None
-        if answer != ("done",):
-            detail = (
-                answer[1] if isinstance(answer, tuple) and len(answer) == 2 else "it exited without an answer"
-            )
-            raise ReplayWriterFailed(f"the replay's writer process failed: {detail}")
     except EOFError:
-        raise ReplayWriterFailed(
-            f"the replay's writer process exited ({writer.wait()}) without an answer"
-        ) from None
+        answer = None  # it ended without a word
     finally:
         to_writer.close()
         from_writer.close()
@@ -164,6 +152,18 @@ def write_in_writer_process(
         except subprocess.TimeoutExpired:
             writer.kill()
             writer.wait()
+    if answer != ("done",):
+        detail = answer[1] if answer else f"it exited ({writer.returncode}) without an answer"
+        raise ReplayWriterFailed(f"the replay's writer process failed: {detail}")
+
+
+def _send_pages(conn: Connection, pages: Iterable[Page]) -> None:
+    """Every page, then the end (None). A writer that stopped early closes its end of the pipe:
+    sending stops there, and its answer says why."""
+    with contextlib.suppress(BrokenPipeError):
+        for page in pages:
+            conn.send(page)
+        conn.send(None)
 
 
 def _received(conn: Connection) -> Iterator[Page]:
