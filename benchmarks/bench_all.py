@@ -18,7 +18,8 @@ dropped at the end, also on error. Then, each phase in its own child process (it
         the KoA-VV workbook 2025 Q4 (cumulative: the whole year) with its Belegliste, the baseline
         CSV dump of the same bookings, the Belegliste counted back and its hash checked, and a
         payment run of R lines imported (streamed) into the full store;
-  import (large store): text COPY of the run's file into a bare table (the baseline), the library's
+  import (large store): text COPY of the run's file into a bare table (the baseline), the floor of
+        any idempotent import in SQL alone (staged, cast, kept under a unique key), the library's
         default path in a fresh database (an aggregate per booking, 100 per save), the re-import
         (idempotent), and a file of B lines imported streamed for its peak RSS.
 Growth: per-booking cost in the large store ÷ the same in the small one.
@@ -218,6 +219,7 @@ def year_figures(size: int, label: str, run_file: Path, run_rows: int, tmp: Path
         out["import"] = run_phase(__file__, job, "import-run", file=str(run_file), again=(label == "large"))
         if label == "large":
             out["copy_s"] = import_payment_run.copy_baseline(job["dbname"], run_file, run_rows)
+            out["floor_s"] = import_payment_run.sql_floor(job["dbname"], run_file, run_rows)
     return out
 
 
@@ -367,6 +369,16 @@ def table(
             f"{imp_rate / copy_rate:.3f}",
             "≥ 0.5 × COPY",
             imp_rate / copy_rate >= 0.5,
+        )
+    )
+    floor_rate = run_rows / L["floor_s"]
+    lines.append(
+        Line(
+            "  floor: the same file in SQL alone, keyed (no rules, no events)",
+            _rate(run_rows, L["floor_s"], "rows/s"),
+            "",
+            f"{floor_rate / copy_rate:.3f}",
+            "printed beside",
         )
     )
     lib_rate = run_rows / library["total_s"]

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/import_payment_run.py [--rows N] [--repeat R] [--big-rows M]
 
 Each repetition gets a fresh database `koa_bench_<pid>` (dropped at the end, also on error):
-  1. baseline: text COPY of the same CSV into a bare table, one transaction;
+  1. baseline: text COPY of the same CSV into a bare table, one transaction; then the floor of any
+     idempotent import, all in SQL (staged, cast, stored under a unique key; no rules, no events);
   2. the product path in a child process, so that its peak RSS is its own: the file streamed
      through Ledger.import_stream (read, validate, store in one transaction, as `koa import
      payments` does), a second streamed pass that only reads and validates (its share of the
@@ -67,6 +68,24 @@ BASELINE_DDL = "CREATE TABLE payment_run_copy ({})".format(
 COPY_OPTIONS = "FORMAT csv, DELIMITER ';', HEADER true"
 BASELINE_COPY = f"COPY payment_run_copy ({', '.join(COLUMNS)}) FROM STDIN ({COPY_OPTIONS})"
 
+# The floor: the least an idempotent import does, all inside PostgreSQL and in its most favourable
+# form: the file copied into a staging table, the amount and the dates cast and checked, every line
+# kept under its key (a unique index: a second import of the key is found). No domain rule, no
+# event, no seal: whatever the product does on top of this comes on top of its time.
+FLOOR_DDL = (
+    "CREATE TABLE payment_run_lines (key text PRIMARY KEY, amount_cents bigint NOT NULL, "
+    "payment_date date NOT NULL, service_from date NOT NULL, service_to date NOT NULL, "
+    "CHECK (service_to >= service_from))"
+)
+FLOOR_STAGE = "CREATE TEMPORARY TABLE payment_run_stage ({}) ON COMMIT DROP".format(
+    ", ".join(f"{name} text" for name in COLUMNS)
+)
+FLOOR_COPY = f"COPY payment_run_stage ({', '.join(COLUMNS)}) FROM STDIN ({COPY_OPTIONS})"
+FLOOR_INSERT = (
+    "INSERT INTO payment_run_lines SELECT key, replace(replace(amount, '.', ''), ',', '')::bigint, "
+    "payment_date::date, service_from::date, service_to::date FROM payment_run_stage"
+)
+
 
 # ---- the input file ---------------------------------------------------------------------------
 
@@ -123,6 +142,26 @@ def copy_baseline(dbname: str, path: Path, rows: int) -> float:
     return seconds
 
 
+def sql_floor(dbname: str, path: Path, rows: int) -> float:
+    """Seconds for the floor (FLOOR_*): staged, cast, stored under a unique key, in one transaction."""
+    with connect(dbname) as conn, path.open("rb") as f:
+        conn.execute(FLOOR_DDL)
+        conn.commit()
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute(FLOOR_STAGE)
+            with cur.copy(FLOOR_COPY) as copy:
+                while chunk := f.read(COPY_CHUNK_BYTES):
+                    copy.write(chunk)
+            cur.execute(FLOOR_INSERT)
+            count = cur.rowcount
+        conn.commit()
+        seconds = time.perf_counter() - t0
+    if count != rows:
+        raise SystemExit(f"the SQL floor stored {count} lines, expected {rows}")
+    return seconds
+
+
 def run_import(dbname: str, path: Path, rows: int, data_dir: Path, phase: str = "product") -> dict:
     """One phase in a child process; the parent never holds the file or its rows."""
     return run_child(
@@ -139,6 +178,7 @@ def measure(rows: int, repeat: int = 1, big_rows: int = 0) -> tuple[str, float, 
     """(title, COPY rows/s, rows of the table): the whole benchmark, for this script and bench_all."""
     dbname = f"koa_bench_{os.getpid()}"
     copies: list[float] = []
+    floors: list[float] = []
     children: list[dict] = []
     library: list[dict] = []
     big: dict = {}
@@ -150,6 +190,7 @@ def measure(rows: int, repeat: int = 1, big_rows: int = 0) -> tuple[str, float, 
             for _ in range(repeat):
                 create_database(dbname)
                 copies.append(copy_baseline(dbname, path, rows))
+                floors.append(sql_floor(dbname, path, rows))
                 children.append(run_import(dbname, path, rows, Path(tmp)))
                 create_database(dbname)
                 library.append(run_import(dbname, path, rows, Path(tmp), "library"))
@@ -173,6 +214,7 @@ def measure(rows: int, repeat: int = 1, big_rows: int = 0) -> tuple[str, float, 
     copy_s = statistics.median(copies)
     table = [
         rate("baseline: COPY text into a bare table", copy_s, "rows/s"),
+        rate("floor: in SQL alone, keyed (no rules, no events)", statistics.median(floors), "rows/s"),
         rate("import: read + validate + store, streamed (atomic)", med("total_s"), "bookings/s"),
         rate("  of it read + validate alone (a streamed pass)", med("parse_s"), "rows/s"),
         Row("  of it with the event table locked (others wait)", med("lock_s"), "s", decimals=2),
