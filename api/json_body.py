@@ -1,6 +1,6 @@
 """JSON request bodies read without float: numbers arrive as Decimal, so 0.1 stays 0.1 and an
 amount with three decimals is seen as such. NaN and Infinity (which Python's json accepts) and
-bodies that are not UTF-8 are refused as invalid JSON."""
+bodies that are not UTF-8 or nested too deeply are refused as invalid JSON."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ def loads(body: bytes) -> Any:
     except UnicodeDecodeError as e:
         # Reported like any other malformed JSON (422), not as an unreadable body (400).
         raise json.JSONDecodeError(f"not UTF-8 (byte {e.start})", "", e.start) from None
-    return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+    except RecursionError:
+        # Arrays or objects nested past the interpreter's recursion limit: malformed for us (422).
+        raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
 class DecimalJSONRequest(Request):

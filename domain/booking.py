@@ -33,7 +33,15 @@ TEXT_LEN_MAX = 200
 REASON_LEN_MAX = 500
 USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 YEAR_MIN, YEAR_MAX = 2005, 2100
+# What a one-line free text must not hold: control characters (C0, DEL, C1: a NUL cannot be
+# stored in a PostgreSQL text column, ESC drives a terminal), line and paragraph separators,
+# the bidirectional overrides that make a text read otherwise than it is stored, and lone
+# surrogates (not encodable as UTF-8).
+_NOT_ONE_LINE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 REVERSAL_SUFFIX = "/storno"
+# The keys of the bookings a cost allocation run makes (ledger.allocation_commands): a clerk's
+# booking must never take one, or the run could not book it.
+ALLOCATION_KEY_PREFIX = "KOA-"
 
 
 class Kind(StrEnum):
@@ -88,8 +96,10 @@ class BookingContent:
             raise ValidationError("1-64 letters, digits or ._:/-", "contract_ref")
         if not COST_CENTRE_RE.fullmatch(self.cost_centre):
             raise ValidationError("required: 1-20 letters, digits or ._-", "cost_centre")
-        if len(self.text) > TEXT_LEN_MAX or "\n" in self.text:
-            raise ValidationError(f"at most {TEXT_LEN_MAX} characters on one line", "text")
+        if len(self.text) > TEXT_LEN_MAX or not is_one_line(self.text):
+            raise ValidationError(
+                f"at most {TEXT_LEN_MAX} characters on one line, without control characters", "text"
+            )
 
 
 _CONTENT_FIELDS = tuple(f.name for f in fields(BookingContent))
@@ -118,11 +128,18 @@ _VERSION_VARIANT_CLEAR = ~((0xF << 76) | (0x3 << 62))  # the version nibble, the
 _VERSION_5_VARIANT_RFC = (5 << 76) | (0x2 << 62)
 
 
+def is_one_line(text: str) -> bool:
+    """Whether a free text is one line of printable characters (see _NOT_ONE_LINE_RE)."""
+    return _NOT_ONE_LINE_RE.search(text) is None
+
+
 def check_reason(reason: str) -> str:
     """A reason kept with an event (reversal, parameter, budget change): one line, required."""
     reason = reason.strip()
-    if not reason or len(reason) > REASON_LEN_MAX or "\n" in reason:
-        raise ValidationError(f"required, one line of at most {REASON_LEN_MAX} characters", "reason")
+    if not reason or len(reason) > REASON_LEN_MAX or not is_one_line(reason):
+        raise ValidationError(
+            f"required, one line of at most {REASON_LEN_MAX} characters, without control characters", "reason"
+        )
     return reason
 
 
@@ -175,6 +192,18 @@ def recording_terms(
     return period, content.amount_cents > rates.approval_threshold_cents
 
 
+def _guard_after(on: date, closed: FiscalPeriod, what: str) -> None:
+    """A day `on` that moves a booking out of its closed period must lie after that period: an
+    open earlier year (closing goes quarter by quarter within a year, not year by year) would
+    otherwise take a correction before the payment it corrects."""
+    if not on.year <= YEAR_MAX:
+        raise ValidationError(f"year must be at most {YEAR_MAX}", "on")
+    if (on.year, quarter_of(on)) < (closed.year, closed.quarter):  # within it: PeriodClosed follows
+        raise ValidationError(
+            f"{what} must fall after the booking's closed period {closed.year} Q{closed.quarter}", "on"
+        )
+
+
 class Booking(Aggregate):
     @staticmethod
     def create_id(key: str) -> UUID:  # type: ignore[override]
@@ -218,6 +247,7 @@ class Booking(Aggregate):
         if not self.counts and calendar is not None and calendar.closing_of(period.year, period.quarter):
             if on is None:
                 raise ValidationError("the booking's period is closed: the approval needs a date", "on")
+            _guard_after(on, period, "the approval")
             period = FiscalPeriod(on.year, quarter_of(on), FiscalRule.AFTER_CLOSING)
             calendar.guard_open(period.year, period.quarter, f"approval of {self.key}")
         self._approved(
@@ -252,6 +282,7 @@ class Booking(Aggregate):
         if closed and not withdraws:
             if on is None:
                 raise ValidationError("the original's period is closed: the correction needs a date", "on")
+            _guard_after(on, period, "the correction")
             content = replace(content, payment_date=on)
             period = FiscalPeriod(on.year, quarter_of(on), FiscalRule.CASH)
             assert calendar is not None

@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.booking import REF_RE, YEAR_MAX, YEAR_MIN, check_reason, check_user
-from domain.errors import DomainError, ValidationError
+from domain.errors import DomainError, StateRefused, ValidationError
 from domain.money import format_eur
 from domain.rates import pct
 
@@ -136,9 +136,7 @@ class Budget(Aggregate):
         reason = check_reason(reason)
         check_user(shifted_by, "shifted_by")
         if not self.has_allocation[from_title]:
-            raise ValidationError(
-                f"the {TITLE_NAMES[from_title]} {self.year} has no allocation yet", "from"
-            )
+            raise StateRefused(f"the {TITLE_NAMES[from_title]} {self.year} has no allocation yet", "from")
         limit_cents = int(self.allocated_cents[from_title] * limit_rate)  # floor: never above the limit
         out_after = -self.shifted_in_cents[from_title] + amount_cents
         if out_after > limit_cents:

@@ -12,9 +12,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.booking import REF_RE, TEXT_LEN_MAX, check_reason, check_user
+from domain.booking import REF_RE, TEXT_LEN_MAX, check_reason, check_user, is_one_line
 from domain.budget import check_amount, check_year
-from domain.errors import DomainError, ValidationError
+from domain.errors import DomainError, StateRefused, ValidationError
 from domain.money import format_eur
 
 COMMITMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:koa-ledger:commitment")
@@ -52,8 +52,10 @@ class Commitment(Aggregate):
         if not instrument.startswith("egt.") or instrument not in known_instruments:
             raise ValidationError("must be an Eingliederung instrument (egt.*, see `koa categories`)", "instrument")
         provider = provider.strip()
-        if not provider or len(provider) > TEXT_LEN_MAX or "\n" in provider:
-            raise ValidationError(f"required, one line of at most {TEXT_LEN_MAX} characters", "provider")
+        if not provider or len(provider) > TEXT_LEN_MAX or not is_one_line(provider):
+            raise ValidationError(
+                f"required, one line of at most {TEXT_LEN_MAX} characters, without control characters", "provider"
+            )
         if not slices_cents:
             raise ValidationError("at least one fiscal year's slice is required", "slices")
         if len(slices_cents) > SLICES_MAX:
@@ -173,7 +175,7 @@ class Commitment(Aggregate):
 
     def _guard_not_released(self, year: int) -> None:
         if self.is_released(year):
-            raise ValidationError(f"the {year} slice of {self.contract_ref} is released", "year")
+            raise StateRefused(f"the {year} slice of {self.contract_ref} is released", "year")
 
     # ---- events (state only) ---------------------------------------------------------------
 

@@ -20,6 +20,12 @@ class UnknownCategory(ValidationError):
     pass
 
 
+class StateRefused(DomainError):
+    """The input is well-formed, but the books' state refuses it now (HTTP 409, not 422): a
+    quarter closed before the one before it, a released slice changed, money shifted from a
+    title that has no allocation yet."""
+
+
 class FourEyesViolation(DomainError):
     """The recorder of a booking tried to approve it (BHO §§ 70, 77)."""
 

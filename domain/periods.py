@@ -10,7 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import DomainError, ValidationError
+from domain.errors import DomainError, StateRefused, ValidationError
 
 CALENDAR_ID = uuid5(NAMESPACE_URL, "urn:koa-ledger:period-calendar")
 YEAR = 0  # quarter number that stands for the whole year
@@ -48,9 +48,7 @@ class PeriodCalendar(Aggregate):
                 f"{label(year, quarter)} is already closed ({self.closing_of(year, quarter)})"
             )
         if quarter > 1 and not self.closing_of(year, quarter - 1):
-            raise ValidationError(
-                f"close {label(year, quarter - 1)} first: quarters close in order", "quarter"
-            )
+            raise StateRefused(f"close {label(year, quarter - 1)} first: quarters close in order", "quarter")
         self._closed(year=year, quarter=quarter, closed_by=closed_by)
 
     def guard_open(self, year: int, quarter: int, what: str) -> None:

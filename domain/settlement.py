@@ -10,10 +10,11 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.booking import REF_RE, YEAR_MAX, YEAR_MIN, check_user
 from domain.errors import ValidationError
-from domain.money import AMOUNT_CENTS_MAX
+from domain.money import AMOUNT_CENTS_MAX, format_eur
 
 DRAWABLE_TITLES = ("1101/681 12", "1101/685 11", "1101/636 13", "1101/632 11")
 DRAW_NAMESPACE = uuid5(NAMESPACE_URL, "urn:koa-ledger:funds-draw")
+DRAW_CENTS_MAX = AMOUNT_CENTS_MAX * 100  # a draw covers many bookings: 10.000.000.000,00 €
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -39,8 +40,12 @@ class FundsDraw(Aggregate):
             raise ValidationError(f"must be one of {', '.join(DRAWABLE_TITLES)}", "title")
         if not YEAR_MIN <= fiscal_year <= YEAR_MAX:
             raise ValidationError(f"must be between {YEAR_MIN} and {YEAR_MAX}", "year")
-        if not 0 < amount_cents <= AMOUNT_CENTS_MAX * 100:
+        if not YEAR_MIN <= value_date.year <= YEAR_MAX:
+            raise ValidationError(f"year must be between {YEAR_MIN} and {YEAR_MAX}", "date")
+        if amount_cents <= 0:
             raise ValidationError("must be greater than zero", "amount")
+        if amount_cents > DRAW_CENTS_MAX:
+            raise ValidationError(f"exceeds the limit of {format_eur(DRAW_CENTS_MAX)} € per draw", "amount")
         if not REF_RE.fullmatch(document_ref):
             raise ValidationError("required: 1-64 letters, digits or ._:/-", "document_ref")
         check_user(recorded_by, "recorded_by")

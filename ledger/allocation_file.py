@@ -23,9 +23,12 @@ from ledger.payment_run import RunFileError
 FILE_BYTES_MAX = 50 * 1024**2
 STAFF_COLUMNS = ("person_key", "vzae", "sgb2_share", "personnel_costs", "status", "versorgungszuschlag")
 SHARED_COLUMNS = ("service", "cost_type", "amount", "sgb2_key")
+EXTRA_CELLS = ""  # the key a row's cells beyond the header are reported under (no column is named so)
 
 
-def _rows(path: Path, columns: tuple[str, ...], required: tuple[str, ...], rows_max: int) -> list[tuple[int, dict]]:
+def _rows(
+    path: Path, columns: tuple[str, ...], required: tuple[str, ...], rows_max: int
+) -> list[tuple[int, dict]]:
     try:
         if path.stat().st_size > FILE_BYTES_MAX:
             raise RunFileError(f"{path}: larger than {FILE_BYTES_MAX} bytes")
@@ -41,18 +44,26 @@ def _rows(path: Path, columns: tuple[str, ...], required: tuple[str, ...], rows_
     reader.fieldnames = header
     missing = [c for c in required if c not in header]
     unknown = [h for h in header if h not in columns]
-    if missing or unknown:
+    twice = sorted({h for h in header if header.count(h) > 1})  # DictReader would keep the last cell
+    if missing or unknown or twice:
         raise RunFileError(
-            f"{path}: header: missing {', '.join(missing) or '-'}; unknown {', '.join(unknown) or '-'} "
-            f"(expected: {', '.join(columns)})"
+            f"{path}: header: missing {', '.join(missing) or '-'}; unknown {', '.join(unknown) or '-'}"
+            + (f"; named twice {', '.join(twice)}" if twice else "")
+            + f" (expected: {', '.join(columns)})"
         )
-    rows = []
-    for row in reader:
-        if all(not (v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue
-        if len(rows) >= rows_max:
-            raise RunFileError(f"{path}: more than {rows_max} rows")
-        rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}))
+    rows: list[tuple[int, dict]] = []
+    try:
+        for row in reader:
+            if all(not (v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            if len(rows) >= rows_max:
+                raise RunFileError(f"{path}: more than {rows_max} rows")
+            cells = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+            if None in row:  # more cells than header columns: refused in _collect, never dropped
+                cells[EXTRA_CELLS] = f"{len(header) + len(row[None])} cells, header has {len(header)}"
+            rows.append((reader.line_num, cells))
+    except csv.Error as e:  # e.g. a cell beyond the csv module's field size limit (128 KiB)
+        raise RunFileError(f"{path}: line {reader.reader.line_num}: {e}") from None
     return rows
 
 
@@ -83,6 +94,8 @@ def _collect(path: Path, rows: list[tuple[int, dict]], build) -> list:
     out, errors = [], []
     for line, row in rows:
         try:
+            if EXTRA_CELLS in row:
+                raise ValidationError(row[EXTRA_CELLS], "row")
             item = build(row)
             item.validate()
             out.append(item)

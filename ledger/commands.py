@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from domain.booking import BookingContent, Kind
+from domain.booking import ALLOCATION_KEY_PREFIX, BookingContent, Kind
 from domain.catalogue import Catalogue
 from domain.errors import DomainError
 from domain.money import parse_amount_cents
@@ -95,6 +95,10 @@ def parse_booking(values: Mapping[str, str | None], catalogue: Catalogue) -> Boo
     for name in REQUIRED_FIELDS:
         if not v[name]:
             errors.append(FieldError(name, "required"))
+    if v["key"][: len(ALLOCATION_KEY_PREFIX)].upper() == ALLOCATION_KEY_PREFIX:
+        errors.append(
+            FieldError("key", f"keys starting with {ALLOCATION_KEY_PREFIX} are kept for cost allocation runs")
+        )
 
     kind = KIND_ALIASES.get(v["kind"].lower()) if v["kind"] else None
     if v["kind"] and kind is None:

@@ -123,12 +123,16 @@ class PaymentRunStream:
         reader.fieldnames = header
         unknown = [h for h in header if h not in BOOKING_FIELDS]
         missing = [h for h in REQUIRED_FIELDS if h not in header]
-        if unknown or missing:
+        # A column named twice would silently give the row its last cell (DictReader).
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if unknown or missing or twice:
             parts = []
             if missing:
                 parts.append(f"missing columns: {', '.join(missing)}")
             if unknown:
                 parts.append(f"unknown columns: {', '.join(unknown)}")
+            if twice:
+                parts.append(f"columns named twice: {', '.join(twice)}")
             raise RunFileError(f"header: {'; '.join(parts)} (expected: {', '.join(BOOKING_FIELDS)})")
         self.reader, self.header, self.catalogue, self.progress = reader, header, catalogue, progress
         self.errors: list[RowError] = []
@@ -140,37 +144,45 @@ class PaymentRunStream:
         errors, lines, good = self.errors, self.lines, self.good
         first_line_of_key: dict[str, int] = {}
         line = ended = 1  # ended: the line the previous row ended on
-        for row in reader:
-            # line_num is where the row ends; a row may span lines (a quoted value with line
-            # breaks, or blank lines before it): only then are its line breaks counted.
-            line = reader.line_num
-            if line - ended > 1:
-                line -= sum((v or "").count("\n") for v in row.values() if isinstance(v, str))
-            ended = reader.line_num
-            if progress:
-                progress(1)
-            if len(lines) >= IMPORT_ROWS_MAX:
-                raise RunFileError(f"more than {IMPORT_ROWS_MAX} rows: split the run")
-            if None in row:  # more cells than header columns
-                errors.append(
-                    RowError(line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}")
-                )
-                content = None
-            elif not (row.get("key") or "").strip() and all(not (v or "").strip() for v in row.values()):
-                continue  # blank line (a row with a key is not: no need to look at every cell)
-            else:
-                try:
-                    content = parse_booking(row, catalogue)
-                except InputError as e:
-                    errors.extend(RowError(line, fe.field, fe.reason) for fe in e.errors)
+        try:
+            for row in reader:
+                # line_num is where the row ends; a row may span lines (a quoted value with line
+                # breaks, or blank lines before it): only then are its line breaks counted.
+                line = reader.line_num
+                if line - ended > 1:
+                    line -= sum((v or "").count("\n") for v in row.values() if isinstance(v, str))
+                ended = reader.line_num
+                if progress:
+                    progress(1)
+                if len(lines) >= IMPORT_ROWS_MAX:
+                    raise RunFileError(f"more than {IMPORT_ROWS_MAX} rows: split the run")
+                if None in row:  # more cells than header columns
+                    errors.append(
+                        RowError(
+                            line, "row", f"{len(header) + len(row[None])} cells, header has {len(header)}"
+                        )
+                    )
                     content = None
+                elif not (row.get("key") or "").strip() and all(not (v or "").strip() for v in row.values()):
+                    continue  # blank line (a row with a key is not: no need to look at every cell)
                 else:
-                    first = first_line_of_key.setdefault(content.key, line)
-                    if first != line:
-                        errors.append(RowError(line, "key", f"{content.key!r} already used on line {first}"))
+                    try:
+                        content = parse_booking(row, catalogue)
+                    except InputError as e:
+                        errors.extend(RowError(line, fe.field, fe.reason) for fe in e.errors)
                         content = None
-            lines.append(line)
-            good.append(content is not None)
-            yield content
+                    else:
+                        first = first_line_of_key.setdefault(content.key, line)
+                        if first != line:
+                            errors.append(
+                                RowError(line, "key", f"{content.key!r} already used on line {first}")
+                            )
+                            content = None
+                lines.append(line)
+                good.append(content is not None)
+                yield content
+        except csv.Error as e:  # e.g. a cell beyond the csv module's field size limit (128 KiB)
+            # (DictReader.line_num is set after each good row only: the reader's own counts this one)
+            raise RunFileError(f"line {reader.reader.line_num}: {e}") from None
         if not lines:
             raise RunFileError("the file has a header but no bookings")

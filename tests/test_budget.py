@@ -12,7 +12,7 @@ import pytest
 
 from domain.booking import Kind
 from domain.budget import BudgetExceeded, budget_id
-from domain.errors import ValidationError
+from domain.errors import StateRefused, ValidationError
 from ledger import budget_commands as bc
 from projections.split_projection import catch_up
 from projections.split_queries import booking_shares, split_lines
@@ -157,7 +157,7 @@ def test_a_shift_beyond_what_the_giving_title_has_available_is_refused(books):
 
 def test_a_shift_without_an_allocation_or_within_one_title_is_refused(books):
     allocate(books, 50_000_000, title="vwk")
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(StateRefused) as e:
         shift(books, 1_000)  # from egt, which has no allocation
     assert e.value.field == "from" and "no allocation yet" in str(e.value)
     with pytest.raises(ValidationError) as e:

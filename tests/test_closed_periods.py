@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 
-from domain.errors import ValidationError
+from domain.errors import StateRefused
 from domain.periods import AlreadyClosed, PeriodClosed
 from ledger.application import ImportRefused
 from ledger.cli import main
@@ -31,7 +31,7 @@ def test_a_closed_quarter_takes_no_more_bookings(books):
 
 
 def test_quarters_close_in_order_and_once(books):
-    with pytest.raises(ValidationError):
+    with pytest.raises(StateRefused):
         books.ledger.close_period(year=2025, quarter=2, closed_by="head")
     books.ledger.close_period(year=2025, quarter=1, closed_by="head")
     with pytest.raises(AlreadyClosed):

@@ -13,7 +13,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.booking import Kind
 from domain.budget import BudgetExceeded, budget_id
 from domain.commitment import CommitmentExceeded, commitment_id
-from domain.errors import KeyConflict, NotFound, ValidationError
+from domain.errors import KeyConflict, NotFound, StateRefused, ValidationError
 from ledger import budget_commands as bc
 from ledger.application import ImportRefused
 from ledger.bootstrap import open_books
@@ -407,7 +407,7 @@ def test_releasing_the_remainder_frees_it_and_closes_the_year_to_drawdowns(books
     assert "(released)" in str(e.value)
     for refused in (lambda: change(books, 2025, 1, increase=True), lambda: change(books, 2025, 1, increase=False),
                     lambda: release(books, 2025)):
-        with pytest.raises(ValidationError) as e:
+        with pytest.raises(StateRefused) as e:
             refused()
         assert e.value.field == "year" and "released" in str(e.value)
     pay(books, "AGH-R3", 100_000, paid=date(2026, 3, 10))  # the other year is still open

@@ -201,7 +201,7 @@ def test_lazy_pages_give_the_same_tables_as_the_mapper(books, page_size):
     with to_batch, also for text that needs escaping and bookings awaiting approval."""
     _fill(books.ledger)
     books.ledger.record_booking(
-        booking("ODD", text='Tab\there "quoted" \\ back ✓', kind="receipt", category="buergergeld"),
+        booking("ODD", text='Semi;colon "quoted" \\ back ✓', kind="receipt", category="buergergeld"),
         recorded_by="a",
     )
     books.ledger.record_booking(booking("WAIT", amount_cents=7_000_000), recorded_by="a")  # not approved

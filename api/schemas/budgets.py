@@ -270,7 +270,7 @@ class BudgetStatusRead(BaseModel):
 class SliceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    year: int = Field(ge=2005, le=2100, description="fiscal year")
+    year: int = Field(strict=True, ge=2005, le=2100, description="fiscal year")
     amount: AmountIn
 
 
@@ -313,7 +313,7 @@ class CommitmentChange(BaseModel):
         json_schema_extra={"examples": [{"year": 2026, "amount": "50.000,00", "reason": "Nachtrag 1"}]},
     )
 
-    year: int = Field(ge=2005, le=2100, description="the fiscal year whose slice changes")
+    year: int = Field(strict=True, ge=2005, le=2100, description="the fiscal year whose slice changes")
     amount: AmountIn
     reason: str = REASON
 
@@ -323,7 +323,9 @@ class CommitmentRelease(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"year": 2026, "reason": "Maßnahme beendet"}]}
     )
 
-    year: int = Field(ge=2005, le=2100, description="the fiscal year whose remainder is released")
+    year: int = Field(
+        strict=True, ge=2005, le=2100, description="the fiscal year whose remainder is released"
+    )
     reason: str = REASON
 
 
@@ -471,8 +473,8 @@ class AllocationRunCreate(BaseModel):
         },
     )
 
-    year: int = Field(ge=2005, le=2100)
-    quarter: int | None = Field(None, ge=1, le=4, description="null or omitted: the whole year")
+    year: int = Field(strict=True, ge=2005, le=2100)
+    quarter: int | None = Field(None, strict=True, ge=1, le=4, description="null or omitted: the whole year")
     # The counts are the domain's to refuse (422 naming staff or shared): as maxItems in the schema they
     # could not be reached under the body limit (KOA_BODY_BYTES_MAX, 1 MiB), which answers 413 first.
     staff: list[StaffIn] = Field(

@@ -73,7 +73,9 @@ class ParameterSet(BaseModel):
     )
 
     name: ParameterName
-    year: int = Field(ge=2005, le=2100, description="the fiscal year from which (share) or for which (quota)")
+    year: int = Field(
+        strict=True, ge=2005, le=2100, description="the fiscal year from which (share) or for which (quota)"
+    )
     value: Annotated[
         str,
         BeforeValidator(_value_text),

@@ -27,7 +27,7 @@ class FundsDrawCreate(BaseModel):
     )
 
     title: str = Field(max_length=20, description="federal title, e.g. 1101/681 12")
-    year: int = Field(ge=2005, le=2100, description="fiscal year the funds are for")
+    year: int = Field(strict=True, ge=2005, le=2100, description="fiscal year the funds are for")
     date: str = Field(max_length=32, description="value date, YYYY-MM-DD or DD.MM.YYYY")
     amount: AmountIn
     document_ref: str = Field(max_length=64, description="the HKR voucher; identifies the draw")
@@ -53,8 +53,10 @@ class PeriodClose(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"year": 2025, "quarter": 1}, {"year": 2024}]}
     )
 
-    year: int = Field(ge=2005, le=2100)
-    quarter: int | None = Field(None, ge=1, le=4, description="omit to close the whole fiscal year")
+    year: int = Field(strict=True, ge=2005, le=2100)
+    quarter: int | None = Field(
+        None, strict=True, ge=1, le=4, description="omit to close the whole fiscal year"
+    )
 
 
 class ClosedPeriod(BaseModel):
