@@ -15,6 +15,9 @@ from ledger import seals
 from ledger.application import Ledger
 
 PAGE = 5000
+# Where verification starts: below any position. The recorders hand out positions from 1, but a
+# row inserted behind their back may carry 0 or less, and the repository loads it like any other.
+BELOW_ALL_POSITIONS = -(2**63)
 
 
 def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
@@ -24,7 +27,7 @@ def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
         raise RuntimeError("this store was opened without the sealing recorder")
 
     def events() -> Iterator[Any]:
-        after = 0
+        after = BELOW_ALL_POSITIONS
         while True:
             page = recorder.select_notifications(start=after, limit=PAGE, inclusive_of_start=False)
             if not page:
@@ -33,7 +36,7 @@ def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
             after = page[-1].id
 
     def seal_rows() -> Iterator[tuple[int, bytes]]:
-        after = 0
+        after = BELOW_ALL_POSITIONS
         while True:
             page = recorder.seal_pages(after, PAGE)
             if not page:
@@ -41,17 +44,24 @@ def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
             yield from page
             after = page[-1][0]
 
+    # An id stored in another spelling is verified as stored: its seal covers the canonical one.
+    misspelled: dict[int, str] = getattr(recorder, "misspelled_originator_ids", dict)()
+
+    def entry(e: Any, seal: bytes | None) -> seals.LogEntry:
+        oid = misspelled.get(e.id, e.originator_id)
+        return seals.LogEntry(e.id, oid, e.originator_version, e.topic, e.state, seal)
+
     ev, se = events(), seal_rows()
     e, s = next(ev, None), next(se, None)
     while e is not None or s is not None:
         if s is None or (e is not None and e.id < s[0]):
-            yield seals.LogEntry(e.id, e.originator_id, e.originator_version, e.topic, e.state, None)
+            yield entry(e, None)
             e = next(ev, None)
         elif e is None or s[0] < e.id:
             yield seals.LogEntry(s[0], None, None, None, None, s[1])
             s = next(se, None)
         else:
-            yield seals.LogEntry(e.id, e.originator_id, e.originator_version, e.topic, e.state, s[1])
+            yield entry(e, s[1])
             e, s = next(ev, None), next(se, None)
 
 

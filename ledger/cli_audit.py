@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from domain.money import format_eur
+from domain.rates import RateTable
 from exports.audit_export import AuditExportError, write_audit_export
 from exports.split_report import format_split_table
 from ledger import audit as audit_service
@@ -61,7 +62,8 @@ def replay(ctx: click.Context, as_of: str, work_dir: Path | None) -> None:
         raise Refused(f"--work-dir: cannot write {target}: {e.strerror}") from None
     try:
         click.echo(f"Replay as of {moment.isoformat()} from {books.where}")
-        _print_split(result.view, books)
+        # At the rates (and Eingliederungsbudget) as they stood at the moment, as the export does.
+        _print_split(result.view, books, books.ledger.rates_as_of(moment))
         rate = result.events_read / result.seconds if result.seconds else 0.0
         click.echo(
             f"{result.events_read} events read up to position {result.position}, {result.events_applied} "
@@ -72,12 +74,12 @@ def replay(ctx: click.Context, as_of: str, work_dir: Path | None) -> None:
         result.close()
 
 
-def _print_split(view: SplitViewQueries, books) -> None:
+def _print_split(view: SplitViewQueries, books, rates: RateTable) -> None:
     years = view.years()
     if not years:
         click.echo("(no bookings)")
     for year in years:
-        lines = split_lines(view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year)
+        lines = split_lines(view, books.ledger.catalogue, rates, books.settings.land, year)
         click.echo(format_split_table(lines), nl=False)
 
 

@@ -32,6 +32,11 @@ def report_for(
     now = datetime.now(UTC)
     if not YEAR_MIN <= year <= now.year:
         raise Refused(f"--year: unknown year {year} (the ledger keeps {YEAR_MIN} to {now.year})")
+    if up_to_position is not None:
+        if as_of_text is None:
+            raise Refused("--position: reproduces an export: give its --as-of as well")
+        if up_to_position < 1:
+            raise Refused(f"--position: must be a log position (1 or more), not {up_to_position}")
     if as_of_text is None:
         as_of, position = _settled_moment(books)
         yield build_report(
@@ -104,6 +109,15 @@ def default_path(books, year: int, quarter: int | None, fmt: str) -> Path:
     return books.settings.data_dir / "exports" / name
 
 
+# An event is stamped when it is made, and committed a moment later (a payment run's events
+# seconds later): one made before an export's moment but committed after it is not in the export,
+# yet a replay by the moment alone would count it. The export's log position settles that.
+POSITION_HELP = (
+    "with --as-of: only events up to this log position as well (the export's Protokoll names it: "
+    "'Ereignisse bis Position N'); reproduces the export exactly"
+)
+
+
 @click.group(name="export")
 def export() -> None:
     """Settlement reports."""
@@ -113,6 +127,7 @@ def export() -> None:
 @click.option("--year", required=True, type=int)
 @click.option("--quarter", type=click.IntRange(1, 4), help="cumulative from 1 January; without: the year")
 @click.option("--as-of", "as_of", help="only events recorded up to this moment (ISO 8601; default: now)")
+@click.option("--position", type=int, help=POSITION_HELP)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -132,6 +147,7 @@ def koa_vv(
     year: int,
     quarter: int | None,
     as_of: str | None,
+    position: int | None,
     out: Path | None,
     fmt: str,
     changes_since_submission: bool,
@@ -139,9 +155,11 @@ def koa_vv(
     """The KoA-VV settlement workbook for a quarter (cumulative) or a year."""
     books = books_in(ctx)
     if changes_since_submission:
+        if position is not None:
+            raise Refused("--position: the submission's own position is used")
         _changes(books, year, quarter, as_of)
         return
-    with report_for(books, year, quarter, as_of) as report:
+    with report_for(books, year, quarter, as_of, up_to_position=position) as report:
         path = out or default_path(books, year, quarter, fmt)
         write_report(report, path, fmt)
     click.echo(
@@ -152,7 +170,9 @@ def koa_vv(
     if fmt == "xlsx":
         from exports.koavv_workbook import belege_path
 
-        click.echo(f"written: {belege_path(path).resolve()} (the Belegliste: every booking behind the figures)")
+        click.echo(
+            f"written: {belege_path(path).resolve()} (the Belegliste: every booking behind the figures)"
+        )
 
 
 @click.command()
@@ -199,16 +219,22 @@ def draw(
     required=True,
     help="the moment the file was exported for (from its Protokoll)",
 )
+@click.option("--position", type=int, help=POSITION_HELP)
 @USER_OPTION
 @with_books
-def submit(ctx, file: Path, year: int, quarter: int | None, as_of: str, user: str | None) -> None:
+def submit(
+    ctx, file: Path, year: int, quarter: int | None, as_of: str, position: int | None, user: str | None
+) -> None:
     """Record that a workbook was handed in; it must be the exact export for that moment."""
     books = books_in(ctx)
     try:
         given = hashlib.sha256(file.read_bytes()).hexdigest()
     except OSError as e:
         raise Refused(f"{file}: {e.strerror}") from None
-    with report_for(books, year, quarter, as_of) as report, tempfile.TemporaryDirectory() as tmp:
+    with (
+        report_for(books, year, quarter, as_of, up_to_position=position) as report,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         again = Path(tmp) / "again.xlsx"
         write_report(report, again, "xlsx")
         expected = hashlib.sha256(again.read_bytes()).hexdigest()

@@ -41,7 +41,8 @@ def store_env(settings: Settings) -> dict[str, str]:
         raise ValueError(f"KOA_DATA_DIR: cannot create {settings.data_dir}: {e.strerror}") from None
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(settings.data_dir / "koa.sqlite"),
+        # Absolute: it is named in exports, whose bytes must not depend on how the path was spelled.
+        "SQLITE_DBNAME": str((settings.data_dir / "koa.sqlite").resolve()),
         "SQLITE_LOCK_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
     }

@@ -326,6 +326,19 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 raise SideRowConflict(str(e)) from None
         return ids
 
+    def misspelled_originator_ids(self) -> dict[int, str]:
+        """Positions whose originator id is not stored as the library writes it (UUID.hex: 32
+        lowercase hex digits), with the text stored. Reading parses it into a UUID, which forgives
+        case and hyphens, so the seal alone would not show such an alteration; the repository
+        looks ids up by their exact text, so the events would vanish from their aggregate."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id FROM {self.events_table_name} "
+                "WHERE typeof(originator_id) != 'text' OR length(originator_id) != 32 "
+                "OR originator_id GLOB '*[^0-9a-f]*'"
+            )
+            return {r[0]: str(r[1]) for r in c.fetchall()}
+
     def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(

@@ -118,6 +118,14 @@ def verify(entries: Iterator[LogEntry], anchor: Anchor | None = None) -> Verdict
     prev, count, last = GENESIS, 0, 0
     anchor_seen = anchor is None
     for e in entries:
+        if e.position <= 0:
+            return Verdict(
+                False,
+                count,
+                e.position,
+                prev,
+                "a position below 1: written behind the application's back",
+            )
         if e.position <= last:  # the chain is only defined in log order
             raise ValueError(f"log entries out of order: {e.position} after {last}")
         if e.state is None:

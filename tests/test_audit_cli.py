@@ -474,3 +474,29 @@ def test_replay_unwritable_work_dir_is_one_line(koa, books: Books, tmp_path: Pat
     assert_refused(result, "--work-dir")
     assert blocker.read_text() == "not a directory\n"
     assert books.ledger.max_notification_id() == 1
+
+
+def test_replay_as_of_a_moment_splits_at_the_rates_of_that_moment(koa, books: Books, tmp_path: Path):
+    """A quota set after the moment must not reach a replay of the moment (it once printed the
+    past figures at today's rates, unlike the export as of the same moment)."""
+    assert koa(*book_args("A-1", amount="500,00")).exit_code == 0
+    moment = datetime.now(UTC)
+    time.sleep(0.05)
+    changed = koa(
+        "params",
+        "set",
+        "kdu_quota_final",
+        "--year",
+        2025,
+        "--value",
+        "80 %",
+        "--reason",
+        "BBFestV",
+        "--user",
+        "admin",
+    )
+    assert changed.exit_code == 0, changed.output
+    assert figures(koa("split", "--year", 2025, "--quarter", 1).stdout, "kdu") == (50000, 40000, 10000, 1)
+    replay = koa("audit", "replay", "--as-of", moment.isoformat(), "--work-dir", tmp_path / "work")
+    assert replay.exit_code == 0, replay.output
+    assert figures(replay.stdout, "kdu") == (50000, 36250, 13750, 1)  # 72,5 % as of the moment

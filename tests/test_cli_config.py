@@ -68,3 +68,49 @@ def test_the_librarys_postgres_variables_work(pg_server, pg_database, monkeypatc
     assert verified.exit_code == 0 and "intact: 1 events" in verified.output
     with pg_server.connect(pg_database) as conn:
         conn.execute('DROP SCHEMA "library_env" CASCADE')
+
+
+def test_an_export_does_not_depend_on_how_the_data_dir_is_spelled(monkeypatch, tmp_path):
+    """The store is named in the workbook's Protokoll: a relative KOA_DATA_DIR once gave other
+    bytes than the same directory spelled absolute, and `koa submit` refused the genuine file."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(data_dir: str, *args: str):
+        monkeypatch.setenv("KOA_DATA_DIR", data_dir)
+        result = runner.invoke(main, list(args))
+        assert result.exit_code == 0, result.output
+        return result
+
+    run(
+        "books",
+        "book",
+        "--key",
+        "A-1",
+        "--kind",
+        "payment",
+        "--amount",
+        "500,00",
+        "--category",
+        "kdu",
+        "--payment-date",
+        "2025-02-27",
+        "--service-from",
+        "2025-03-01",
+        "--service-to",
+        "2025-03-31",
+        "--document-ref",
+        "RE-1",
+        "--cost-centre",
+        "JC-NORD",
+        "--user",
+        "mueller",
+    )
+    first = run("books", "export", "koa-vv", "--year", "2025", "--format", "json", "--out", "rel.json")
+    moment = first.output.split(" as of ", 1)[1].split(" ", 1)[0]
+    for spelled, out in (("books", "again-rel.json"), (str(tmp_path / "books"), "again-abs.json")):
+        run(
+            spelled, "export", "koa-vv", "--year", "2025", "--as-of", moment, "--format", "json", "--out", out
+        )
+    assert (tmp_path / "rel.json").read_bytes() == (tmp_path / "again-abs.json").read_bytes()
+    assert (tmp_path / "again-rel.json").read_bytes() == (tmp_path / "again-abs.json").read_bytes()

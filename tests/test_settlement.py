@@ -4,12 +4,14 @@ reports are reproducible for the moment they were made, funds drawn, submission 
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from domain.booking import Booking
 from ledger.bootstrap import open_books
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
@@ -271,3 +273,34 @@ def test_a_draw_in_the_run_off_period_belongs_to_the_fourth_quarter(cli, setting
     year = _export(cli, tmp_path, "y.json")
     assert sum(t["drawn_cents"] for t in q1["titles"]) == 0
     assert sum(t["drawn_cents"] for t in year["titles"]) == 500
+
+
+def test_an_export_is_reproduced_by_its_moment_and_its_position(cli, settings, tmp_path):
+    """An event stamped before an export's moment but committed after it (a payment run's events
+    are stamped seconds before their commit) is not in the export; a replay by the moment alone
+    counts it, by the moment and the export's position it does not: the same bytes again."""
+    _fill(settings)
+    with open_books(settings) as b:
+        late = Booking.record(
+            booking("LATE-1", amount_cents=99_999),
+            recorded_by="clerk",
+            catalogue=b.ledger.catalogue,
+            rates=b.ledger.base_rates,
+        )  # stamped now, saved below
+        time.sleep(0.02)
+        made = cli(
+            "export", "koa-vv", "--year", "2025", "--format", "json", "--out", str(tmp_path / "made.json")
+        )
+        assert made.exit_code == 0, made.output
+        moment, position = re.search(r" as of (\S+) \(position (\d+)\)", made.output).groups()
+        b.ledger.save(late)  # committed after the export's moment
+    made_bytes = (tmp_path / "made.json").read_bytes()
+    assert b"LATE-1" not in made_bytes
+
+    by_moment = _export(cli, tmp_path, "by-moment.json", "--as-of", moment)
+    assert "LATE-1" in {x["booking_key"] for x in by_moment["belege"]}
+    _export(cli, tmp_path, "exact.json", "--as-of", moment, "--position", position)
+    assert (tmp_path / "exact.json").read_bytes() == made_bytes
+
+    refused = cli("export", "koa-vv", "--year", "2025", "--position", position)
+    assert refused.exit_code != 0 and "--position" in refused.output and "--as-of" in refused.output

@@ -18,6 +18,7 @@ import pytest
 
 from ledger import audit, seals
 from ledger.bootstrap import open_books
+from ledger.settings import Settings
 from projections import replay, replay_writer
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
 from projections.replay_writer import ReplayWriterFailed, write_in_writer_process
@@ -120,6 +121,39 @@ def test_an_inserted_event_is_found_at_its_position(books):
     verdict = audit.verify_log(books.ledger)
     assert (verdict.intact, verdict.position) == (False, 17)
     assert "no seal" in verdict.reason
+
+
+@pytest.mark.parametrize("position", [0, -1])
+def test_an_event_inserted_below_the_first_position_is_found(books, position):
+    """The repository loads an aggregate's events whatever their position; verify must read them
+    all. A forged parameter change at position 0 or below once passed as intact."""
+    _fill(books)
+    with raw_sql(books) as sql:
+        row = sql("SELECT originator_id, topic, state FROM {events} WHERE {id} = %s", (3,)).fetchone()
+        forged = row[0].replace("0", "1", 1) if isinstance(row[0], str) else uuid.uuid4()
+        sql(
+            "INSERT INTO {events} ({id}, originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (position, forged, 1, row[1], row[2]),
+        )
+    verdict = audit.verify_log(books.ledger)
+    assert (verdict.intact, verdict.position, verdict.count) == (False, position, 0)
+    assert "below 1" in verdict.reason
+
+
+def test_an_originator_id_stored_in_another_spelling_is_found(tmp_path: Path):
+    """SQLite keeps ids as text (PostgreSQL as uuid: no other spelling there); read back, upper case
+    parsed as the same UUID, so the seal matched, while the repository (exact text) no longer
+    found the booking's events."""
+    with open_books(Settings(data_dir=tmp_path, _env_file=None)) as books:
+        assert books.env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+        _fill(books)
+    with open_books(Settings(data_dir=tmp_path, _env_file=None)) as books:
+        with raw_sql(books) as sql:
+            sql("UPDATE {events} SET originator_id = upper(originator_id) WHERE {id} = %s", (5,))
+        verdict = audit.verify_log(books.ledger)
+    assert (verdict.intact, verdict.position, verdict.count) == (False, 5, 4)
+    assert "does not match its seal" in verdict.reason
 
 
 def test_an_altered_event_with_a_recomputed_seal_breaks_the_next_position(books):

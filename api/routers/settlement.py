@@ -57,6 +57,14 @@ def koa_vv(
             description="only events recorded up to this moment (ISO 8601; default: now); reproduces an export"
         ),
     ] = None,
+    position: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description="with as_of: only events up to this log position as well (X-Koa-Position of "
+            "the export); reproduces it exactly, also when a write was in flight at its moment",
+        ),
+    ] = None,
     format: Literal["xlsx", "json", "csv"] = "xlsx",  # noqa: A002 - the query parameter's name
 ) -> FileResponse:
     tmp = Path(tempfile.mkdtemp(prefix="koa-api-export-"))
@@ -64,7 +72,7 @@ def koa_vv(
         as_of_text = as_of.isoformat() if as_of else None
         name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + f".{format}"
         try:
-            with report_for(svc.books, year, quarter, as_of_text) as report:
+            with report_for(svc.books, year, quarter, as_of_text, up_to_position=position) as report:
                 write_report(report, tmp / name, format)
         except Refused as e:
             raise _as_problem(str(e)) from None
