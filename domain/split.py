@@ -2,8 +2,9 @@
 
 The rounding unit is the group (fiscal year, quarter, category): its federal share is the net total
 times the rate, rounded half up; the municipal share is the rest, so both add up to the net exactly.
-Per-booking shares are the group share distributed by largest remainder (money.allocate_share_cents),
-so they add up to the group's share. A year's figure is the sum of its quarters.
+Per-booking shares are the group share distributed by largest remainder
+(money.allocate_share_cents_paired), so they add up to the group's share; a booking and its Storno
+in the same group get exactly opposite shares. A year's figure is the sum of its quarters.
 """
 
 from __future__ import annotations

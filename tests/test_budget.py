@@ -480,6 +480,30 @@ def test_booking_shares_of_a_capped_line_add_up_to_its_federal_share(books):
     assert [(b.federal_cents, b.municipal_cents) for b in q3] == [(0, 50_000)]
 
 
+def test_a_storno_in_a_capped_line_cancels_its_original_exactly(books):
+    _egt_year(books)
+    pay(books, "A-Q2c", 298_897, month=5)
+    pay(books, "A-Q2d", 34_461, month=5)
+    books.ledger.reverse_booking("A-Q2c", reason="Doppelzahlung", reversed_by="clerk", on=date(2025, 5, 20))
+    allocate(books, EGT_2025)
+    q2a = line(lines(books), 2, "egt.aktivierung")
+    assert (q2a.net_cents, q2a.federal_cents) == (1_034_462, 877_756)
+    shares = booking_shares(
+        books.split_view, books.ledger.catalogue, books.ledger.rates, "BW", 2025, 2, "egt.aktivierung"
+    )
+    # Shared by net amount apart, the pair got 253.618 and -253.619 cents. Now the original its own
+    # share (2.988,97 × 877.756 / 1.034.462 = 2.536,18...), the Storno the negation, the others the rest.
+    assert [(b.row.booking_key, b.federal_cents) for b in shares] == [
+        ("A-Q2a", 509_109),
+        ("A-Q2b", 339_406),
+        ("A-Q2c", 253_618),
+        ("A-Q2c/storno", -253_618),
+        ("A-Q2d", 29_241),
+    ]
+    assert sum(b.federal_cents for b in shares) == q2a.federal_cents
+    assert all(b.federal_cents + b.municipal_cents == b.net_cents for b in shares)
+
+
 def test_a_shift_into_egt_raises_the_cap(books):
     _egt_year(books)
     allocate(books, EGT_2025)
