@@ -24,8 +24,9 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.booking import REF_RE, check_user
 from domain.budget import check_year
-from domain.errors import ValidationError
+from domain.errors import DomainError, ValidationError
 from domain.money import AMOUNT_CENTS_MAX
+from domain.periods import YEAR, label
 
 ALLOCATION_NAMESPACE = uuid5(NAMESPACE_URL, "urn:koa-ledger:cost-allocation")
 PERSON_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # pseudonymous staff number
@@ -45,8 +46,14 @@ SHARE_DECIMALS_MAX = 6
 
 
 def _share(value: Decimal, field: str, *, high: Decimal = Decimal(1)) -> Decimal:
-    if not value.is_finite() or not Decimal(0) <= value <= high or value.as_tuple().exponent < -SHARE_DECIMALS_MAX:  # type: ignore[operator]
-        raise ValidationError(f"must be between 0 and {high} with at most {SHARE_DECIMALS_MAX} decimals", field)
+    if (
+        not value.is_finite()
+        or not Decimal(0) <= value <= high
+        or value.as_tuple().exponent < -SHARE_DECIMALS_MAX
+    ):  # type: ignore[operator]
+        raise ValidationError(
+            f"must be between 0 and {high} with at most {SHARE_DECIMALS_MAX} decimals", field
+        )
     return value
 
 
@@ -77,7 +84,9 @@ class StaffRecord:
             raise ValidationError(f"must be one of {', '.join(STATUSES)}", "status")
         _cents(self.versorgungszuschlag_cents, "versorgungszuschlag")
         if self.status != "beamter" and self.versorgungszuschlag_cents:
-            raise ValidationError("only civil servants (beamter) carry a Versorgungszuschlag", "versorgungszuschlag")
+            raise ValidationError(
+                "only civil servants (beamter) carry a Versorgungszuschlag", "versorgungszuschlag"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +126,7 @@ def _half_up(x: Fraction) -> int:
     return sign * (q + (1 if 2 * r >= d else 0))
 
 
-def compute(
-    staff: list[StaffRecord], shared: list[SharedCost], p: AllocationParameters
-) -> dict[str, int]:
+def compute(staff: list[StaffRecord], shared: list[SharedCost], p: AllocationParameters) -> dict[str, int]:
     """Cents per cost type (COMPUTED_TYPES, plus shared Investitionen/sonstige where given)."""
     f = Fraction
     personal = sum((f(s.personnel_costs_cents) * f(s.sgb2_share) for s in staff), f(0))
@@ -220,6 +227,45 @@ def period_code(year: int, quarter: int) -> str:
     return f"{year}-Q{quarter}" if quarter else f"{year}-J"
 
 
+def run_keys(year: int, quarter: int, number: int, cost_types: list[str]) -> list[str]:
+    """The booking keys of run `number` of a period, one per cost type (KOA-2026-Q1-L1-personal)."""
+    return [f"KOA-{period_code(year, quarter)}-L{number}-{t.removeprefix('vwk.')}" for t in cost_types]
+
+
+# Every cost type a run may book: the keys a run could take, known before it is made.
+BOOKABLE_TYPES = sorted({*COMPUTED_TYPES, *SHARED_COST_TYPES})
+
+
+class OverlappingAllocation(DomainError):
+    """A whole-year run and quarterly runs of the same year would both book the year's
+    Verwaltungskosten: the split would count them twice."""
+
+
+def overlapping_quarters(quarter: int) -> tuple[int, ...]:
+    """The periods whose runs cover the same costs as a run of `quarter`: the quarters for the
+    whole year, the whole year for a quarter (quarters do not overlap one another)."""
+    return (1, 2, 3, 4) if quarter == YEAR else (YEAR,)
+
+
+def refuse_overlap(year: int, quarter: int, in_force: list[str]) -> None:
+    """`in_force`: document refs of the overlapping periods' runs whose bookings still count."""
+    if not in_force:
+        return
+    refs = ", ".join(in_force)
+    if quarter == YEAR:
+        reason = (
+            f"quarterly cost allocation runs of {year} are in force ({refs}): a run for the whole year "
+            "would count the Verwaltungskosten twice; run the quarters, or reverse their bookings first"
+        )
+    else:
+        reason = (
+            f"the cost allocation run for the whole year {year} is in force ({refs}): a run for "
+            f"{label(year, quarter)} would count the Verwaltungskosten twice; rerun the whole year, "
+            "or reverse its bookings first"
+        )
+    raise OverlappingAllocation(reason, "quarter")
+
+
 class CostAllocation(Aggregate):
     """The allocation runs of one period; the latest run is in force, earlier ones were reversed."""
 
@@ -258,8 +304,9 @@ class CostAllocation(Aggregate):
         assert parameters.quarter == self.quarter
         results = compute(staff, shared, parameters)
         number = self.runs + 1
-        prefix = f"KOA-{period_code(self.year, self.quarter)}-L{number}"
-        keys = [f"{prefix}-{t.removeprefix('vwk.')}" for t, cents in sorted(results.items()) if cents > 0]
+        keys = run_keys(
+            self.year, self.quarter, number, [t for t, cents in sorted(results.items()) if cents > 0]
+        )
         self._computed(
             run=number,
             staff=[staff_to_json(s) for s in staff],

@@ -2,14 +2,16 @@
 
 Rounding is commercial (ROUND_HALF_UP, symmetric for negatives), as German public
 accounting does it. Shares of a group are distributed by the largest-remainder method,
-so the per-booking shares always add up to the share computed on the group total.
+so the per-booking shares always add up to the share computed on the group total. A booking
+and its Storno in the same group get exactly opposite shares (the *_paired functions): ranked
+independently, +a and -a can fall on different sides of a cent.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from fractions import Fraction
 
@@ -22,7 +24,9 @@ _EXACT = Context(prec=60)
 
 _AMOUNT_RE = re.compile(r"^[+-]?[0-9][0-9.,' ]*$")
 # The spellings of nearly every row of a payment run: 1.234,56 / 1234,56 / 1234.56 / 1234.
-_PLAIN_AMOUNT_RE = re.compile(r"([0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,13}),([0-9]{2})|([0-9]{1,13})(?:\.([0-9]{2}))?")
+_PLAIN_AMOUNT_RE = re.compile(
+    r"([0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,13}),([0-9]{2})|([0-9]{1,13})(?:\.([0-9]{2}))?"
+)
 
 
 def parse_amount_cents(text: str) -> int:
@@ -133,3 +137,59 @@ def allocate_proportional_cents(amounts_cents: Sequence[int], total_cents: int) 
         floors[i] += 1
     assert sum(floors) == total_cents
     return floors
+
+
+def allocate_share_cents_paired(
+    amounts_cents: Sequence[int], rate: Decimal, pairs: Sequence[tuple[int, int]]
+) -> list[int]:
+    """allocate_share_cents, except that each pair (original, Storno) of exactly opposite amounts
+    gets exactly opposite shares: the original its own share (share_cents), the Storno its negation.
+
+    A pair adds up to zero, so the group's share (and so its total) is the same as without pairs;
+    it is distributed over the other amounts only, by largest remainder as before."""
+    return _with_opposite_pairs(
+        amounts_cents, pairs, lambda a: share_cents(a, rate), lambda rest: allocate_share_cents(rest, rate)
+    )
+
+
+def allocate_proportional_cents_paired(
+    amounts_cents: Sequence[int], total_cents: int, pairs: Sequence[tuple[int, int]]
+) -> list[int]:
+    """allocate_proportional_cents with opposite shares for each (original, Storno) pair: the
+    original's exact share rounded half up, the Storno its negation; the total over the others."""
+    whole = sum(amounts_cents)
+
+    def own(amount: int) -> int:
+        return _half_up(Fraction(amount * total_cents, whole)) if whole else 0
+
+    return _with_opposite_pairs(
+        amounts_cents, pairs, own, lambda rest: allocate_proportional_cents(rest, total_cents)
+    )
+
+
+def _half_up(x: Fraction) -> int:
+    """Commercial rounding of an exact fraction (halves away from zero, so _half_up(-x) == -_half_up(x))."""
+    q, r = divmod(abs(x.numerator), x.denominator)
+    return (1 if x >= 0 else -1) * (q + (1 if 2 * r >= x.denominator else 0))
+
+
+def _with_opposite_pairs(
+    amounts_cents: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    own: Callable[[int], int],
+    distribute: Callable[[list[int]], list[int]],
+) -> list[int]:
+    shares = [0] * len(amounts_cents)
+    paired: set[int] = set()
+    for original, storno in pairs:
+        assert amounts_cents[original] == -amounts_cents[storno], (original, storno)
+        assert original not in paired and storno not in paired and original != storno, (
+            "an amount in two pairs"
+        )
+        paired |= {original, storno}
+        shares[original] = own(amounts_cents[original])
+        shares[storno] = -shares[original]
+    rest = [i for i in range(len(amounts_cents)) if i not in paired]  # position order: ties stay stable
+    for i, share in zip(rest, distribute([amounts_cents[i] for i in rest]), strict=True):
+        shares[i] = share
+    return shares

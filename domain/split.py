@@ -2,8 +2,9 @@
 
 The rounding unit is the group (fiscal year, quarter, category): its federal share is the net total
 times the rate, rounded half up; the municipal share is the rest, so both add up to the net exactly.
-Per-booking shares are the group share distributed by largest remainder (money.allocate_share_cents),
-so they add up to the group's share. A year's figure is the sum of its quarters.
+Per-booking shares are the group share distributed by largest remainder
+(money.allocate_share_cents_paired), so they add up to the group's share; a booking and its Storno
+in the same group get exactly opposite shares. A year's figure is the sum of its quarters.
 """
 
 from __future__ import annotations
@@ -86,15 +87,22 @@ def split_groups(
     return sorted(lines, key=lambda s: (s.fiscal_year, s.quarter, s.federal_title, s.category))
 
 
-def cap_to_budget(lines: list[SplitLine], catalogue: Catalogue, year: int, funds_cents: int) -> list[SplitLine]:
+def cap_to_budget(
+    lines: list[SplitLine], catalogue: Catalogue, year: int, funds_cents: int
+) -> list[SplitLine]:
     """The Bund pays Eingliederungsleistungen up to the year's budget; beyond it, the Kommune.
 
     The budget is used up in quarter order: the quarter in which cumulative net spending passes it
     has its federal part shared over its categories by net amount (largest remainder), later
-    quarters are municipal. Receipts that bring spending back under the budget give back to the Bund.
+    quarters are municipal. Receipts that bring spending back under the budget give back to the Bund,
+    and so do receipts that take the year's net below zero: the budget caps what the Bund pays, it
+    does not move refunds of federal money to the Kommune (a year below zero splits as without a
+    budget on file).
     """
     budget = max(0, funds_cents)  # more shifted out than allocated: nothing left for the Bund to pay
-    egt = [s for s in lines if s.fiscal_year == year and catalogue.get(s.category).funding is Funding.EGT_BUDGET]
+    egt = [
+        s for s in lines if s.fiscal_year == year and catalogue.get(s.category).funding is Funding.EGT_BUDGET
+    ]
     others = [s for s in lines if s not in egt]
     out: list[SplitLine] = []
     cumulative_net = federal_before = 0
@@ -102,7 +110,9 @@ def cap_to_budget(lines: list[SplitLine], catalogue: Catalogue, year: int, funds
         q_lines = sorted((s for s in egt if s.quarter == quarter), key=lambda s: s.category)
         net = sum(s.net_cents for s in q_lines)
         cumulative_net += net
-        federal_after = min(max(cumulative_net, 0), budget)
+        # Clamped above only: a negative cumulative net is a refund to the Bund (domain.md: the split
+        # applies to the net amount), whether or not a budget is on file.
+        federal_after = min(cumulative_net, budget)
         federal_q = federal_after - federal_before
         federal_before = federal_after
         shares = allocate_proportional_cents([s.net_cents for s in q_lines], federal_q)
@@ -110,7 +120,11 @@ def cap_to_budget(lines: list[SplitLine], catalogue: Catalogue, year: int, funds
             if federal == s.federal_cents:
                 out.append(s)
                 continue
-            rate = (Decimal(federal) / Decimal(s.net_cents)).quantize(Decimal("0.000001")) if s.net_cents else Decimal(0)
+            rate = (
+                (Decimal(federal) / Decimal(s.net_cents)).quantize(Decimal("0.000001"))
+                if s.net_cents
+                else Decimal(0)
+            )
             out.append(
                 replace(
                     s,
@@ -120,6 +134,7 @@ def cap_to_budget(lines: list[SplitLine], catalogue: Catalogue, year: int, funds
                     municipal_cents=s.net_cents - federal,
                 )
             )
+    assert sum(s.federal_cents for s in out) == min(cumulative_net, budget) or not out
     assert sum(s.federal_cents for s in out) <= budget or not out
     return others + out
 

@@ -17,8 +17,9 @@ line number in the file is its row in the list, the header being line 1.
 
 Two ways to the same bytes:
 - PostgreSQL: one `COPY (SELECT ...) TO STDOUT`, the shares computed by the server with window
-  functions (largest remainder per quarter and category, ties to the smaller booking key), exactly
-  as domain.money.allocate_share_cents does; the rows are never Python objects.
+  functions (largest remainder per quarter and category, ties to the smaller booking key; a
+  booking and its Storno in the group get their own share half up and its negation), exactly
+  as domain.money.allocate_share_cents_paired does; the rows are never Python objects.
 - Everywhere else (SQLite, the replay store of an as-of report, reports built in memory):
   projections.split_queries.booking_shares per category and quarter, written with the csv module.
 tests/test_koavv_belege.py holds the two to the same bytes.
@@ -41,6 +42,7 @@ from exports.koavv_model import TITLE_ORDER, BelegRow
 FIELDS = tuple(f.name for f in fields(BelegRow))
 COPY_CONNECTIONS = 2  # categories copied at once
 NOBODY = 2**62  # a threshold remainder above every remainder: no booking gets a cent
+PAIRED = -1  # the remainder the SQL gives a booking paired with its Storno: never ranked
 
 
 def title_rank(title: str) -> tuple[int, str]:
@@ -298,16 +300,18 @@ class ViewBelege:
         with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             # The planner expects a group per booking; there are a few hundred: hash them in memory.
             curs.execute("SET LOCAL work_mem = '64MB'")
-            curs.execute(_HISTOGRAM_SQL.format(table=table), params)
+            curs.execute(_HISTOGRAM_SQL.format(table=table, paired=_PAIRED_SQL.format(table=table)), params)
             rows = curs.fetchall()
         hist: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
         sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         for r in rows:
             key = (r["quarter"], r["category"])
-            hist[key].append((int(r["rem"]), int(r["n"])))
             s_ = sums[key]
             s_[0] += int(r["n"])
             s_[1] += int(r["net"])
+            if int(r["rem"]) == PAIRED:
+                continue  # original and Storno: opposite shares of their own, no cent to rank
+            hist[key].append((int(r["rem"]), int(r["n"])))
             s_[2] += int(r["fl"])
         thresholds: dict[tuple[int, str], tuple[int, int]] = {}
         for line in self.lines:
@@ -352,7 +356,9 @@ class ViewBelege:
                 curs.execute("SET LOCAL TimeZone = 'UTC'")
                 # A whole-number rate (Bund 100 %, Kommune 100 %) leaves no remainders to rank.
                 sql = _COPY_EXACT_SQL if dens[i] == 1 else _COPY_SQL
-                with curs.copy(sql.format(table=table), copy_params) as cp:
+                with curs.copy(
+                    sql.format(table=table, paired=_PAIRED_SQL.format(table=table)), copy_params
+                ) as cp:
                     # The server sends a message per row: gather them, write (and hash) by the MiB.
                     buf, rows = bytearray(), 0
                     for chunk in cp:
@@ -388,39 +394,60 @@ class ViewBelege:
                     f.close()
 
 
+# A booking paired with its Storno (projections.split_queries.reversal_pairs): the other one of the
+# two is counted in the same year, quarter and category with exactly the opposite net. Looked up
+# through split_bookings_list_idx, and only for the few rows that are or have a reversal.
+_PAIRED_SQL = """CASE WHEN v.reverses_key = '' AND v.reversal_key = '' THEN false ELSE EXISTS (
+    SELECT 1 FROM {table} o
+    WHERE o.fiscal_year = v.fiscal_year AND o.category = v.category AND o.quarter = v.quarter
+        AND o.booking_key COLLATE "C" = CASE WHEN v.reverses_key <> '' THEN v.reverses_key ELSE v.reversal_key END
+        AND o.counted
+        AND o.sign * CASE WHEN o.kind = 'payment' THEN o.amount_cents ELSE -o.amount_cents END = -n.net
+) END"""
+
 # Per booking: net = signed cents; its exact share net * num / den (rate = num / den); fl = the
-# floor of that; rem = net * num - fl * den, 0 <= rem < den. All in bigint: |net| <= 10^10 and
-# num <= 9 * 10^5 (else the Python path). PostgreSQL's / truncates toward zero, hence the CASE.
+# floor of that; rem = net * num - fl * den, 0 <= rem < den, or PAIRED (-1) for a booking paired
+# with its Storno. All in bigint: |net| <= 10^10 and num <= 9 * 10^5 (else the Python path).
+# PostgreSQL's / truncates toward zero, hence the CASE.
 _HISTOGRAM_SQL = """
-SELECT quarter, category, net * num - fl * den AS rem, count(*) AS n, sum(net) AS net, sum(fl) AS fl
+SELECT quarter, category, CASE WHEN paired THEN -1 ELSE net * num - fl * den END AS rem, count(*) AS n,
+    sum(net) AS net, sum(fl) AS fl
 FROM (
-    SELECT v.quarter, v.category, r.num, r.den,
-        (v.sign * CASE WHEN v.kind = 'payment' THEN v.amount_cents ELSE -v.amount_cents END) AS net,
-        (v.sign * CASE WHEN v.kind = 'payment' THEN v.amount_cents ELSE -v.amount_cents END) * r.num AS p
+    SELECT v.quarter, v.category, r.num, r.den, n.net, n.net * r.num AS p, {paired} AS paired
     FROM {table} v
     JOIN unnest(%(cats)s::text[], %(nums)s::bigint[], %(dens)s::bigint[]) AS r(category, num, den)
-        ON r.category = v.category
+        ON r.category = v.category,
+        LATERAL (SELECT v.sign * CASE WHEN v.kind = 'payment' THEN v.amount_cents
+                                      ELSE -v.amount_cents END AS net) n
     WHERE v.fiscal_year = %(year)s AND v.quarter = ANY(%(quarters)s::int[]) AND v.counted
 ) b, LATERAL (SELECT CASE WHEN p < 0 AND p %% den <> 0 THEN p / den - 1 ELSE p / den END AS fl) f
-GROUP BY quarter, category, rem
+GROUP BY quarter, category, 3
 """
 
+# A booking paired with its Storno gets its own share, half up away from zero (domain.money.share_cents),
+# so the Storno's is exactly its negation; the others get their floor and, by remainder, a cent.
 _COPY_SQL = """
 COPY (
 SELECT booking_key, fiscal_year, quarter, payment_date, service_from, service_to, recorded_at,
     category, %(title)s::text, kind, net, federal, net - federal,
     document_ref, case_ref, cost_centre, reverses_key, approved_by
 FROM (
-    SELECT b.*, fl + CASE
-            WHEN rem > t THEN 1
-            WHEN rem = t AND count(*) FILTER (WHERE rem = t) OVER w <= need THEN 1
-            ELSE 0 END AS federal
+    SELECT b.*, CASE
+            WHEN paired THEN CASE WHEN net < 0 THEN -1 ELSE 1 END
+                * ((2 * abs(net) * %(num)s::bigint + %(den)s::bigint) / (2 * %(den)s::bigint))
+            ELSE fl + CASE
+                WHEN rem > t THEN 1
+                WHEN rem = t AND count(*) FILTER (WHERE rem = t) OVER w <= need THEN 1
+                ELSE 0 END
+        END AS federal
     FROM (
-        SELECT v.*, net, fl, net * %(num)s::bigint - fl * %(den)s::bigint AS rem,
+        SELECT v.*, net, fl, paired,
+            CASE WHEN paired THEN -1 ELSE net * %(num)s::bigint - fl * %(den)s::bigint END AS rem,
             (%(t)s::bigint[])[v.quarter] AS t, (%(need)s::bigint[])[v.quarter] AS need
         FROM {table} v,
             LATERAL (SELECT v.sign * CASE WHEN v.kind = 'payment' THEN v.amount_cents
                                           ELSE -v.amount_cents END AS net) n,
+            LATERAL (SELECT {paired} AS paired) pr,
             LATERAL (SELECT CASE WHEN net * %(num)s::bigint < 0 AND (net * %(num)s::bigint) %% %(den)s::bigint <> 0
                                  THEN net * %(num)s::bigint / %(den)s::bigint - 1
                                  ELSE net * %(num)s::bigint / %(den)s::bigint END AS fl) f

@@ -3,6 +3,8 @@
 A run is one transaction: the Computed event with all inputs, parameters and results; the
 counter-bookings of the previous run's bookings; the new bookings per cost type. So the split never
 shows half a run, and an auditor finds every run, in force or replaced, with what it was computed from.
+A year run is refused while quarterly runs of the year are in force and the other way round, and a
+run whose keys a booking by hand holds is refused naming them (ledger/allocation_checks.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from domain.cost_allocation import (
 )
 from domain.errors import NotFound
 from domain.periods import YEAR, PeriodClosed, label
+from ledger.allocation_checks import check_no_overlap, refuse_taken_keys
 from ledger.bootstrap import Books
 from ledger.recorders import CalendarChanged
 from projections.split_projection import catch_up
@@ -112,8 +115,10 @@ def run_allocation(
         catch_up(ledger, books.split_view)
         try:
             allocation = ledger.repository.get(allocation_id(year, quarter))
+            version_read: int | None = allocation.version
         except AggregateNotFoundError:
             allocation = CostAllocation.open(year, quarter)
+            version_read = None
         calendar, seen = ledger._calendar_seen()
         closing = calendar.closing_of(year, quarter or 4)  # a closed year closes its quarters
         if closing:
@@ -122,6 +127,7 @@ def run_allocation(
                 "book the correction into the open period",
                 "year",
             )
+        guard_ids = check_no_overlap(ledger, year, quarter)
         # Investitionen and sonstige booked directly, reported beside the run: without the bookings
         # of allocation runs (their shared costs) and their reversals.
         direct: dict[str, int] = {}
@@ -138,6 +144,7 @@ def run_allocation(
             direct_cents=direct,
             computed_by=by,
         )
+        refuse_taken_keys(ledger, allocation, version_read)
         changed: list = [allocation]
         for key in previous_keys:
             original = ledger.get_booking(key)
@@ -168,18 +175,24 @@ def run_allocation(
             )
             changed.append(
                 Booking.record(
-                    content, recorded_by=by, catalogue=ledger.catalogue, rates=ledger.base_rates, calendar=calendar
+                    content,
+                    recorded_by=by,
+                    catalogue=ledger.catalogue,
+                    rates=ledger.base_rates,
+                    calendar=calendar,
                 )
             )
         try:
-            ledger.save(*changed, calendar_version=seen)
+            ledger.save(*changed, calendar_version=seen, absent_ids=guard_ids)
         except (IntegrityError, CalendarChanged):
-            continue  # a concurrent run or closing: decide again
+            continue  # a concurrent run (of this period or an overlapping one) or closing: decide again
         return RunOutcome(allocation, number, results, list(allocation.booking_keys), previous_keys)
     raise IntegrityError("the cost allocation kept changing under concurrent writers; try again")
 
 
-def approve_allocation(books: Books, *, year: int, quarter: int, by: str, on: date | None = None) -> list[str]:
+def approve_allocation(
+    books: Books, *, year: int, quarter: int, by: str, on: date | None = None
+) -> list[str]:
     """Approve every booking of the run in force that awaits approval (four eyes: not its recorder)."""
     ledger = books.ledger
     for _attempt in range(ATTEMPTS_MAX):
@@ -191,7 +204,11 @@ def approve_allocation(books: Books, *, year: int, quarter: int, by: str, on: da
         keys = [*allocation.booking_keys, *(k + REVERSAL_SUFFIX for k in allocation.replaced_keys)]
         for key in keys:
             booking = ledger.get_booking(key)
-            if booking.state in ("awaiting_approval", "reversal") and booking.requires_approval and not booking.approved_by:
+            if (
+                booking.state in ("awaiting_approval", "reversal")
+                and booking.requires_approval
+                and not booking.approved_by
+            ):
                 if booking.withdraws_unapproved:
                     continue
                 booking.approve(approved_by=by, calendar=calendar, on=on or date.today())
@@ -218,7 +235,9 @@ def rerun_differences(books: Books, name: str, year: int) -> list[RerunDifferenc
             allocation = books.ledger.aggregate_as_of(allocation_id(y, q), None)
             if allocation is None or not allocation.runs:
                 continue
-            computed = [e for e in books.ledger.events.get(allocation.id) if type(e).__name__ == "Computed"][-1]
+            computed = [e for e in books.ledger.events.get(allocation.id) if type(e).__name__ == "Computed"][
+                -1
+            ]
             new = parameters_for(books, y, q)
             if parameters_from_json(computed.parameters) == new:
                 continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.catalogue import Catalogue
-from domain.money import allocate_proportional_cents, allocate_share_cents
+from domain.money import allocate_proportional_cents_paired, allocate_share_cents_paired
 from domain.rates import RateTable
 from domain.split import SplitLine, split_groups
 from projections.split_view import BookingRow, SplitViewQueries
@@ -44,16 +44,37 @@ def booking_shares(
     quarter: int,
     category: str,
 ) -> list[BookingShare]:
-    """The counted bookings of one split line, each with its share; ordered by booking key."""
+    """The counted bookings of one split line, each with its share; ordered by booking key.
+
+    A booking and its Storno in the line get exactly opposite shares; the line's share is
+    distributed over the other bookings (see reversal_pairs)."""
     # Sorted here, not by the database: collations differ between stores, and the order decides
     # which booking gets a rounding cent.
     rows = sorted(view.bookings(year, quarter, category), key=lambda r: r.booking_key)
     rate = rates.federal_rate(catalogue.get(category), year, land).rate
     nets = [r.net_cents for r in rows]
-    federal = allocate_share_cents(nets, rate)
+    pairs = reversal_pairs(rows)
+    federal = allocate_share_cents_paired(nets, rate, pairs)
     if rates.egt_funds_cents(year) is not None and rows:
         # Capped by the budget: the line's federal part, shared over its bookings by net amount.
-        line = next(s for s in split_lines(view, catalogue, rates, land, year, quarter) if s.category == category)
+        line = next(
+            s for s in split_lines(view, catalogue, rates, land, year, quarter) if s.category == category
+        )
         if line.federal_cents != sum(federal):
-            federal = allocate_proportional_cents(nets, line.federal_cents)
+            federal = allocate_proportional_cents_paired(nets, line.federal_cents, pairs)
     return [BookingShare(r, n, f, n - f) for r, n, f in zip(rows, nets, federal, strict=True)]
+
+
+def reversal_pairs(rows: list[BookingRow]) -> list[tuple[int, int]]:
+    """(original, Storno) positions of the reversals whose original is among the rows (the same
+    year, quarter and category, counted) with exactly the opposite net amount. Ranked apart, the
+    two could get shares a cent apart (+1.386,98 and -1.386,99): an auditor must see a Storno
+    cancel its original exactly. A Storno booked into a later period (the original's was closed)
+    is in another line and shares by rank there."""
+    at = {r.booking_key: i for i, r in enumerate(rows)}
+    pairs = []
+    for i, r in enumerate(rows):
+        j = at.get(r.reverses_key) if r.reverses_key else None
+        if j is not None and rows[j].net_cents == -r.net_cents:
+            pairs.append((j, i))
+    return pairs

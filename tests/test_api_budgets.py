@@ -356,6 +356,29 @@ def test_an_allocation_run_to_the_cent_approved_by_a_second_person_and_recompute
     assert _post(client, "/allocations/2024/q1/approve", None, "approver").status_code == 404
 
 
+def test_runs_that_would_count_twice_or_whose_key_is_taken_are_409_and_not_to_be_retried(client):
+    assert _post(client, "/allocations", RUN_2025, "clerk").status_code == 201
+    q1 = _post(client, "/allocations", RUN_2025 | {"quarter": 1}, "clerk")
+    assert q1.status_code == 409, q1.text
+    assert q1.json()["type"] == P + "allocation-overlap" and "retry-after" not in q1.headers
+    assert _errors(q1) == ["quarter"]
+    assert "whole year 2025 is in force (KOA-2025-J-L1)" in q1.json()["detail"]
+    assert "count the Verwaltungskosten twice" in q1.json()["detail"]
+    assert client.get("/allocations/2025/q1", headers=auth("auditor")).status_code == 404
+
+    # A booking by hand under one of the run's keys: refused naming it, not "concurrent change, retry".
+    d = {"payment_date": "2024-05-02", "service_from": "2024-05-01", "service_to": "2024-05-31"}
+    manual = booking_body("KOA-2024-Q2-L1-personal", category="vwk.personal", case_ref="", **d)
+    assert _post(client, "/bookings", manual, "clerk").status_code == 201
+    taken = _post(client, "/allocations", RUN_2025 | {"year": 2024, "quarter": 2}, "clerk")
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["type"] == P + "key-conflict" and "retry-after" not in taken.headers
+    assert (
+        "'KOA-2024-Q2-L1-personal' of cost allocation run KOA-2024-Q2-L1 is already taken"
+        in taken.json()["detail"]
+    )
+
+
 def test_bad_staff_records_are_422_naming_each_record_and_field(client):
     staff = [
         STAFF[0],

@@ -22,21 +22,45 @@ EGT_2025 = 3_000_000  # 30.000,00 €
 
 
 def allocate(books, cents, title="egt", year=2025, ref="ZS-2025-1"):
-    return bc.allocate(books, year=year, title=title, amount_cents=cents, reference=ref, reason="Zuteilung", by="head")
+    return bc.allocate(
+        books, year=year, title=title, amount_cents=cents, reference=ref, reason="Zuteilung", by="head"
+    )
 
 
 def shift(books, cents, from_title="egt", to_title="vwk", year=2025):
     return bc.shift(
-        books, year=year, from_title=from_title, to_title=to_title, amount_cents=cents, reason="Deckung", by="head"
+        books,
+        year=year,
+        from_title=from_title,
+        to_title=to_title,
+        amount_cents=cents,
+        reason="Deckung",
+        by="head",
     )
 
 
-def pay(books, key, cents, category="egt.aktivierung", month=2, *, year=2025, contract="", kind=Kind.PAYMENT,
-        approve=True):
+def pay(
+    books,
+    key,
+    cents,
+    category="egt.aktivierung",
+    month=2,
+    *,
+    year=2025,
+    contract="",
+    kind=Kind.PAYMENT,
+    approve=True,
+):
     d = date(year, month, 10)
     content = booking(
-        key, amount_cents=cents, category=category, kind=kind, payment_date=d,
-        service_from=d.replace(day=1), service_to=d.replace(day=28), contract_ref=contract,
+        key,
+        amount_cents=cents,
+        category=category,
+        kind=kind,
+        payment_date=d,
+        service_from=d.replace(day=1),
+        service_to=d.replace(day=28),
+        contract_ref=contract,
     )
     posted = books.ledger.record_booking(content, recorded_by="clerk")
     if approve and posted.booking.state == "awaiting_approval":
@@ -46,8 +70,13 @@ def pay(books, key, cents, category="egt.aktivierung", month=2, *, year=2025, co
 
 def commit(books, ref, slices, instrument="egt.aktivierung"):
     return bc.make_commitment(
-        books, contract_ref=ref, instrument=instrument, provider="Bildungsträger GmbH", slices_cents=slices,
-        reason="Vertrag", by="head",
+        books,
+        contract_ref=ref,
+        instrument=instrument,
+        provider="Bildungsträger GmbH",
+        slices_cents=slices,
+        reason="Vertrag",
+        by="head",
     )[0]
 
 
@@ -178,7 +207,12 @@ def test_changing_the_limit_parameter_changes_what_may_be_shifted(books):
 
     def set_limit(value, year=2025):
         books.ledger.set_parameter(
-            name="deckungsfaehigkeit_limit", year=year, value=Decimal(value), land="", reason="Erlass", set_by="admin"
+            name="deckungsfaehigkeit_limit",
+            year=year,
+            value=Decimal(value),
+            land="",
+            reason="Erlass",
+            set_by="admin",
         )
 
     set_limit("0.05")
@@ -204,8 +238,12 @@ def test_changing_the_limit_parameter_changes_what_may_be_shifted(books):
 
 def test_the_plan_is_per_eingliederung_instrument_and_a_later_plan_replaces_it(books):
     bc.plan(books, year=2025, instrument="egt.aktivierung", amount_cents=40_000_000, reason="Plan", by="head")
-    bc.plan(books, year=2025, instrument="egt.weiterbildung", amount_cents=15_000_000, reason="Plan", by="head")
-    bc.plan(books, year=2025, instrument="egt.aktivierung", amount_cents=35_000_000, reason="Nachtrag", by="head")
+    bc.plan(
+        books, year=2025, instrument="egt.weiterbildung", amount_cents=15_000_000, reason="Plan", by="head"
+    )
+    bc.plan(
+        books, year=2025, instrument="egt.aktivierung", amount_cents=35_000_000, reason="Nachtrag", by="head"
+    )
     st = bc.status(books, 2025)
     assert st.instrument("egt.aktivierung").planned_cents == 35_000_000
     assert st.title("egt").planned_cents == 50_000_000
@@ -228,7 +266,9 @@ def test_budget_status_per_title_and_instrument_to_the_cent(books):
     allocate(books, 50_000_000, title="vwk")  # vwk 500.000,00
     shift(books, 2_000_000, from_title="vwk", to_title="egt")  # 20.000,00 into egt
     bc.plan(books, year=2025, instrument="egt.aktivierung", amount_cents=40_000_000, reason="Plan", by="head")
-    bc.plan(books, year=2025, instrument="egt.weiterbildung", amount_cents=15_000_000, reason="Plan", by="head")
+    bc.plan(
+        books, year=2025, instrument="egt.weiterbildung", amount_cents=15_000_000, reason="Plan", by="head"
+    )
     commit(books, "AGH-1", {2025: 30_000_000, 2026: 10_000_000})
     pay(books, "A-1", 999_999, contract="AGH-1")  # 9.999,99 below the threshold: counts at once
     pay(books, "A-2", 1_234_567, contract="AGH-1", month=5)  # 12.345,67: counts once approved
@@ -246,10 +286,16 @@ def test_budget_status_per_title_and_instrument_to_the_cent(books):
     assert egt.available_cents == 102_000_000 - 32_765_434 - 2_611_110 == 66_623_456
     akt, wb = st.instrument("egt.aktivierung"), st.instrument("egt.weiterbildung")
     assert (akt.planned_cents, akt.committed_cents, akt.spent_cents, akt.available_cents) == (
-        40_000_000, 27_765_434, 2_234_566, 10_000_000,
+        40_000_000,
+        27_765_434,
+        2_234_566,
+        10_000_000,
     )
     assert (wb.planned_cents, wb.committed_cents, wb.spent_cents, wb.available_cents) == (
-        15_000_000, 5_000_000, 376_544, 9_623_456,
+        15_000_000,
+        5_000_000,
+        376_544,
+        9_623_456,
     )
     assert (vwk.planned_cents, vwk.allocated_cents, vwk.shifted_cents) == (None, 50_000_000, -2_000_000)
     assert (vwk.committed_cents, vwk.spent_cents, vwk.available_cents) == (0, 800_000, 47_200_000)
@@ -260,23 +306,89 @@ def test_budget_status_per_title_and_instrument_to_the_cent(books):
 
 
 def test_budget_cli_allocate_shift_plan_status_with_exit_codes(koa, tmp_path: Path):
-    ok = koa("budget", "allocate", "--year", 2025, "--title", "egt", "--amount", "1.000.000,00",
-             "--reference", "ZS-1", "--reason", "Zuteilung", "--user", "head")
+    ok = koa(
+        "budget",
+        "allocate",
+        "--year",
+        2025,
+        "--title",
+        "egt",
+        "--amount",
+        "1.000.000,00",
+        "--reference",
+        "ZS-1",
+        "--reason",
+        "Zuteilung",
+        "--user",
+        "head",
+    )
     assert ok.exit_code == 0, ok.output
     assert "allocated 1.000.000,00 €" in ok.stdout
-    assert koa("budget", "allocate", "--year", 2025, "--title", "vwk", "--amount", "500.000,00",
-               "--reference", "ZS-2", "--reason", "Zuteilung").exit_code == 0
-    refused = koa("budget", "shift", "--year", 2025, "--from", "egt", "--to", "vwk", "--amount", "100.000,01",
-                  "--reason", "Deckung")
+    assert (
+        koa(
+            "budget",
+            "allocate",
+            "--year",
+            2025,
+            "--title",
+            "vwk",
+            "--amount",
+            "500.000,00",
+            "--reference",
+            "ZS-2",
+            "--reason",
+            "Zuteilung",
+        ).exit_code
+        == 0
+    )
+    refused = koa(
+        "budget",
+        "shift",
+        "--year",
+        2025,
+        "--from",
+        "egt",
+        "--to",
+        "vwk",
+        "--amount",
+        "100.000,01",
+        "--reason",
+        "Deckung",
+    )
     assert refused.exit_code == 1
     assert "at most 100.000,00 €" in refused.stderr
-    ok = koa("budget", "shift", "--year", 2025, "--from", "egt", "--to", "vwk", "--amount", "100.000,00",
-             "--reason", "Deckung")
+    ok = koa(
+        "budget",
+        "shift",
+        "--year",
+        2025,
+        "--from",
+        "egt",
+        "--to",
+        "vwk",
+        "--amount",
+        "100.000,00",
+        "--reason",
+        "Deckung",
+    )
     assert ok.exit_code == 0, ok.output
     bad = koa("budget", "plan", "--year", 2025, "--instrument", "kdu", "--amount", "1,00", "--reason", "Plan")
     assert bad.exit_code == 1 and "instrument" in bad.stderr
-    assert koa("budget", "plan", "--year", 2025, "--instrument", "egt.aktivierung", "--amount", "250.000,00",
-               "--reason", "Plan").exit_code == 0
+    assert (
+        koa(
+            "budget",
+            "plan",
+            "--year",
+            2025,
+            "--instrument",
+            "egt.aktivierung",
+            "--amount",
+            "250.000,00",
+            "--reason",
+            "Plan",
+        ).exit_code
+        == 0
+    )
     out = tmp_path / "status.csv"
     st = koa("budget", "status", "--year", 2025, "--csv", out)
     assert st.exit_code == 0, st.output
@@ -286,8 +398,23 @@ def test_budget_cli_allocate_shift_plan_status_with_exit_codes(koa, tmp_path: Pa
     assert rows[("1101/636 13", "")]["shifted_cents"] == "10000000"
     assert rows[("1101/636 13", "")]["available_cents"] == "60000000"
     assert rows[("1101/685 11", "egt.aktivierung")]["planned_cents"] == "25000000"
-    assert koa("budget", "allocate", "--year", 2025, "--title", "egt", "--amount", "zehn", "--reference", "ZS-3",
-               "--reason", "x").exit_code == 1
+    assert (
+        koa(
+            "budget",
+            "allocate",
+            "--year",
+            2025,
+            "--title",
+            "egt",
+            "--amount",
+            "zehn",
+            "--reference",
+            "ZS-3",
+            "--reason",
+            "x",
+        ).exit_code
+        == 1
+    )
 
 
 # ---- EGT spending beyond the budget in the split ---------------------------------------------
@@ -310,8 +437,12 @@ def test_egt_spending_beyond_the_budget_is_municipal_in_quarter_order(books):
     year = lines(books)
     for s in year:
         assert s.federal_cents + s.municipal_cents == s.net_cents
-    assert (line(year, 1, "egt.aktivierung").federal_cents, line(year, 1, "egt.weiterbildung").federal_cents) == (
-        900_000, 600_000,
+    assert (
+        line(year, 1, "egt.aktivierung").federal_cents,
+        line(year, 1, "egt.weiterbildung").federal_cents,
+    ) == (
+        900_000,
+        600_000,
     )
     # Q2 crosses the budget: its 15.000,00 federal part is shared by net amount (largest remainder).
     q2a, q2w = line(year, 2, "egt.aktivierung"), line(year, 2, "egt.weiterbildung")
@@ -343,8 +474,34 @@ def test_booking_shares_of_a_capped_line_add_up_to_its_federal_share(books):
     assert sum(b.federal_cents for b in shares) == q2a.federal_cents
     assert sum(b.municipal_cents for b in shares) == q2a.municipal_cents
     assert all(b.federal_cents + b.municipal_cents == b.net_cents for b in shares)
-    q3 = booking_shares(books.split_view, books.ledger.catalogue, books.ledger.rates, "BW", 2025, 3, "egt.aktivierung")
+    q3 = booking_shares(
+        books.split_view, books.ledger.catalogue, books.ledger.rates, "BW", 2025, 3, "egt.aktivierung"
+    )
     assert [(b.federal_cents, b.municipal_cents) for b in q3] == [(0, 50_000)]
+
+
+def test_a_storno_in_a_capped_line_cancels_its_original_exactly(books):
+    _egt_year(books)
+    pay(books, "A-Q2c", 298_897, month=5)
+    pay(books, "A-Q2d", 34_461, month=5)
+    books.ledger.reverse_booking("A-Q2c", reason="Doppelzahlung", reversed_by="clerk", on=date(2025, 5, 20))
+    allocate(books, EGT_2025)
+    q2a = line(lines(books), 2, "egt.aktivierung")
+    assert (q2a.net_cents, q2a.federal_cents) == (1_034_462, 877_756)
+    shares = booking_shares(
+        books.split_view, books.ledger.catalogue, books.ledger.rates, "BW", 2025, 2, "egt.aktivierung"
+    )
+    # Shared by net amount apart, the pair got 253.618 and -253.619 cents. Now the original its own
+    # share (2.988,97 × 877.756 / 1.034.462 = 2.536,18...), the Storno the negation, the others the rest.
+    assert [(b.row.booking_key, b.federal_cents) for b in shares] == [
+        ("A-Q2a", 509_109),
+        ("A-Q2b", 339_406),
+        ("A-Q2c", 253_618),
+        ("A-Q2c/storno", -253_618),
+        ("A-Q2d", 29_241),
+    ]
+    assert sum(b.federal_cents for b in shares) == q2a.federal_cents
+    assert all(b.federal_cents + b.municipal_cents == b.net_cents for b in shares)
 
 
 def test_a_shift_into_egt_raises_the_cap(books):
@@ -369,6 +526,21 @@ def test_receipts_that_bring_spending_back_under_the_budget_give_back_to_the_bun
     assert (q4.net_cents, q4.federal_cents, q4.municipal_cents) == (-400_000, -116_666, -283_334)
     assert sum(s.federal_cents for s in year if s.category.startswith("egt.")) == 2_883_334
     assert sum(s.municipal_cents for s in year if s.category.startswith("egt.")) == 0
+
+
+def test_receipts_that_take_the_year_below_zero_are_the_bunds_with_a_budget_on_file_too(books):
+    pay(books, "R-Q1", 10_000, month=2, kind=Kind.RECEIPT)  # a refund only: the year is at -100,00
+    pay(books, "A-Q2", 5_000, month=5)
+    without = [(s.quarter, s.federal_cents, s.municipal_cents) for s in lines(books)]
+    assert without == [(1, -10_000, 0), (2, 5_000, 0)]
+    allocate(books, 100_000_000)  # a budget far above the spending changes nothing
+    year = lines(books)
+    assert [(s.quarter, s.federal_cents, s.municipal_cents) for s in year] == without
+    assert lines(books, quarter=2) == [s for s in year if s.quarter == 2]
+    shares = booking_shares(
+        books.split_view, books.ledger.catalogue, books.ledger.rates, "BW", 2025, 1, "egt.aktivierung"
+    )
+    assert [(b.row.booking_key, b.federal_cents, b.municipal_cents) for b in shares] == [("R-Q1", -10_000, 0)]
 
 
 def test_without_a_budget_on_file_eingliederung_is_federal_in_full(books):

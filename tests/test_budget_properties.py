@@ -54,7 +54,9 @@ def fresh_books(settings, request, tmp_path):
             url, data_dir = server.url(db, schemas[-1]), tmp_path / "var"
         else:
             url, data_dir = None, tmp_path / f"example-{n}"
-        with open_books(Settings(database_url=url, data_dir=data_dir, user="tester", _env_file=None)) as books:
+        with open_books(
+            Settings(database_url=url, data_dir=data_dir, user="tester", _env_file=None)
+        ) as books:
             yield books
 
     yield fresh
@@ -72,7 +74,9 @@ class History:
         self.books, self.years, self.committed_only = books, years, committed_only
         self.keys: list[str] = []
         self.under: dict[str, tuple[str, int, int]] = {}  # booking key -> (contract, year, cents)
-        self.counters: list[tuple[str, int, int]] = []  # reversals under a contract: (key, original's year, cents)
+        self.counters: list[
+            tuple[str, int, int]
+        ] = []  # reversals under a contract: (key, original's year, cents)
         self.today = date(2025, 12, 1)  # the day of approvals and reversals
 
     def apply(self, step) -> None:
@@ -83,33 +87,69 @@ class History:
             pass
 
     def allocate(self, cents):
-        bc.allocate(self.books, year=2025, title="egt", amount_cents=cents, reference="ZS-1", reason="Zuteilung",
-                    by="head")
+        bc.allocate(
+            self.books,
+            year=2025,
+            title="egt",
+            amount_cents=cents,
+            reference="ZS-1",
+            reason="Zuteilung",
+            by="head",
+        )
 
     def commit(self, c, cents, year_index=0):
         slices = {y: cents for y in self.years[: year_index + 1]}
-        bc.make_commitment(self.books, contract_ref=f"C{c}", instrument=INSTRUMENT, provider="Träger",
-                           slices_cents=slices, reason="Vertrag", by="head")
+        bc.make_commitment(
+            self.books,
+            contract_ref=f"C{c}",
+            instrument=INSTRUMENT,
+            provider="Träger",
+            slices_cents=slices,
+            reason="Vertrag",
+            by="head",
+        )
 
     def increase(self, c, cents, year_index=0):
-        bc.change_commitment(self.books, contract_ref=f"C{c}", year=self.years[year_index], amount_cents=cents,
-                             increase=True, reason="Nachtrag", by="head")
+        bc.change_commitment(
+            self.books,
+            contract_ref=f"C{c}",
+            year=self.years[year_index],
+            amount_cents=cents,
+            increase=True,
+            reason="Nachtrag",
+            by="head",
+        )
 
     def reduce(self, c, cents, year_index=0):
-        bc.change_commitment(self.books, contract_ref=f"C{c}", year=self.years[year_index], amount_cents=cents,
-                             increase=False, reason="Kürzung", by="head")
+        bc.change_commitment(
+            self.books,
+            contract_ref=f"C{c}",
+            year=self.years[year_index],
+            amount_cents=cents,
+            increase=False,
+            reason="Kürzung",
+            by="head",
+        )
 
     def release(self, c, year_index=0):
-        bc.release_commitment(self.books, contract_ref=f"C{c}", year=self.years[year_index], reason="Ende",
-                              by="head")
+        bc.release_commitment(
+            self.books, contract_ref=f"C{c}", year=self.years[year_index], reason="Ende", by="head"
+        )
 
     def draw(self, c, cents, approve, year_index=0):
         if self.committed_only and self.books.ledger._commitment(f"C{c}") is None:
             return  # spending outside a commitment is not part of this history
         key = f"B{len(self.keys)}"
         paid = date(self.years[year_index], 3, 10)
-        content = booking(key, amount_cents=cents, category=INSTRUMENT, contract_ref=f"C{c}", payment_date=paid,
-                          service_from=date(paid.year, 3, 1), service_to=date(paid.year, 3, 31))
+        content = booking(
+            key,
+            amount_cents=cents,
+            category=INSTRUMENT,
+            contract_ref=f"C{c}",
+            payment_date=paid,
+            service_from=date(paid.year, 3, 1),
+            service_to=date(paid.year, 3, 31),
+        )
         b = self.books.ledger.record_booking(content, recorded_by="clerk").booking
         self.keys.append(key)
         if self.books.ledger._commitment(f"C{c}") is not None:
@@ -127,7 +167,9 @@ class History:
     def reverse(self, i):
         if self.keys:
             key = self.keys[i % len(self.keys)]
-            counter = self.books.ledger.reverse_booking(key, reason="Storno", reversed_by="clerk", on=self.today)
+            counter = self.books.ledger.reverse_booking(
+                key, reason="Storno", reversed_by="clerk", on=self.today
+            )
             if key in self.under:
                 _, year, cents = self.under.pop(key)
                 self.counters.append((counter.key, year, cents))
@@ -242,7 +284,9 @@ def test_committed_plus_spent_is_what_the_commitments_bind_in_each_year(fresh_bo
                         c.slice_cents.get(str(year), 0) - c.released_cents.get(str(year), 0)
                         for c in status.commitments
                     )
-                    expected = bound - h.returned_cents(year)  # a late reversal lowers the later year's spending
+                    expected = bound - h.returned_cents(
+                        year
+                    )  # a late reversal lowers the later year's spending
                     line = status.title("egt")
                     assert line.committed_cents + line.spent_cents == expected, (step, year, line)
                     instrument = status.instrument(INSTRUMENT)
@@ -289,7 +333,10 @@ def test_drawdowns_never_exceed_their_slice_and_equal_the_bookings_under_the_con
                         continue
                     for y in commitment.years():
                         s = str(y)
-                        drawn, cap = commitment.drawn_cents[s], commitment.slice_cents[s] - commitment.released_cents[s]
+                        drawn, cap = (
+                            commitment.drawn_cents[s],
+                            commitment.slice_cents[s] - commitment.released_cents[s],
+                        )
                         assert 0 <= drawn <= cap, (step, c, y, drawn, cap)
                         expected = sum(v for ref, yy, v in h.under.values() if ref == f"C{c}" and yy == y)
                         assert drawn == expected, (step, c, y)
@@ -316,19 +363,31 @@ def _figures(books):
 
 def test_an_allocation_parameter_change_and_its_reversal_restore_results_and_split(fresh_books):
     @STORE_SETTINGS
-    @given(st.one_of(
-        st.tuples(st.sampled_from(["versorgungszuschlag_cap", "personalgemeinkosten_rate"]), rate_value),
-        st.tuples(st.sampled_from(["personalnebenkosten_per_vzae", "sachkosten_per_vzae"]), flat_value),
-    ))
+    @given(
+        st.one_of(
+            st.tuples(st.sampled_from(["versorgungszuschlag_cap", "personalgemeinkosten_rate"]), rate_value),
+            st.tuples(st.sampled_from(["personalnebenkosten_per_vzae", "sachkosten_per_vzae"]), flat_value),
+        )
+    )
     def change_and_revert(change):
         name, value = change
         with fresh_books() as books:
+
             def rerun():
-                return ac.run_allocation(books, year=2025, quarter=1, staff=ALLOCATION_STAFF, shared=[], by="runner",
-                                         on=date(2025, 3, 31)).results_cents
+                return ac.run_allocation(
+                    books,
+                    year=2025,
+                    quarter=1,
+                    staff=ALLOCATION_STAFF,
+                    shared=[],
+                    by="runner",
+                    on=date(2025, 3, 31),
+                ).results_cents
 
             def set_to(v, reason):
-                books.ledger.set_parameter(name=name, year=2025, value=v, land="", reason=reason, set_by="admin")
+                books.ledger.set_parameter(
+                    name=name, year=2025, value=v, land="", reason=reason, set_by="admin"
+                )
 
             original_value = books.ledger.rates.dated(name, 2025)
             before, split_before = rerun(), _figures(books)
@@ -345,12 +404,18 @@ def test_an_allocation_parameter_change_and_its_reversal_restore_results_and_spl
 
 
 def test_a_deckungsfaehigkeit_limit_change_and_its_reversal_restore_what_may_be_shifted(books):
-    bc.allocate(books, year=2025, title="egt", amount_cents=100_000_000, reference="ZS-1", reason="Z", by="head")
-    bc.allocate(books, year=2025, title="vwk", amount_cents=50_000_000, reference="ZS-2", reason="Z", by="head")
+    bc.allocate(
+        books, year=2025, title="egt", amount_cents=100_000_000, reference="ZS-1", reason="Z", by="head"
+    )
+    bc.allocate(
+        books, year=2025, title="vwk", amount_cents=50_000_000, reference="ZS-2", reason="Z", by="head"
+    )
 
     def refusal(cents):
         with pytest.raises(DomainError) as e:
-            bc.shift(books, year=2025, from_title="egt", to_title="vwk", amount_cents=cents, reason="D", by="head")
+            bc.shift(
+                books, year=2025, from_title="egt", to_title="vwk", amount_cents=cents, reason="D", by="head"
+            )
         return str(e.value)
 
     original = books.ledger.rates.dated("deckungsfaehigkeit_limit", 2025)
@@ -359,12 +424,19 @@ def test_a_deckungsfaehigkeit_limit_change_and_its_reversal_restore_what_may_be_
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.decimals(min_value=0, max_value=Decimal("0.99"), places=4))
     def change_and_revert(value):
-        books.ledger.set_parameter(name="deckungsfaehigkeit_limit", year=2025, value=value, land="", reason="E",
-                                   set_by="admin")
+        books.ledger.set_parameter(
+            name="deckungsfaehigkeit_limit", year=2025, value=value, land="", reason="E", set_by="admin"
+        )
         limit = int(100_000_000 * value)
         assert f"({pct(value)} of its allocation)" in refusal(limit + 1)
-        books.ledger.set_parameter(name="deckungsfaehigkeit_limit", year=2025, value=original, land="",
-                                   reason="Rücknahme", set_by="admin")
+        books.ledger.set_parameter(
+            name="deckungsfaehigkeit_limit",
+            year=2025,
+            value=original,
+            land="",
+            reason="Rücknahme",
+            set_by="admin",
+        )
         assert refusal(10_000_001) == message
 
     change_and_revert()
@@ -395,7 +467,9 @@ def _split(totals, budget):
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(1, 4), st.sampled_from(EGT_CODES), st.integers(0, 5_000_000)), max_size=12),
+    st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from(EGT_CODES), st.integers(0, 5_000_000)), max_size=12
+    ),
     st.integers(-1_000_000, 20_000_000),
 )
 def test_the_cap_gives_the_bund_at_most_the_budget_in_quarter_order(nets, budget):
@@ -421,8 +495,10 @@ def test_the_cap_gives_the_bund_at_most_the_budget_in_quarter_order(nets, budget
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(1, 4), st.sampled_from(EGT_CODES), st.integers(-2_000_000, 5_000_000)),
-             max_size=12),
+    st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from(EGT_CODES), st.integers(-2_000_000, 5_000_000)),
+        max_size=12,
+    ),
     st.integers(-1_000_000, 20_000_000),
 )
 def test_with_receipts_the_cap_still_adds_up_line_by_line_and_over_the_year(nets, budget):
@@ -430,11 +506,40 @@ def test_with_receipts_the_cap_still_adds_up_line_by_line_and_over_the_year(nets
     lines, egt = _split(totals, budget)
     assert all(s.federal_cents + s.municipal_cents == s.net_cents for s in lines)
     total = sum(t.net_cents for t in totals)
-    assert sum(s.federal_cents for s in egt) == min(max(total, 0), max(budget, 0))
+    # Capped above only: a year whose receipts exceed its spending gives the refund to the Bund.
+    assert sum(s.federal_cents for s in egt) == min(total, max(budget, 0))
+    assert sum(s.federal_cents for s in egt) <= max(budget, 0) or not egt
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from(EGT_CODES), st.integers(-5_000_000, 2_000_000)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(0, 20_000_000),
+)
+@example(nets=[(1, EGT_CODES[0], -10_000), (2, EGT_CODES[0], 5_000)], budget=100_000_000)
+def test_a_budget_never_reached_changes_no_split_even_below_zero(nets, budget):
+    """While the year's cumulative net stays within the budget (below zero included), the split is
+    the one without a budget on file: Bund 100 %, refunds too. Before the fix a net below zero went
+    to the Kommune only because a budget was on file."""
+    totals = _totals(nets)
+    cumulative = 0
+    for q in (1, 2, 3, 4):
+        cumulative += sum(t.net_cents for t in totals if t.quarter == q)
+        assume(cumulative <= budget)
+    _, capped = _split(totals, budget)
+    uncapped = split_groups(totals, CATALOGUE, RATES, "BW")
+    assert [(s.quarter, s.category, s.federal_cents, s.municipal_cents) for s in capped] == [
+        (s.quarter, s.category, s.federal_cents, s.municipal_cents) for s in uncapped
+    ]
+    assert all(s.municipal_cents == 0 for s in capped)
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.integers(-10_000_000, 10_000_000), min_size=1, max_size=20), st.integers(-10**9, 10**9))
+@given(st.lists(st.integers(-10_000_000, 10_000_000), min_size=1, max_size=20), st.integers(-(10**9), 10**9))
 def test_allocate_proportional_cents_always_sums_to_its_total(amounts, total):
     assume(sum(amounts) != 0 or total == 0)
     shares = allocate_proportional_cents(amounts, total)

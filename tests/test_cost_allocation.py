@@ -11,6 +11,7 @@ import pytest
 
 from domain.cost_allocation import (
     AllocationParameters,
+    OverlappingAllocation,
     SharedCost,
     StaffRecord,
     allocation_id,
@@ -18,10 +19,11 @@ from domain.cost_allocation import (
     recompute,
     staff_to_json,
 )
-from domain.errors import FourEyesViolation, NotFound, ValidationError
+from domain.errors import FourEyesViolation, KeyConflict, NotFound, ValidationError
 from domain.periods import YEAR, PeriodClosed
 from ledger import allocation_commands as ac
 from ledger.allocation_file import read_shared, read_staff
+from ledger.bootstrap import open_books
 from ledger.commands import InputError
 from ledger.payment_run import RunFileError
 from projections.split_projection import catch_up
@@ -60,12 +62,15 @@ def params(quarter=YEAR, cap="0.30"):
 
 
 def run(books, quarter=YEAR, staff=STAFF, shared=SHARED, by="runner", year=2025):
-    return ac.run_allocation(books, year=year, quarter=quarter, staff=staff, shared=shared, by=by,
-                             on=date(year, 12, 31))
+    return ac.run_allocation(
+        books, year=year, quarter=quarter, staff=staff, shared=shared, by=by, on=date(year, 12, 31)
+    )
 
 
 def computed_events(books, year=2025, quarter=YEAR):
-    return [e for e in books.ledger.events.get(allocation_id(year, quarter)) if type(e).__name__ == "Computed"]
+    return [
+        e for e in books.ledger.events.get(allocation_id(year, quarter)) if type(e).__name__ == "Computed"
+    ]
 
 
 def vwk_net(books, year=2025, quarter=None):
@@ -96,12 +101,15 @@ def test_flat_amounts_count_a_quarter_in_a_quarterly_run():
     assert "vwk.sonstige" not in q and "vwk.investitionen" not in q
 
 
-@pytest.mark.parametrize(("cap", "paid", "expected"), [
-    ("0.30", 2_500_000, 1_800_000),  # domain.md: at most 18.000,00 € at 30 %
-    ("0.35", 2_500_000, 2_100_000),  # and 21.000,00 € at 35 %
-    ("0.35", 1_900_000, 1_900_000),  # never more than was paid
-    ("0.30", 0, 0),
-])
+@pytest.mark.parametrize(
+    ("cap", "paid", "expected"),
+    [
+        ("0.30", 2_500_000, 1_800_000),  # domain.md: at most 18.000,00 € at 30 %
+        ("0.35", 2_500_000, 2_100_000),  # and 21.000,00 € at 35 %
+        ("0.35", 1_900_000, 1_900_000),  # never more than was paid
+        ("0.30", 0, 0),
+    ],
+)
 def test_the_versorgungszuschlag_is_capped_at_a_share_of_personnel_costs(cap, paid, expected):
     staff = [StaffRecord("B-1", D(1), D(1), 6_000_000, "beamter", paid)]
     assert compute(staff, [], params(cap=cap))["vwk.versorgungszuschlag"] == expected
@@ -125,22 +133,31 @@ def test_a_run_is_booked_per_cost_type_and_stored_with_inputs_parameters_and_res
     for key in out.booked_keys:
         b = books.ledger.get_booking(key)
         assert b.amount_cents == YEAR_RESULTS[b.category] and b.kind == "payment"
-        assert (b.payment_date, b.service_from, b.service_to) == (date(2025, 12, 31), date(2025, 1, 1),
-                                                                  date(2025, 12, 31))
+        assert (b.payment_date, b.service_from, b.service_to) == (
+            date(2025, 12, 31),
+            date(2025, 1, 1),
+            date(2025, 12, 31),
+        )
         assert (b.document_ref, b.cost_centre, b.recorded_by) == ("KOA-2025-J-L1", "KOA-VV18", "runner")
         assert b.state == ("awaiting_approval" if b.amount_cents > 1_000_000 else "recorded")
     [event] = computed_events(books)
     assert event.staff == [staff_to_json(s) for s in STAFF]
     assert event.parameters == {
-        "personalgemeinkosten_rate": "0.20", "personalnebenkosten_per_vzae_cents": 150_000,
-        "sachkosten_per_vzae_cents": 1_200_000, "versorgungszuschlag_cap": "0.30", "quarter": 0,
+        "personalgemeinkosten_rate": "0.20",
+        "personalnebenkosten_per_vzae_cents": 150_000,
+        "sachkosten_per_vzae_cents": 1_200_000,
+        "versorgungszuschlag_cap": "0.30",
+        "quarter": 0,
     }
     assert event.sgb2_vzae == "1.4875" and event.computed_by == "runner"
     assert event.results_cents == YEAR_RESULTS
     assert recompute(event) == event.results_cents
     # Only what counts shows in the split until the large bookings are approved.
-    assert vwk_net(books) == {"vwk.personalnebenkosten": 223_125, "vwk.sonstige": 50_001,
-                              "vwk.investitionen": 50_000}
+    assert vwk_net(books) == {
+        "vwk.personalnebenkosten": 223_125,
+        "vwk.sonstige": 50_001,
+        "vwk.investitionen": 50_000,
+    }
 
 
 def test_a_changed_cap_parameter_changes_the_next_run_not_the_stored_one(books):
@@ -165,18 +182,21 @@ def test_the_other_dated_parameters_feed_the_run(books):
     assert r["vwk.sachkosten"] == 1_487_501  # 10.000,01 × 1,4875 = 14.875,014875
 
 
-@pytest.mark.parametrize(("staff", "shared", "field"), [
-    ([], [], "staff"),
-    ([STAFF[0], StaffRecord("T-2", D(0), D("0.5"), 100, "beschaeftigter")], [], "staff[2].vzae"),
-    ([StaffRecord("T-1", D(1), D("1.5"), 100, "beschaeftigter")], [], "staff[1].sgb2_share"),
-    ([StaffRecord("Max Muster", D(1), D(1), 100, "beschaeftigter")], [], "staff[1].person_key"),
-    ([STAFF[0], STAFF[0]], [], "staff[2].person_key"),
-    ([StaffRecord("T-1", D(1), D(1), 100, "angestellt")], [], "staff[1].status"),
-    ([StaffRecord("T-1", D(1), D(1), 100, "beschaeftigter", 5)], [], "staff[1].versorgungszuschlag"),
-    ([StaffRecord("T-1", D(1), D(1), -1, "beschaeftigter")], [], "staff[1].personnel_costs"),
-    (STAFF, [SharedCost("IT", "vwk.personal", 100, D("0.5"))], "shared[1].cost_type"),
-    (STAFF, [SHARED[0], SharedCost("IT", "vwk.sachkosten", 100, D("1.0000001"))], "shared[2].sgb2_key"),
-])
+@pytest.mark.parametrize(
+    ("staff", "shared", "field"),
+    [
+        ([], [], "staff"),
+        ([STAFF[0], StaffRecord("T-2", D(0), D("0.5"), 100, "beschaeftigter")], [], "staff[2].vzae"),
+        ([StaffRecord("T-1", D(1), D("1.5"), 100, "beschaeftigter")], [], "staff[1].sgb2_share"),
+        ([StaffRecord("Max Muster", D(1), D(1), 100, "beschaeftigter")], [], "staff[1].person_key"),
+        ([STAFF[0], STAFF[0]], [], "staff[2].person_key"),
+        ([StaffRecord("T-1", D(1), D(1), 100, "angestellt")], [], "staff[1].status"),
+        ([StaffRecord("T-1", D(1), D(1), 100, "beschaeftigter", 5)], [], "staff[1].versorgungszuschlag"),
+        ([StaffRecord("T-1", D(1), D(1), -1, "beschaeftigter")], [], "staff[1].personnel_costs"),
+        (STAFF, [SharedCost("IT", "vwk.personal", 100, D("0.5"))], "shared[1].cost_type"),
+        (STAFF, [SHARED[0], SharedCost("IT", "vwk.sachkosten", 100, D("1.0000001"))], "shared[2].sgb2_key"),
+    ],
+)
 def test_invalid_input_is_refused_naming_the_field_and_nothing_is_written(books, staff, shared, field):
     with pytest.raises(ValidationError) as e:
         run(books, quarter=1, staff=staff, shared=shared)
@@ -189,8 +209,9 @@ def test_invalid_input_is_refused_naming_the_field_and_nothing_is_written(books,
 def test_a_rerun_reverses_the_previous_run_and_the_split_shows_only_the_new_one(books):
     first = run(books)
     approved = ac.approve_allocation(books, year=2025, quarter=YEAR, by="approver", on=date(2025, 12, 31))
-    assert sorted(approved) == sorted(k for k in first.booked_keys if books.ledger.get_booking(k).amount_cents
-                                      > 1_000_000)
+    assert sorted(approved) == sorted(
+        k for k in first.booked_keys if books.ledger.get_booking(k).amount_cents > 1_000_000
+    )
     assert vwk_net(books) == YEAR_RESULTS
     staff = [*STAFF[:2], StaffRecord("T-3", D("0.75"), D("0.25"), 4_000_000, "beschaeftigter")]
     second = run(books, staff=staff)
@@ -210,7 +231,9 @@ def test_a_rerun_reverses_the_previous_run_and_the_split_shows_only_the_new_one(
 def test_a_rerun_withdraws_bookings_that_were_never_approved(books):
     first = run(books)
     second = run(books)
-    states = {books.ledger.get_booking(books.ledger.get_booking(k).reversal_key).state for k in first.booked_keys}
+    states = {
+        books.ledger.get_booking(books.ledger.get_booking(k).reversal_key).state for k in first.booked_keys
+    }
     assert states == {"withdrawal", "reversal"}  # large ones never counted; small ones did
     ac.approve_allocation(books, year=2025, quarter=YEAR, by="approver", on=date(2025, 12, 31))
     assert vwk_net(books) == second.results_cents == YEAR_RESULTS
@@ -243,11 +266,18 @@ def test_a_run_for_a_closed_period_is_refused_naming_it(books):
 
 
 def test_directly_booked_investitionen_and_sonstige_are_reported_beside_the_run(books):
-    d = dict(payment_date=date(2025, 5, 5), service_from=date(2025, 5, 1), service_to=date(2025, 5, 31), case_ref="")
-    books.ledger.record_booking(booking("INV-1", category="vwk.investitionen", amount_cents=300_000, **d),
-                                recorded_by="clerk")
-    books.ledger.record_booking(booking("SON-1", category="vwk.sonstige", amount_cents=20_000, **d),
-                                recorded_by="clerk")
+    d = dict(
+        payment_date=date(2025, 5, 5),
+        service_from=date(2025, 5, 1),
+        service_to=date(2025, 5, 31),
+        case_ref="",
+    )
+    books.ledger.record_booking(
+        booking("INV-1", category="vwk.investitionen", amount_cents=300_000, **d), recorded_by="clerk"
+    )
+    books.ledger.record_booking(
+        booking("SON-1", category="vwk.sonstige", amount_cents=20_000, **d), recorded_by="clerk"
+    )
     direct = {"vwk.investitionen": 300_000, "vwk.sonstige": 20_000}
     first = run(books, quarter=2)
     assert first.allocation.direct_cents == direct
@@ -255,6 +285,98 @@ def test_directly_booked_investitionen_and_sonstige_are_reported_beside_the_run(
     second = run(books, quarter=2)
     assert computed_events(books, quarter=2)[1].direct_cents == direct
     assert second.allocation.direct_cents == direct
+
+
+# ---- a year run and quarterly runs of the same year never both count -------------------------
+
+
+def reverse_run(books, out):
+    for key in out.booked_keys:
+        books.ledger.reverse_booking(
+            key, reason="Lauf zurückgenommen", reversed_by="head", on=date(2025, 12, 31)
+        )
+
+
+def test_a_year_run_is_refused_while_a_quarterly_run_of_the_year_is_in_force(books):
+    q1 = run(books, quarter=1, shared=[])
+    before = books.ledger.max_notification_id()
+    with pytest.raises(OverlappingAllocation) as e:
+        run(books)
+    assert e.value.field == "quarter"
+    assert "quarterly cost allocation runs of 2025 are in force (KOA-2025-Q1-L1)" in e.value.reason
+    assert "count the Verwaltungskosten twice" in e.value.reason
+    assert books.ledger.max_notification_id() == before  # nothing written
+    with pytest.raises(NotFound):
+        ac.get_allocation(books, 2025, YEAR)
+    assert run(books, quarter=2, shared=[]).number == 1  # quarters do not overlap one another
+    # Out of force once its bookings are reversed: the year may then be run instead of the quarters.
+    reverse_run(books, q1)
+    with pytest.raises(OverlappingAllocation, match=r"in force \(KOA-2025-Q2-L1\)"):
+        run(books)
+
+
+def test_a_quarterly_run_is_refused_while_the_year_run_is_in_force(books):
+    year = run(books)
+    with pytest.raises(OverlappingAllocation) as e:
+        run(books, quarter=3, shared=[])
+    assert e.value.field == "quarter"
+    assert "the cost allocation run for the whole year 2025 is in force (KOA-2025-J-L1)" in e.value.reason
+    assert "a run for 2025 Q3 would count the Verwaltungskosten twice" in e.value.reason
+    rerun = run(books)  # a rerun of the year replaces the year run, as before
+    assert (year.number, rerun.number) == (1, 2)
+    ac.approve_allocation(books, year=2025, quarter=YEAR, by="approver", on=date(2025, 12, 31))
+    assert vwk_net(books) == YEAR_RESULTS  # counted once
+    reverse_run(books, rerun)
+    assert run(books, quarter=3, shared=[]).number == 1  # the year is out of force
+
+
+def test_a_quarterly_run_stored_while_a_year_run_is_decided_makes_the_year_run_refuse(
+    books, settings, monkeypatch
+):
+    """The race: both decide on books without the other; the year run's save finds a booking of the
+    quarter's run stored meanwhile, decides again and refuses instead of both being booked."""
+    decide = ac.check_no_overlap
+    raced: list[int] = []
+
+    def quarter_run_meanwhile(ledger, year, quarter):
+        guard = decide(ledger, year, quarter)
+        if not raced:
+            raced.append(quarter)
+            with open_books(settings) as other:
+                run(other, quarter=1, shared=[])
+        return guard
+
+    monkeypatch.setattr(ac, "check_no_overlap", quarter_run_meanwhile)
+    with pytest.raises(OverlappingAllocation, match=r"KOA-2025-Q1-L1"):
+        run(books)
+    assert raced == [YEAR]
+    with pytest.raises(NotFound):
+        ac.get_allocation(books, 2025, YEAR)
+    assert ac.get_allocation(books, 2025, 1).runs == 1
+
+
+def test_a_run_whose_booking_key_is_taken_by_hand_is_refused_naming_the_key(books):
+    d = dict(
+        payment_date=date(2025, 3, 5),
+        service_from=date(2025, 3, 1),
+        service_to=date(2025, 3, 31),
+        case_ref="",
+    )
+    books.ledger.record_booking(
+        booking("KOA-2025-Q1-L1-sachkosten", category="vwk.sachkosten", amount_cents=10_000, **d),
+        recorded_by="clerk",
+    )
+    before = books.ledger.max_notification_id()
+    with pytest.raises(KeyConflict) as e:  # was: IntegrityError, retried and "try again" for ever
+        run(books, quarter=1, shared=[])
+    assert e.value.field == "key"
+    assert (
+        "'KOA-2025-Q1-L1-sachkosten' of cost allocation run KOA-2025-Q1-L1 is already taken" in e.value.reason
+    )
+    assert books.ledger.max_notification_id() == before
+    with pytest.raises(NotFound):
+        ac.get_allocation(books, 2025, 1)
+    assert run(books, quarter=2, shared=[]).number == 1  # other periods are not affected
 
 
 # ---- CSV files ----------------------------------------------------------------------------------
@@ -266,22 +388,26 @@ def write(path: Path, *lines: str) -> Path:
 
 
 def test_staff_and_shared_files_with_decimal_comma_and_percent_shares(tmp_path):
-    staff = read_staff(write(
-        tmp_path / "staff.csv",
-        "person_key;vzae;sgb2_share;personnel_costs;status;versorgungszuschlag",
-        "B-1;1;100 %;60.000,00;Beamter;25.000,00",
-        "T-2;0,5;60 %;30.000,01;beschaeftigter;",
-        ";;;;;",
-        "T-3;0,75;0,25;44.444,44;beschaeftigter;",
-    ))
+    staff = read_staff(
+        write(
+            tmp_path / "staff.csv",
+            "person_key;vzae;sgb2_share;personnel_costs;status;versorgungszuschlag",
+            "B-1;1;100 %;60.000,00;Beamter;25.000,00",
+            "T-2;0,5;60 %;30.000,01;beschaeftigter;",
+            ";;;;;",
+            "T-3;0,75;0,25;44.444,44;beschaeftigter;",
+        )
+    )
     assert staff == STAFF
-    shared = read_shared(write(
-        tmp_path / "shared.csv",
-        "service,cost_type,amount,sgb2_key",
-        "IT-Dienstleistung,vwk.sachkosten,10000.00,35 %",
-        "Hausdruckerei,vwk.sonstige,1000.01,0.5",
-        "Server,vwk.investitionen,2000,25%",
-    ))
+    shared = read_shared(
+        write(
+            tmp_path / "shared.csv",
+            "service,cost_type,amount,sgb2_key",
+            "IT-Dienstleistung,vwk.sachkosten,10000.00,35 %",
+            "Hausdruckerei,vwk.sonstige,1000.01,0.5",
+            "Server,vwk.investitionen,2000,25%",
+        )
+    )
     assert shared == SHARED
 
 
@@ -297,15 +423,20 @@ def test_bad_cells_are_all_reported_as_file_line_and_field(tmp_path):
     with pytest.raises(InputError) as e:
         read_staff(path)
     assert [er.field for er in e.value.errors] == [
-        f"{path}:line 3: vzae", f"{path}:line 4: sgb2_share", f"{path}:line 5: status",
+        f"{path}:line 3: vzae",
+        f"{path}:line 4: sgb2_share",
+        f"{path}:line 5: status",
     ]
     assert "not a number: 'eins'" in str(e.value)
 
 
 @pytest.mark.parametrize("cell", ["NaN", "Infinity", "-0,5", "0", "sNaN"])
 def test_a_vzae_cell_that_is_no_positive_share_is_reported(tmp_path, cell):
-    path = write(tmp_path / "staff.csv", "person_key;vzae;sgb2_share;personnel_costs;status",
-                 f"T-1;{cell};50 %;1.000,00;beschaeftigter")
+    path = write(
+        tmp_path / "staff.csv",
+        "person_key;vzae;sgb2_share;personnel_costs;status",
+        f"T-1;{cell};50 %;1.000,00;beschaeftigter",
+    )
     with pytest.raises(InputError) as e:
         read_staff(path)
     assert [er.field for er in e.value.errors] == [f"{path}:line 2: vzae"]
@@ -313,7 +444,11 @@ def test_a_vzae_cell_that_is_no_positive_share_is_reported(tmp_path, cell):
 
 def test_a_file_with_a_wrong_header_is_refused(tmp_path):
     with pytest.raises(RunFileError) as e:
-        read_staff(write(tmp_path / "staff.csv", "person_key;vzae;anteil;personnel_costs;status", "T-1;1;1;1;beamter"))
+        read_staff(
+            write(
+                tmp_path / "staff.csv", "person_key;vzae;anteil;personnel_costs;status", "T-1;1;1;1;beamter"
+            )
+        )
     assert "missing sgb2_share" in str(e.value) and "unknown anteil" in str(e.value)
     with pytest.raises(RunFileError):
         read_shared(tmp_path / "fehlt.csv")
@@ -323,14 +458,33 @@ def test_a_file_with_a_wrong_header_is_refused(tmp_path):
 
 
 def test_allocation_cli_run_approve_show_with_exit_codes(koa, tmp_path: Path):
-    staff = write(tmp_path / "staff.csv", "person_key;vzae;sgb2_share;personnel_costs;status;versorgungszuschlag",
-                  "B-1;1;100 %;60.000,00;beamter;25.000,00", "T-2;0,5;60 %;30.000,01;beschaeftigter;",
-                  "T-3;0,75;25 %;44.444,44;beschaeftigter;")
-    shared = write(tmp_path / "shared.csv", "service;cost_type;amount;sgb2_key",
-                   "IT-Dienstleistung;vwk.sachkosten;10.000,00;35 %")
+    staff = write(
+        tmp_path / "staff.csv",
+        "person_key;vzae;sgb2_share;personnel_costs;status;versorgungszuschlag",
+        "B-1;1;100 %;60.000,00;beamter;25.000,00",
+        "T-2;0,5;60 %;30.000,01;beschaeftigter;",
+        "T-3;0,75;25 %;44.444,44;beschaeftigter;",
+    )
+    shared = write(
+        tmp_path / "shared.csv",
+        "service;cost_type;amount;sgb2_key",
+        "IT-Dienstleistung;vwk.sachkosten;10.000,00;35 %",
+    )
     assert koa("allocation", "show", "--year", 2025, "--quarter", 2).exit_code == 1  # no run yet
-    first = koa("allocation", "run", "--year", 2025, "--quarter", 2, "--staff", staff, "--shared", shared,
-                "--user", "runner")
+    first = koa(
+        "allocation",
+        "run",
+        "--year",
+        2025,
+        "--quarter",
+        2,
+        "--staff",
+        staff,
+        "--shared",
+        shared,
+        "--user",
+        "runner",
+    )
     assert first.exit_code == 0, first.output
     assert "cost allocation 2025 Q2 run 1: 3 staff records" in first.stdout
     assert "vwk.versorgungszuschlag" in first.stdout and "18.000,00 €" in first.stdout
@@ -345,9 +499,14 @@ def test_allocation_cli_run_approve_show_with_exit_codes(koa, tmp_path: Path):
     assert shown.exit_code == 0
     assert "run 1 (replaced, reversed)" in shown.stdout and "run 2 (in force)" in shown.stdout
     assert shown.stdout.count("recomputed: equal") == 2 and "DIFFERENT" not in shown.stdout
-    bad = write(tmp_path / "bad.csv", "person_key;vzae;sgb2_share;personnel_costs;status", "T-1;1;1;x;beamter")
+    bad = write(
+        tmp_path / "bad.csv", "person_key;vzae;sgb2_share;personnel_costs;status", "T-1;1;1;x;beamter"
+    )
     refused = koa("allocation", "run", "--year", 2025, "--quarter", 3, "--staff", bad)
     assert refused.exit_code == 1 and f"{bad}:line 2: personnel_costs" in refused.stderr
     assert koa("close", "--year", 2025, "--quarter", 1, "--user", "head").exit_code == 0
     closed = koa("allocation", "run", "--year", 2025, "--quarter", 1, "--staff", staff)
     assert closed.exit_code == 1 and "2025 Q1: the period is closed" in closed.stderr
+    year = koa("allocation", "run", "--year", 2025, "--staff", staff)
+    assert year.exit_code == 1 and year.stdout == ""
+    assert "quarter: quarterly cost allocation runs of 2025 are in force (KOA-2025-Q2-L2)" in year.stderr

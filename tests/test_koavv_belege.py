@@ -21,7 +21,7 @@ from tests.factories import booking
 CATEGORIES = ["kdu", "buergergeld", "vwk.personal", "vwk.sachkosten", "egt.aktivierung", "but"]
 
 
-def _fill(books, n: int = 400, seed: int = 7) -> None:
+def _fill(books, n: int = 400, seed: int = 7, reversals: int = 5) -> None:
     rng = random.Random(seed)
     run = []
     for i in range(n):
@@ -40,7 +40,7 @@ def _fill(books, n: int = 400, seed: int = 7) -> None:
             )
         )
     books.ledger.import_bookings(run, recorded_by="clerk")
-    for c in run[:5]:
+    for c in run[:reversals]:
         books.ledger.reverse_booking(c.key, reason="Korrektur", reversed_by="clerk", on=date(2025, 6, 1))
     catch_up(books.ledger, books.split_view)
 
@@ -147,10 +147,15 @@ def test_bookings_of_a_year_beyond_its_eingliederungsbudget_add_up_to_the_capped
         books, year=2025, title="egt", amount_cents=100_000, reference="Z-1", reason="Zuteilung", by="admin"
     )
     run = [
-        replace(booking(f"EG-{q}-{i}", amount_cents=cents, case_ref=""), category="egt.aktivierung",
-                payment_date=date(2025, 3 * q, 10), service_from=date(2025, 3 * q, 1),
-                service_to=date(2025, 3 * q, 28))
-        for q, amounts in ((1, (40_000, 40_000, 40_001)), (2, (33_333, 33_334))) for i, cents in enumerate(amounts)
+        replace(
+            booking(f"EG-{q}-{i}", amount_cents=cents, case_ref=""),
+            category="egt.aktivierung",
+            payment_date=date(2025, 3 * q, 10),
+            service_from=date(2025, 3 * q, 1),
+            service_to=date(2025, 3 * q, 28),
+        )
+        for q, amounts in ((1, (40_000, 40_000, 40_001)), (2, (33_333, 33_334)))
+        for i, cents in enumerate(amounts)
     ]
     books.ledger.import_bookings(run, recorded_by="clerk")
     catch_up(books.ledger, books.split_view)
@@ -164,3 +169,76 @@ def test_bookings_of_a_year_beyond_its_eingliederungsbudget_add_up_to_the_capped
         assert int(r["federal_cents"]) + int(r["municipal_cents"]) == int(r["net_cents"])
     assert federal == {1: 100_000, 2: 0}
     assert [c.federal_cents for c in report.categories if c.category == "egt.aktivierung"] == [100_000]
+
+
+def _both_paths(belege) -> list[dict]:
+    fast = io.BytesIO()
+    koavv_belege.write_csv(belege, fast)  # PostgreSQL: COPY; SQLite: the Python path
+    slow = io.BytesIO()
+    slow.write(koavv_belege.header_bytes())
+    koavv_belege._write_rows(iter(belege), slow)
+    assert fast.getvalue() == slow.getvalue()
+    return list(csv.DictReader(io.StringIO(fast.getvalue().decode())))
+
+
+def _paired(rows) -> list[tuple[dict, dict]]:
+    by_key = {r["booking_key"]: r for r in rows}
+    return [
+        (by_key[r["reverses_key"]], r)
+        for r in rows
+        if r["reverses_key"] in by_key
+        and (by_key[r["reverses_key"]]["category"], by_key[r["reverses_key"]]["quarter"])
+        == (r["category"], r["quarter"])
+    ]
+
+
+def test_a_storno_cancels_its_original_to_the_cent_on_both_paths(books):
+    """Ranked apart, 1.586,94 € and its Storno got +1.386,98 € and -1.386,99 € federal. Now each
+    pair in a group gets opposite shares and the group's share goes to the others."""
+
+    def pay(key, cents, month):
+        d = date(2025, month, 10)
+        return replace(
+            booking(key, amount_cents=cents, case_ref=""),
+            category="vwk.sachkosten",
+            payment_date=d,
+            service_from=d.replace(day=1),
+            service_to=d.replace(day=28),
+        )
+
+    books.ledger.import_bookings([pay("ST-X", 12_345, 2)], recorded_by="clerk")
+    books.ledger.close_period(year=2025, quarter=1, closed_by="head")
+    books.ledger.import_bookings(
+        [pay("ST-A", 158_694, 8), pay("ST-B", 31_273, 8), pay("ST-C", 11_684, 8)], recorded_by="clerk"
+    )
+    for key in ("ST-A", "ST-X"):  # ST-X's Storno lands in Q2: Q1 is closed
+        books.ledger.reverse_booking(key, reason="Korrektur", reversed_by="clerk", on=date(2025, 5, 5))
+    catch_up(books.ledger, books.split_view)
+    rows = _both_paths(_report(books, None).belege)
+    federal = {r["booking_key"]: int(r["federal_cents"]) for r in rows}
+    assert federal == {
+        "ST-X": 10_790,  # 123,45 × 87,4 % = 107,8953: Q1 alone
+        "ST-X/storno": -10_790,  # Q2 alone: its own line, its own share
+        "ST-A": 138_699,
+        "ST-A/storno": -138_699,
+        "ST-B": 27_332,
+        "ST-C": 10_212,
+    }
+    assert (
+        federal["ST-A"] + federal["ST-A/storno"] + federal["ST-B"] + federal["ST-C"] == 37_544
+    )  # 429,57 × 87,4 %
+
+
+def test_every_storno_in_its_originals_group_cancels_it_and_the_groups_still_add_up(books):
+    _fill(books, seed=3, reversals=150)
+    report = _report(books, None)
+    rows = _both_paths(report.belege)
+    pairs = _paired(rows)
+    assert len(pairs) == 150
+    for original, storno in pairs:
+        assert int(storno["federal_cents"]) == -int(original["federal_cents"])
+        assert int(storno["municipal_cents"]) == -int(original["municipal_cents"])
+    federal = defaultdict(int)
+    for r in rows:
+        federal[r["category"]] += int(r["federal_cents"])
+    assert federal == {c.category: c.federal_cents for c in report.categories if c.booking_count}

@@ -15,7 +15,7 @@ from fastapi import Path, Response
 
 from api.auth import Approver, Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import field_error
+from api.problems import ApiProblem, field_error
 from api.routers.budgets import documented, invalid
 from api.routing import resource_router
 from api.schemas.budgets import (
@@ -34,7 +34,13 @@ from api.schemas.budgets import (
     share,
 )
 from api.services import Svc
-from domain.cost_allocation import SharedCost, StaffRecord, parameters_from_json, recompute
+from domain.cost_allocation import (
+    OverlappingAllocation,
+    SharedCost,
+    StaffRecord,
+    parameters_from_json,
+    recompute,
+)
 from domain.errors import ValidationError
 from domain.periods import YEAR
 from ledger import allocation_commands
@@ -142,7 +148,13 @@ def _fields_from_zero(e: ValidationError) -> ValidationError:
     status_code=201,
     response_model=AllocationRunPosted,
     summary="Compute a period's Verwaltungskosten and book them; a rerun reverses the run before",
-    responses=documented({409: "the period is closed; a concurrent run or closing"}),
+    responses=documented(
+        {
+            409: "the period is closed; a run of the whole year while quarterly runs of it are in force, or "
+            "the other way round (allocation-overlap); a booking by hand holds one of the run's keys "
+            "(key-conflict); a concurrent run or closing"
+        }
+    ),
 )
 def run(body: AllocationRunCreate, caller: Clerk, idem: Idem, svc: Svc) -> Response:
     def action() -> Outcome:
@@ -154,6 +166,14 @@ def run(body: AllocationRunCreate, caller: Clerk, idem: Idem, svc: Svc) -> Respo
             )
         except ValidationError as e:
             raise _fields_from_zero(e) from None
+        except OverlappingAllocation as e:  # the books' state refuses: 409, naming the field at fault
+            raise ApiProblem(
+                409,
+                "allocation-overlap",
+                "Runs would overlap",
+                e.reason,
+                errors=[field_error(e.field, e.reason, "body")],
+            ) from None
         svc.view.poke()
         period = period_of(quarter)
         total = sum(out.results_cents.values())
