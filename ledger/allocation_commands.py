@@ -16,7 +16,7 @@ from datetime import date
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from domain.booking import REVERSAL_SUFFIX, Booking, BookingContent, Kind
+from domain.booking import ALLOCATION_KEY_PREFIX, REVERSAL_SUFFIX, Booking, BookingContent, Kind
 from domain.cost_allocation import (
     DIRECT_TYPES,
     AllocationParameters,
@@ -45,7 +45,7 @@ ALLOCATION_PARAMETERS = (
     "personalnebenkosten_per_vzae",
     "sachkosten_per_vzae",
 )
-RUN_KEY_PREFIX = "KOA-"  # keys of the bookings of allocation runs (and, with /storno, their reversals)
+RUN_KEY_PREFIX = ALLOCATION_KEY_PREFIX  # keys of the bookings of allocation runs (and, with /storno, their reversals)
 
 
 @dataclass(frozen=True)
