@@ -22,7 +22,7 @@ from domain.errors import BookingNotFound, DomainError, KeyConflict, NotFound, V
 from domain.parameters import PARAMETERS_ID, ParameterBook
 from domain.periods import CALENDAR_ID, PeriodCalendar
 from domain.rates import RateTable
-from domain.sampling import SampleDraw, check_draw, draw
+from domain.sampling import SampleDraw, check_draw
 from domain.settlement import FundsDraw, Submission
 from ledger import bulk_import, event_index
 from ledger.recorders import CalendarChanged, SideRow, SideRowConflict, rows_for_every_save
@@ -341,21 +341,27 @@ class Ledger(Application):
         seed: str,
         population: dict[str, list[str]],
         *,
+        position: int,
         drawn_by: str,
     ) -> SampleDraw:
-        """Draw the IKS sample from the given population and store the draw (who, when, seed, result)."""
+        """Draw the IKS sample from a population read as of log `position` and store the draw
+        (who, when, seed, result, position, the population's fingerprints, method)."""
         check_draw(month, per_branch, seed)
         check_user(drawn_by, "drawn_by")
-        sample = draw(population, per_branch, seed, month)
-        sizes = {branch: len(keys) for branch, keys in sorted(population.items())}
-        record = SampleDraw(month, per_branch, seed, drawn_by, sizes, sample)
+        record = SampleDraw.record(month, per_branch, seed, population, position=position, drawn_by=drawn_by)
         self.save(record)
         return record
 
     def sample_draws(self, month: str) -> list[SampleDraw]:
         """Every recorded draw for a month, oldest first (redraws show here)."""
+        return [d for _, d in self.sample_draws_at(month)]
+
+    def sample_draws_at(self, month: str) -> list[tuple[int, SampleDraw]]:
+        """Every recorded draw for a month with the log position of its event, oldest first."""
         return [
-            self.repository.get(e.originator_id) for e in self.recorded(SampleDraw.Drawn) if e.month == month
+            (n.id, self.repository.get(e.originator_id))
+            for n, e in self._recorded_notes(SampleDraw.Drawn)
+            if e.month == month
         ]
 
     @property
@@ -478,8 +484,15 @@ class Ledger(Application):
 
     def recorded(self, event_class: type, *, up_to_position: int | None = None) -> list:
         """Every event of one class from the log, oldest first (few: draws, submissions, samples)."""
+        return [e for _, e in self._recorded_notes(event_class, up_to_position=up_to_position)]
+
+    def _recorded_notes(
+        self, event_class: type, *, up_to_position: int | None = None
+    ) -> list[tuple[Any, Any]]:
+        """(notification, decoded event) of every event of one class from the log, oldest first."""
         topic = get_topic(event_class)
-        found, after = [], 0
+        found: list[tuple[Any, Any]] = []
+        after = 0
         while True:
             page = self.recorder.select_notifications(
                 start=after,
@@ -490,7 +503,7 @@ class Ledger(Application):
             )
             if not page:
                 return found
-            found += [self.mapper.to_domain_event(n) for n in page]
+            found += [(n, self.mapper.to_domain_event(n)) for n in page]
             after = page[-1].id
 
     def _draw_commitments(

@@ -1,20 +1,21 @@
 """`koa audit ...`: for the audit office. Everything here reads, except `sample`, which records
-its draw so that a redraw shows."""
+its draw so that a redraw shows (`sample --check` records nothing)."""
 
 from __future__ import annotations
 
-import calendar
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from domain.money import format_eur
 from domain.rates import RateTable
+from domain.sampling import MONTH_RE
 from exports.audit_export import AuditExportError, write_audit_export
 from exports.split_report import format_split_table
 from ledger import audit as audit_service
+from ledger import samples
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from ledger.seals import Anchor
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
@@ -160,32 +161,52 @@ def explain(ctx: click.Context, year: int, quarter: int, category: str) -> None:
 
 @audit.command()
 @click.option("--month", required=True, help="YYYY-MM: bookings paid in this month")
-@click.option("--per-branch", default=10, show_default=True, type=int)
-@click.option("--seed", required=True, help="chosen by the auditor; the same seed gives the same sample")
+@click.option("--per-branch", type=int, help="bookings drawn per cost centre  [default: 10]")
+@click.option("--seed", help="chosen by the auditor; the same seed gives the same sample (required to draw)")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="draw nothing: re-check the month's recorded draws (of --seed, if given) against the "
+    "population as of each draw's log position",
+)
 @USER_OPTION
 @with_books
-def sample(ctx: click.Context, month: str, per_branch: int, seed: str, user: str | None) -> None:
-    """Draw a reproducible random sample per cost centre and record the draw."""
+def sample(
+    ctx: click.Context, month: str, per_branch: int | None, seed: str | None, check: bool, user: str | None
+) -> None:
+    """Draw a reproducible random sample per cost centre and record the draw (or, with --check,
+    re-check the recorded draws)."""
     books = books_in(ctx)
-    try:
-        y, m = (int(x) for x in month.split("-"))
-        first, last = date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
-    except ValueError:
-        raise Refused(f"--month: must be YYYY-MM, not {month!r}") from None
-    catch_up(books.ledger, books.split_view)
-    population: dict[str, list[str]] = {}
-    for r in books.split_view.bookings_paid_between(first, last):
-        population.setdefault(r.cost_centre, []).append(r.booking_key)
-    if not population:
-        raise Refused(f"--month: no bookings paid in {month}")
+    if not MONTH_RE.fullmatch(month):
+        raise Refused(f"--month: must be YYYY-MM, not {month!r}")
+    if check:
+        if per_branch is not None:
+            raise Refused("--per-branch: not with --check (each draw is re-checked with its own size)")
+        _check_samples(books, month, seed)
+        return
+    if seed is None:
+        raise Refused("--seed: required to draw a sample (or --check to re-check the recorded draws)")
     earlier = books.ledger.sample_draws(month)
-    drawn = books.ledger.record_sample_draw(
-        month, per_branch, seed, population, drawn_by=acting_user(ctx, user)
-    )
+    try:
+        drawn = samples.draw_sample(
+            books.ledger,
+            books.split_view,
+            month,
+            10 if per_branch is None else per_branch,
+            seed,
+            drawn_by=acting_user(ctx, user),
+        )
+    except samples.NoPopulation:
+        raise Refused(f"--month: no bookings paid in {month}") from None
     for branch, keys in drawn.sample.items():
         click.echo(f"{branch} ({drawn.population_sizes[branch]} bookings): {', '.join(keys)}")
     click.echo(
         f"draw {drawn.id} recorded by {drawn.drawn_by} at {drawn.created_on.isoformat(timespec='seconds')}"
+    )
+    click.echo(
+        f"population: {sum(drawn.population_sizes.values())} bookings recorded up to log position "
+        f"{drawn.position}, SHA-256 {drawn.population_fingerprint} (method {drawn.method}); "
+        f"re-check: koa audit sample --month {month} --check"
     )
     if earlier:
         click.echo(f"note: {len(earlier)} earlier draw(s) for {month}:")
@@ -193,6 +214,44 @@ def sample(ctx: click.Context, month: str, per_branch: int, seed: str, user: str
             click.echo(
                 f"  {d.created_on.isoformat(timespec='seconds')} by {d.drawn_by}, seed {d.seed}, {d.per_branch} per branch"
             )
+
+
+def _check_samples(books, month: str, seed: str | None) -> None:
+    checks = samples.check_draws(books.ledger, books.split_view, month, seed=seed)
+    if not checks:
+        raise Refused(f"--month: no recorded draws for {month}" + (f" with seed {seed}" if seed else ""))
+    for c in checks:
+        d = c.draw
+        click.echo(
+            f"draw {d.id} at {d.created_on.isoformat(timespec='seconds')} by {d.drawn_by}, seed {d.seed}, "
+            f"{d.per_branch} per branch, method {d.method}: "
+            + ("reproduced" if c.reproduced else "NOT reproduced")
+        )
+        if c.fingerprint_recorded:
+            where = f"recorded up to log position {c.population_position}"
+            verdict = "as recorded" if c.population_equal else f"recorded was {d.population_fingerprint}"
+        else:
+            where = (
+                f"recorded before the draw's own position {c.event_position} "
+                "(position and fingerprint were not recorded then)"
+            )
+            verdict = "sizes as recorded" if c.population_equal else "sizes not as recorded"
+        click.echo(
+            f"  population: {c.population_size} bookings {where}, SHA-256 {c.population_fingerprint}: {verdict}"
+            + ("" if c.population_equal else f" (differs: {', '.join(c.population_differs)})")
+        )
+        click.echo(
+            "  sample: as recorded"
+            if c.sample_equal
+            else f"  sample: differs ({', '.join(c.sample_differs)})"
+        )
+    failed = [c for c in checks if not c.reproduced]
+    if failed:
+        raise Refused(
+            f"{len(failed)} of {len(checks)} draw(s) for {month} not reproduced: "
+            + ", ".join(str(c.draw.id) for c in failed)
+        )
+    click.echo(f"{len(checks)} of {len(checks)} draw(s) for {month} reproduced")
 
 
 @audit.command(name="export")
