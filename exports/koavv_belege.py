@@ -180,12 +180,31 @@ def _write_rows(rows: Iterable[BelegRow], out: BinaryIO) -> None:
     out.write("".join(lines).encode())
 
 
+def _check_group(line: Any, count: int, net: int, federal: int, municipal: int) -> None:
+    """The bookings read for a split line must be the line's: its number, net and shares."""
+    want = (line.booking_count, line.net_cents, line.federal_cents, line.municipal_cents)
+    if (count, net, federal, municipal) != want:
+        raise ValueError(
+            f"{line.category} Q{line.quarter}: the bookings ({count}, net {net}, federal {federal}, "
+            f"municipal {municipal} cents) do not add up to the line ({want[0]}, net {want[1]}, "
+            f"federal {want[2]}, municipal {want[3]} cents): the view changed while the report was read?"
+        )
+
+
 class ViewBelege:
     """The bookings of a report, read from the split view only when the list is written.
 
     `lines` are the report's split lines (per quarter and category), in list order; they give the
     Belegverzeichnis without reading a single booking. Iterating gives the BelegRows (the
-    reference path, for the JSON export and comparisons)."""
+    reference path, for the JSON export and comparisons).
+
+    The lines and the bookings must be one state of the books: a live report passes a snapshot of
+    the view (SplitViewQueries.snapshot, ledger.cli_settlement.report_for), so that other
+    processes' catch-ups between building the report and writing its list change nothing. Both
+    paths check what they write against the lines all the same, and raise ValueError (so the
+    workbook writes no file) rather than write a list that does not add up to the figures: the
+    reference path counts and sums each group's rows as it yields them, the COPY path checks each
+    group's count and sums (its histogram) and each category's rows."""
 
     def __init__(
         self,
@@ -223,9 +242,17 @@ class ViewBelege:
         for s in self.lines:
             if not s.booking_count:
                 continue
-            for share in booking_shares(
+            shares = booking_shares(
                 self.view, self.catalogue, self.rates, self.land, self.year, s.quarter, s.category
-            ):
+            )
+            _check_group(
+                s,
+                len(shares),
+                sum(x.net_cents for x in shares),
+                sum(x.federal_cents for x in shares),
+                sum(x.municipal_cents for x in shares),
+            )
+            for share in shares:
                 r = share.row
                 yield BelegRow(
                     booking_key=r.booking_key,
@@ -296,8 +323,9 @@ class ViewBelege:
             "year": self.year,
             "quarters": quarters,
         }
-        datastore = self.view.datastore
-        with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        # Every read on a connection of its own, in the view's state (a snapshot's: the same as
+        # the lines'), so the categories can be copied on two connections at once.
+        with self.view.parallel_read() as curs:
             # The planner expects a group per booking; there are a few hundred: hash them in memory.
             curs.execute("SET LOCAL work_mem = '64MB'")
             curs.execute(_HISTOGRAM_SQL.format(table=table, paired=_PAIRED_SQL.format(table=table)), params)
@@ -320,11 +348,7 @@ class ViewBelege:
                 continue  # checked by its number of rows below
             count, net, floors = sums.get(key, [0, 0, 0])
             target = share_cents(net, rates[line.category])
-            if (count, net, target) != (line.booking_count, line.net_cents, line.federal_cents):
-                raise ValueError(
-                    f"{line.category} Q{line.quarter}: the bookings ({count}, net {net}, federal "
-                    f"{target}) do not add up to the line"
-                )
+            _check_group(line, count, net, target, net - target)
             missing, above = target - floors, 0
             t, need = NOBODY, 0  # no booking gets a cent
             for rem, n in sorted(hist.get(key, ()), reverse=True):
@@ -350,7 +374,7 @@ class ViewBelege:
                 "t": [thresholds.get((q, cat), (NOBODY, 0))[0] for q in range(1, 5)],
                 "need": [thresholds.get((q, cat), (NOBODY, 0))[1] for q in range(1, 5)],
             }
-            with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            with self.view.parallel_read() as curs:
                 # Dates and moments in PostgreSQL's own ISO output (to_char costs a third more).
                 curs.execute("SET LOCAL DateStyle = 'ISO, YMD'")
                 curs.execute("SET LOCAL TimeZone = 'UTC'")
@@ -370,7 +394,10 @@ class ViewBelege:
                     sink.write(buf)
             expected = sum(s.booking_count for s in lines)
             if rows != expected:
-                raise ValueError(f"{cat}: {rows} bookings in the view, {expected} in the report's lines")
+                raise ValueError(
+                    f"{cat}: {rows} bookings written to the Belegliste, {expected} in the report's "
+                    "lines (the view changed while the list was read?)"
+                )
 
         # Two categories at a time on two connections (the server does the work; on two cores that
         # halves the time): the first straight to `out`, the others into temporary files that are

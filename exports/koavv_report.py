@@ -125,7 +125,9 @@ def build_report(
             )
         )
 
-    # The bookings behind the figures are read only when the Belegliste is written (koavv_belege).
+    # The bookings behind the figures are read only when the Belegliste is written (koavv_belege),
+    # from this same view: for a live report a snapshot (report_for), so they are the ones counted
+    # in `lines`, however far other processes have moved the view by then.
     belege = ViewBelege(view, catalogue, rates, land, year, lines)
 
     kdu = kdu_line(lines, rates, land, year)
@@ -182,13 +184,17 @@ def egt_budget_at(ledger: Ledger, year: int, as_of: datetime) -> EgtBudget | Non
         allocated_cents=budget.allocated_cents["egt"] if budget.has_allocation["egt"] else None,
         shifted_cents=budget.shifted_in_cents["egt"],
         instruments=[
-            InstrumentBudget(code, ledger.catalogue.get(code).name, budget.plan_cents.get(code), committed.get(code, 0))
+            InstrumentBudget(
+                code, ledger.catalogue.get(code).name, budget.plan_cents.get(code), committed.get(code, 0)
+            )
             for code in codes
         ],
     )
 
 
-def allocation_runs_at(ledger: Ledger, year: int, quarter: int | None, as_of: datetime) -> list[AllocationRun]:
+def allocation_runs_at(
+    ledger: Ledger, year: int, quarter: int | None, as_of: datetime
+) -> list[AllocationRun]:
     """The cost allocation runs in force at as_of for the report's quarters (and the whole year)."""
     periods = [(q, label(year, q)) for q in range(1, (quarter or 4) + 1)]
     if quarter is None:

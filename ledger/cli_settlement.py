@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with
 from ledger.commands import parse_date
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
 from projections.split_projection import catch_up
+from projections.split_view import SplitViewQueries
 
 YEAR_MIN = 2005
 
@@ -28,7 +30,9 @@ YEAR_MIN = 2005
 def report_for(
     books, year: int, quarter: int | None, as_of_text: str | None, up_to_position: int | None = None
 ):
-    """The report as of a moment: the live view for now, a replay into a separate store otherwise."""
+    """The report as of a moment: a snapshot of the live view for now, a replay into a separate
+    store otherwise. Write it inside the context: its Belegliste is read from that state when it is
+    written, and a live report's snapshot ends with the context."""
     now = datetime.now(UTC)
     if not YEAR_MIN <= year <= now.year:
         raise Refused(f"--year: unknown year {year} (the ledger keeps {YEAR_MIN} to {now.year})")
@@ -38,17 +42,17 @@ def report_for(
         if up_to_position < 1:
             raise Refused(f"--position: must be a log position (1 or more), not {up_to_position}")
     if as_of_text is None:
-        as_of, position = _settled_moment(books)
-        yield build_report(
-            books.split_view,
-            books.ledger,
-            land=books.settings.land,
-            year=year,
-            quarter=quarter,
-            as_of=as_of,
-            last_position=position,
-            store=books.where,
-        )
+        with _settled_snapshot(books) as (view, as_of):
+            yield build_report(
+                view,
+                books.ledger,
+                land=books.settings.land,
+                year=year,
+                quarter=quarter,
+                as_of=as_of,
+                last_position=view.position,
+                store=books.where,
+            )
         return
     as_of = parse_moment(as_of_text)
     if as_of > now:
@@ -73,19 +77,28 @@ def report_for(
             replay.close()
 
 
-def _settled_moment(books, attempts: int = 5) -> tuple[datetime, int]:
-    """Catch the view up and take the moment; if events were committed meanwhile, again.
+@contextmanager
+def _settled_snapshot(books, attempts: int = 5) -> Iterator[tuple[SplitViewQueries, datetime]]:
+    """Catch the view up, hold one state of it and take the moment; if events were committed
+    meanwhile, again. Yields the snapshot (its `position` is the report's last position) and the
+    moment.
 
-    A replay as of the moment must see the same events as the live view: none may have arrived
-    between the last page applied and the moment taken. (An event created before the moment but
-    committed long after it, inside a long transaction, is the remaining gap; a submission is
-    therefore reproduced by its log position as well, see _changes.)
+    Everything a live report reads from the view, the quarters' totals behind the figures and the
+    bookings of the Belegliste (read only while it is written), is read in that one state:
+    other processes' catch-ups (every `koa book`, the API's follower) move the shared view on
+    meanwhile and would otherwise put bookings into the list that the figures do not count.
+    A replay as of the moment must see the same events as that state: none may have been committed
+    beyond its position before the moment was taken. (An event created before the moment but
+    committed long after it, inside a long transaction, is the remaining gap; an export is
+    therefore reproduced by its moment and its log position: --position, POSITION_HELP.)
     """
     for _ in range(attempts):
-        position = catch_up(books.ledger, books.split_view).position
-        as_of = datetime.now(UTC)
-        if books.ledger.max_notification_id() == position:
-            return as_of, position
+        catch_up(books.ledger, books.split_view)
+        with books.split_view.snapshot(books.ledger.name) as view:
+            as_of = datetime.now(UTC)
+            if books.ledger.max_notification_id() == view.position:
+                yield view, as_of
+                return
     raise Refused("the log keeps growing; try the export again in a moment")
 
 

@@ -8,6 +8,7 @@ with %s placeholders (SQLite's are converted).
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -18,7 +19,7 @@ from typing import Any, NamedTuple
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Literal
 
 from domain.booking import booking_id
 from domain.split import GroupTotal
@@ -131,16 +132,77 @@ def _table_sql(prefix: str, types: dict[str, str]) -> list[str]:
     ]
 
 
+class SnapshotEnded(RuntimeError):
+    """A read through a snapshot of the view after the snapshot's context has ended."""
+
+
+class SnapshotReadOnly(RuntimeError):
+    """A write through a snapshot of the view."""
+
+
+_ENDED = object()  # the connection of a snapshot whose context has ended
+
+
 class SplitViewQueries(ABC):
-    """Store-independent reads and writes; subclasses give the transaction and the dialect."""
+    """Store-independent reads and writes; subclasses give the dialect and the snapshot.
+
+    A view is either live (each read its own transaction, so two reads may see two states while
+    other processes catch the view up) or a snapshot (see snapshot(): every read in one read
+    transaction, one state of the books)."""
 
     prefix: str = ""
     bytewise: str = ""  # the collation that orders text by code point, as the list index does
     empty_table = "DELETE FROM"  # SQLite empties a table without a WHERE at once
+    position: int | None = None  # a snapshot's tracking position; None on the live view
+    _pinned: Any = None  # a snapshot's connection, in its open read transaction
+    _snapshot_token: Any = None  # what another connection needs to see that state (PostgreSQL)
+
+    @contextmanager
+    def _txn(self, *, commit: bool) -> Iterator[Any]:
+        """A transaction of the view's own datastore, yielding a cursor; on a snapshot, a cursor in
+        the snapshot's read transaction (and no writes)."""
+        if self._pinned is None:
+            with self.datastore.transaction(commit=commit) as c:  # type: ignore[attr-defined]
+                yield c
+            return
+        if commit:
+            raise SnapshotReadOnly("a snapshot of the split view is read-only")
+        if self._pinned is _ENDED:
+            raise SnapshotEnded("the snapshot of the split view has ended: read it inside its context")
+        with self._pinned.cursor() as c:
+            yield c
+
+    @contextmanager
+    def snapshot(self, application_name: str) -> Iterator[SplitViewQueries]:
+        """One state of the view for a series of reads: a copy of this view whose reads all go
+        through one read transaction (PostgreSQL: REPEATABLE READ, READ ONLY; SQLite: one read
+        transaction of the WAL, which keeps the state of its first read), however far other
+        processes catch the view up meanwhile. Its `position` is the log position that state has
+        applied (read in the same transaction), so a report from it shows exactly the events up to
+        there. Writes through it are refused; reads after the context has ended fail
+        (SnapshotEnded) rather than fall back to the live view."""
+        with self._snapshot_connection() as (conn, token):
+            pinned = copy.copy(self)
+            pinned._pinned, pinned._snapshot_token = conn, token
+            try:
+                with pinned._txn(commit=False) as c:
+                    c.execute(
+                        self._q(
+                            f"SELECT MAX(notification_id) AS position FROM {self._tracking_table()} "
+                            "WHERE application_name = %s"
+                        ),
+                        (application_name,),
+                    )
+                    found = c.fetchone()
+                pinned.position = int(found["position"] or 0) if found is not None else 0
+                yield pinned
+            finally:
+                pinned._pinned = _ENDED
 
     @abstractmethod
-    def _txn(self, *, commit: bool) -> AbstractContextManager[Any]:
-        """A transaction of the view's own datastore, yielding a cursor."""
+    def _snapshot_connection(self) -> AbstractContextManager[tuple[Any, Any]]:
+        """A connection of the view's datastore in an open read transaction that keeps one state,
+        and what other connections need to see the same state (or None)."""
 
     def _q(self, sql: str) -> str:
         return sql
@@ -470,9 +532,12 @@ class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):
         return super().construct_create_table_statements() + _table_sql("", self.column_types)
 
     @contextmanager
-    def _txn(self, *, commit: bool) -> Iterator[Any]:
-        with self.datastore.transaction(commit=commit) as c:
-            yield c
+    def _snapshot_connection(self) -> Iterator[tuple[Any, Any]]:
+        # BEGIN is deferred: the snapshot's first read (its position) fixes the state it sees. In
+        # WAL mode (the library's for a file) writers go on meanwhile, and this connection keeps
+        # that state until the transaction ends.
+        with self.datastore.get_connection(commit=False) as conn, conn.transaction(commit=False):
+            yield conn, None
 
     def _q(self, sql: str) -> str:
         return sql.replace("%s", "?")
@@ -560,8 +625,29 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
         self.sql_create_statements += [SQL(s) for s in _table_sql(self.prefix, self.column_types)]  # type: ignore[arg-type]
 
     @contextmanager
-    def _txn(self, *, commit: bool) -> Iterator[Any]:
-        with self.datastore.transaction(commit=commit) as c:
+    def _snapshot_connection(self) -> Iterator[tuple[Any, Any]]:
+        with self.datastore.get_connection() as conn, conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # The transaction's first query: it fixes the state, and other connections can take
+            # the same state by its name while this transaction is open (parallel_read).
+            found = conn.execute("SELECT pg_export_snapshot() AS token").fetchone()
+            yield conn, found["token"]
+
+    @contextmanager
+    def parallel_read(self) -> Iterator[Any]:
+        """A read transaction on a connection of its own (for work in another thread), yielding a
+        cursor: on a snapshot it sees the snapshot's state (SET TRANSACTION SNAPSHOT), on the
+        live view the state of its first query."""
+        if self._pinned is _ENDED:
+            raise SnapshotEnded("the snapshot of the split view has ended: read it inside its context")
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(force_rollback=True),
+            conn.cursor() as c,
+        ):
+            if self._snapshot_token is not None:
+                c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                c.execute(SQL("SET TRANSACTION SNAPSHOT {}").format(Literal(self._snapshot_token)))
             yield c
 
     def _tracking_table(self) -> str:

@@ -1,6 +1,8 @@
 """The KoA-VV settlement report as a file (xlsx, json or csv), built exactly as `koa export koa-vv`
-builds it (ledger.cli_settlement.report_for and write_report): as of now from the live view, or
-as of a moment by a replay into a separate store."""
+builds it (ledger.cli_settlement.report_for and write_report): as of now from one snapshot of the
+live view (figures and Belegliste at the position in X-Koa-Position, whatever the server's
+catch-up does meanwhile), or as of a moment by a replay into a separate store. The file is written
+inside report_for's context, while its snapshot is held."""
 
 from __future__ import annotations
 
