@@ -605,6 +605,9 @@ _ISO_COLUMNS = tuple(
 )
 
 
+SNAPSHOT_IDLE_SECONDS_MAX = 600  # a live export's snapshot may sit idle this long between reads
+
+
 class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
     """Split view in the same PostgreSQL database and schema as the events."""
 
@@ -628,6 +631,10 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
     def _snapshot_connection(self) -> Iterator[tuple[Any, Any]]:
         with self.datastore.get_connection() as conn, conn.transaction(force_rollback=True):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # The holder sits idle in its transaction while the report is written (a 2M-booking
+            # Belegliste: ~6 s), longer than the library's idle_in_transaction_session_timeout (5 s
+            # by default): the server would end the session, and with it the exported snapshot.
+            conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{SNAPSHOT_IDLE_SECONDS_MAX}s'")
             # The transaction's first query: it fixes the state, and other connections can take
             # the same state by its name while this transaction is open (parallel_read).
             found = conn.execute("SELECT pg_export_snapshot() AS token").fetchone()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from api.routers import settlement as settlement_router
 from exports.koavv_workbook import belege_path
-from ledger import cli_settlement
+from ledger import cli_settlement, persistence
 from ledger.bootstrap import open_books
 from ledger.cli_settlement import report_for, write_report
 from ledger.cli_support import Refused
@@ -235,3 +236,27 @@ def test_the_api_export_shows_one_state_of_the_books(client, settings, monkeypat
     assert again.status_code == 200, again.text
     assert again.headers["x-koa-position"] == str(position)
     assert again.content == live.content
+
+
+def test_a_snapshot_outlives_the_stores_idle_in_transaction_timeout(settings, monkeypatch):
+    """The library ends a session idle in its transaction after 5 s by default; a live export's
+    snapshot sits idle while its Belegliste is written (~6 s for 2M bookings): the parallel reads
+    of a 2M-booking export then failed with 'invalid snapshot identifier'."""
+    _fill(settings)
+    # The store's own setting, shortened to 1 s (the library reads it from the store's env).
+    given = persistence.postgres_env
+    monkeypatch.setattr(
+        persistence,
+        "postgres_env",
+        lambda url: given(url) | {"POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"},
+    )
+    with open_books(settings) as books:
+        catch_up(books.ledger, books.split_view)
+        with books.split_view.snapshot(books.ledger.name) as view:
+            before = view.totals(2025)
+            time.sleep(1.5)
+            assert view.totals(2025) == before
+            if hasattr(view, "parallel_read"):  # PostgreSQL: a second connection joins the snapshot
+                with view.parallel_read() as c:
+                    c.execute(f"SELECT count(*) AS n FROM {view.prefix}split_bookings")
+                    assert c.fetchone()["n"] > 0
