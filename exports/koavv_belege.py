@@ -421,16 +421,20 @@ class ViewBelege:
                     f.close()
 
 
-# A booking paired with its Storno (projections.split_queries.reversal_pairs): the other one of the
-# two is counted in the same year, quarter and category with exactly the opposite net. Looked up
-# through split_bookings_list_idx, and only for the few rows that are or have a reversal.
-_PAIRED_SQL = """CASE WHEN v.reverses_key = '' AND v.reversal_key = '' THEN false ELSE EXISTS (
-    SELECT 1 FROM {table} o
-    WHERE o.fiscal_year = v.fiscal_year AND o.category = v.category AND o.quarter = v.quarter
-        AND o.booking_key COLLATE "C" = CASE WHEN v.reverses_key <> '' THEN v.reverses_key ELSE v.reversal_key END
-        AND o.counted
-        AND o.sign * CASE WHEN o.kind = 'payment' THEN o.amount_cents ELSE -o.amount_cents END = -n.net
-) END"""
+# A booking paired with its Storno (projections.split_queries.reversal_pairs): a counted Storno
+# and its counted original in the same year, quarter and category with exactly opposite nets. The
+# pairs are found once per query from the few rows that reverse another, and each row is then only
+# looked up in their hash: a correlated look-up per row cost ~0.85 s at 100,000 bookings.
+_NET = "{a}.sign * CASE WHEN {a}.kind = 'payment' THEN {a}.amount_cents ELSE -{a}.amount_cents END"
+_PAIRED_SQL = f"""v.booking_key COLLATE "C" IN (
+    SELECT p.k FROM {{table}} s
+    JOIN {{table}} o
+        ON o.fiscal_year = s.fiscal_year AND o.category = s.category AND o.quarter = s.quarter
+        AND o.booking_key COLLATE "C" = s.reverses_key AND o.counted
+        AND {_NET.format(a="o")} = -({_NET.format(a="s")}),
+    LATERAL (VALUES (s.booking_key), (o.booking_key)) AS p(k)
+    WHERE s.reverses_key <> '' AND s.counted AND s.fiscal_year = %(year)s
+)"""
 
 # Per booking: net = signed cents; its exact share net * num / den (rate = num / den); fl = the
 # floor of that; rem = net * num - fl * den, 0 <= rem < den, or PAIRED (-1) for a booking paired
