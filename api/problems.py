@@ -73,6 +73,11 @@ class ApiProblem(Exception):
         self.errors, self.headers = errors, headers or {}
 
 
+def state_conflict(kind: str, title: str, e: DomainError) -> ApiProblem:
+    """409 with a type of its own for a refusal by the books' state, naming the body field at fault."""
+    return ApiProblem(409, kind, title, e.reason, errors=[field_error(e.field, e.reason, "body")])
+
+
 def problem(
     status: int, kind: str, title: str, detail: str, errors: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:

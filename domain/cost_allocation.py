@@ -22,10 +22,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.booking import REF_RE, check_user
+from domain.booking import ALLOCATION_KEY_PREFIX, REF_RE, check_user
 from domain.budget import check_year
 from domain.errors import DomainError, ValidationError
-from domain.money import AMOUNT_CENTS_MAX
+from domain.money import AMOUNT_CENTS_MAX, half_up
 from domain.periods import YEAR, label
 
 ALLOCATION_NAMESPACE = uuid5(NAMESPACE_URL, "urn:koa-ledger:cost-allocation")
@@ -118,14 +118,6 @@ class AllocationParameters:
         return Fraction(1) if self.quarter == 0 else Fraction(1, 4)
 
 
-def _half_up(x: Fraction) -> int:
-    """Commercial rounding of an exact fraction (halves away from zero)."""
-    sign = -1 if x < 0 else 1
-    n, d = abs(x.numerator), x.denominator
-    q, r = divmod(n, d)
-    return sign * (q + (1 if 2 * r >= d else 0))
-
-
 def compute(staff: list[StaffRecord], shared: list[SharedCost], p: AllocationParameters) -> dict[str, int]:
     """Cents per cost type (COMPUTED_TYPES, plus shared Investitionen/sonstige where given)."""
     f = Fraction
@@ -149,7 +141,7 @@ def compute(staff: list[StaffRecord], shared: list[SharedCost], p: AllocationPar
     }
     for c in shared:
         exact[c.cost_type] = exact.get(c.cost_type, f(0)) + f(c.amount_cents) * f(c.sgb2_key)
-    results = {t: _half_up(x) for t, x in exact.items()}
+    results = {t: half_up(x) for t, x in exact.items()}
     assert all(v >= 0 for v in results.values()), results
     return results
 
@@ -229,7 +221,10 @@ def period_code(year: int, quarter: int) -> str:
 
 def run_keys(year: int, quarter: int, number: int, cost_types: list[str]) -> list[str]:
     """The booking keys of run `number` of a period, one per cost type (KOA-2026-Q1-L1-personal)."""
-    return [f"KOA-{period_code(year, quarter)}-L{number}-{t.removeprefix('vwk.')}" for t in cost_types]
+    return [
+        f"{ALLOCATION_KEY_PREFIX}{period_code(year, quarter)}-L{number}-{t.removeprefix('vwk.')}"
+        for t in cost_types
+    ]
 
 
 # Every cost type a run may book: the keys a run could take, known before it is made.

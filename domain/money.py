@@ -160,15 +160,15 @@ def allocate_proportional_cents_paired(
     whole = sum(amounts_cents)
 
     def own(amount: int) -> int:
-        return _half_up(Fraction(amount * total_cents, whole)) if whole else 0
+        return half_up(Fraction(amount * total_cents, whole)) if whole else 0
 
     return _with_opposite_pairs(
         amounts_cents, pairs, own, lambda rest: allocate_proportional_cents(rest, total_cents)
     )
 
 
-def _half_up(x: Fraction) -> int:
-    """Commercial rounding of an exact fraction (halves away from zero, so _half_up(-x) == -_half_up(x))."""
+def half_up(x: Fraction) -> int:
+    """Commercial rounding of an exact fraction (halves away from zero, so half_up(-x) == -half_up(x))."""
     q, r = divmod(abs(x.numerator), x.denominator)
     return (1 if x >= 0 else -1) * (q + (1 if 2 * r >= x.denominator else 0))
 

@@ -43,16 +43,7 @@ def report_for(
             raise Refused(f"--position: must be a log position (1 or more), not {up_to_position}")
     if as_of_text is None:
         with _settled_snapshot(books) as (view, as_of):
-            yield build_report(
-                view,
-                books.ledger,
-                land=books.settings.land,
-                year=year,
-                quarter=quarter,
-                as_of=as_of,
-                last_position=view.position,
-                store=books.where,
-            )
+            yield _report(books, view, year, quarter, as_of, view.position)
         return
     as_of = parse_moment(as_of_text)
     if as_of > now:
@@ -63,18 +54,24 @@ def report_for(
         except AsOfBeforeFirstEvent as e:
             raise Refused(f"--as-of: {e}") from None
         try:
-            yield build_report(
-                replay.view,
-                books.ledger,
-                land=books.settings.land,
-                year=year,
-                quarter=quarter,
-                as_of=as_of,
-                last_position=replay.last_included,
-                store=books.where,
-            )
+            yield _report(books, replay.view, year, quarter, as_of, replay.last_included)
         finally:
             replay.close()
+
+
+def _report(
+    books, view: SplitViewQueries, year: int, quarter: int | None, as_of: datetime, last_position: int
+) -> KoaVvReport:
+    return build_report(
+        view,
+        books.ledger,
+        land=books.settings.land,
+        year=year,
+        quarter=quarter,
+        as_of=as_of,
+        last_position=last_position,
+        store=books.where,
+    )
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from fastapi import Path, Response
 
 from api.auth import Approver, Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, field_error
+from api.problems import field_error, state_conflict
 from api.routers.budgets import documented, invalid
 from api.routing import resource_router
 from api.schemas.budgets import (
@@ -166,14 +166,8 @@ def run(body: AllocationRunCreate, caller: Clerk, idem: Idem, svc: Svc) -> Respo
             )
         except ValidationError as e:
             raise _fields_from_zero(e) from None
-        except OverlappingAllocation as e:  # the books' state refuses: 409, naming the field at fault
-            raise ApiProblem(
-                409,
-                "allocation-overlap",
-                "Runs would overlap",
-                e.reason,
-                errors=[field_error(e.field, e.reason, "body")],
-            ) from None
+        except OverlappingAllocation as e:
+            raise state_conflict("allocation-overlap", "Runs would overlap", e) from None
         svc.view.poke()
         period = period_of(quarter)
         total = sum(out.results_cents.values())

@@ -15,7 +15,7 @@ from fastapi import Path, Response
 
 from api.auth import Admin, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, field_error, problem_responses
+from api.problems import ApiProblem, problem_responses, state_conflict
 from api.routing import resource_router
 from api.schemas.budgets import (
     BudgetAllocation,
@@ -59,21 +59,9 @@ def exceeded_as_conflict() -> Iterator[None]:
     try:
         yield
     except BudgetExceeded as e:
-        raise ApiProblem(
-            409,
-            "budget-exceeded",
-            "Budget exceeded",
-            e.reason,
-            errors=[field_error(e.field, e.reason, "body")],
-        ) from None
+        raise state_conflict("budget-exceeded", "Budget exceeded", e) from None
     except CommitmentExceeded as e:
-        raise ApiProblem(
-            409,
-            "commitment-exceeded",
-            "Commitment exceeded",
-            e.reason,
-            errors=[field_error(e.field, e.reason, "body")],
-        ) from None
+        raise state_conflict("commitment-exceeded", "Commitment exceeded", e) from None
 
 
 def _location(year: int) -> dict[str, str]:
