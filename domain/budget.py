@@ -88,10 +88,14 @@ class Budget(Aggregate):
         reason: str,
         allocated_by: str,
         available_cents: int | None = None,
+        limit_rate=None,
     ) -> None:
         """Set the year's allocation of a title (a later Zuteilung replaces the earlier figure).
 
         `available_cents` is what the title has available now; lowering the allocation by more is refused.
+        `limit_rate` is the year's Deckungsfähigkeit limit: an allocation lowered below what the
+        shifts out of the title need (their net total may be at most that share of it) is refused;
+        shift money back first.
         """
         check_title(title)
         check_amount(amount_cents, zero_ok=True)
@@ -104,6 +108,15 @@ class Budget(Aggregate):
             raise BudgetExceeded(
                 f"lowering the {TITLE_NAMES[title]} {self.year} by {format_eur(lowered_by)} € leaves less "
                 f"than nothing: only {format_eur(available_cents)} € are available (not bound or spent)",
+                field="amount",
+            )
+        shifted_out = -self.shifted_in_cents[title]
+        if limit_rate is not None and lowered_by > 0 and shifted_out > int(amount_cents * limit_rate):
+            raise BudgetExceeded(
+                f"{format_eur(shifted_out)} € are shifted out of the {TITLE_NAMES[title]} {self.year}, more "
+                f"than {pct(limit_rate)} of {format_eur(amount_cents)} € "
+                f"({format_eur(int(amount_cents * limit_rate))} €): shift money back before lowering "
+                "the allocation",
                 field="amount",
             )
         self._allocated(

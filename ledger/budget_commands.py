@@ -60,6 +60,12 @@ def allocate(books: Books, *, year: int, title: str, amount_cents: int, referenc
             reason=reason,
             allocated_by=by,
             available_cents=available if budget.has_allocation.get(title) else None,
+            # Only where money left the title: a shift needed the limit, so it is on file then.
+            limit_rate=(
+                books.ledger.rates.dated("deckungsfaehigkeit_limit", year)
+                if budget.shifted_in_cents[title] < 0
+                else None
+            ),
         )
         books.ledger.save(budget)
         return budget

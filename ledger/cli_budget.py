@@ -93,7 +93,9 @@ def plan(ctx, year: int, instrument: str, amount: str, reason: str, user: str | 
     click.echo(f"{year} plan {instrument}: {format_eur(_amount(amount))} €")
 
 
-STATUS_COLUMNS = ("planned", "allocated", "shifted", "committed", "spent", "available")
+# federal_share: the Bund's share of the Verwaltungskosten committed and spent, what the
+# Verwaltungsbudget is charged with (the Eingliederungsbudget is charged with all of its spending).
+STATUS_COLUMNS = ("planned", "allocated", "shifted", "committed", "spent", "federal_share", "available")
 
 
 @budget.command()
@@ -125,7 +127,8 @@ def format_status(st: BudgetStatus) -> str:
     for s in st.lines:
         name = f"  {s.instrument}" if s.instrument else f"{TITLE_NAMES[s.title]} {TITLES[s.title]}"
         cells = [
-            s.planned_cents, s.allocated_cents, s.shifted_cents, s.committed_cents, s.spent_cents, s.available_cents,
+            s.planned_cents, s.allocated_cents, s.shifted_cents, s.committed_cents, s.spent_cents,
+            s.federal_share_cents, s.available_cents,
         ]
         out.append(f"{name:<40}" + "".join(f"{_eur(c):>17}" for c in cells) + "\n")
         if s.beyond_budget_cents:

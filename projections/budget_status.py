@@ -1,13 +1,19 @@
 """Budget status of a fiscal year, per federal title and per Eingliederung instrument:
 planned, allocated, shifted, committed (outstanding), spent, available.
 
-Available (title) = allocated + shifted in − committed − net spending counted in the split, where
+Available (title) = allocated + shifted in − what the title is charged with (below): committed +
+net spending counted in the split, where
 committed = commitments outstanding + payments recorded but still awaiting approval − drawdowns given
 back by reversals that do not count in the year (yet). A payment under a commitment leaves the
 commitment when recorded and stays "committed" until approved, then "spent"; its reversal gives the
 drawdown back when recorded, but the payment stays "spent" until the reversal is approved, and for
 good if the reversal counts in a later year: counted once, and never shows as available in between.
 Available (instrument) is measured against the instrument's plan, which is a *darunter* figure.
+
+Both titles hold federal money (1101/685 11, 1101/636 13). Eingliederungsleistungen are the Bund's in
+full, so the Eingliederungsbudget is charged with what is committed and spent. Verwaltungskosten are
+the Bund's only at the year's share (87.4 % by default): the Verwaltungsbudget is charged with the
+Bund's share of them, the rest is the municipality's own money and never draws on it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 
 from domain.budget import TITLES, Budget
 from domain.commitment import Commitment
+from domain.money import share_cents
 from ledger.application import Ledger
 from projections.split_view import SplitViewQueries
 
@@ -29,6 +36,18 @@ class StatusLine:
     shifted_cents: int | None  # net shifted in (negative: shifted out)
     committed_cents: int
     spent_cents: int
+    # Verwaltungsbudget only: the Bund's share of committed + spent, what the title is charged with.
+    federal_share_cents: int | None = None
+
+    def __post_init__(self) -> None:
+        assert self.federal_share_cents is None or (self.title == "vwk" and not self.instrument)
+
+    @property
+    def charged_cents(self) -> int:
+        """What draws on the line: committed + spent, or of Verwaltungskosten the Bund's share."""
+        if self.federal_share_cents is not None:
+            return self.federal_share_cents
+        return self.committed_cents + self.spent_cents
 
     @property
     def available_cents(self) -> int | None:
@@ -36,12 +55,14 @@ class StatusLine:
             if self.planned_cents is None:
                 return None
             return self.planned_cents - self.committed_cents - self.spent_cents
-        return (self.allocated_cents or 0) + (self.shifted_cents or 0) - self.committed_cents - self.spent_cents
+        return (self.allocated_cents or 0) + (self.shifted_cents or 0) - self.charged_cents
 
     @property
     def beyond_budget_cents(self) -> int:
-        """Spending the Bund does not pay: the part of "spent" beyond allocation and shifts."""
-        if self.instrument or self.allocated_cents is None:
+        """Eingliederung spending the Bund does not pay: the part of "spent" beyond allocation and
+        shifts, which the split gives the municipality. The split caps only the Eingliederungsbudget
+        (domain.md), so on the Verwaltungsbudget an overrun shows as a negative "available" alone."""
+        if self.title != "egt" or self.instrument or self.allocated_cents is None:
             return 0
         return max(0, self.spent_cents - (self.allocated_cents + (self.shifted_cents or 0)))
 
@@ -64,6 +85,18 @@ def spent_by_category(view: SplitViewQueries, year: int) -> dict[str, int]:
     for t in view.totals(year):
         spent[t.category] = spent.get(t.category, 0) + t.net_cents
     return spent
+
+
+def vwk_federal_share_cents(ledger: Ledger, view: SplitViewQueries, year: int, committed: dict[str, int]) -> int:
+    """The Bund's share of the year's Verwaltungskosten, spent and committed. Spent: per quarter and
+    cost type, rounded as the split rounds them, so it is the settlement's federal figure; committed
+    (payments awaiting approval): per cost type at the same share."""
+    nets = [t.net_cents for t in view.totals(year) if t.category.startswith("vwk.")]
+    nets += [c for k, c in committed.items() if k.startswith("vwk.")]
+    if not any(nets):
+        return 0  # nothing to share: a year without a share on file has nothing to charge either
+    rate = ledger.rates.vwk_share(year)
+    return sum(share_cents(n, rate) for n in nets)
 
 
 def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Budget | None = None) -> BudgetStatus:
@@ -100,6 +133,9 @@ def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Bud
                 shifted_cents=budget.shifted_in_cents[title] if has and budget else None,
                 committed_cents=sum(v for k, v in committed.items() if k.startswith(prefix)),
                 spent_cents=sum(v for k, v in spent.items() if k.startswith(prefix)),
+                federal_share_cents=(
+                    vwk_federal_share_cents(ledger, view, year, committed) if title == "vwk" else None
+                ),
             )
         )
         if title == "egt":

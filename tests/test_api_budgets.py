@@ -135,6 +135,7 @@ def test_budgets_allocate_shift_plan_and_the_status_to_the_cent(client):
     )
     vwk = _line(status, "vwk")
     assert (vwk["planned"], vwk["shifted_cents"], vwk["available"]) == (None, -4_000_000, "460000.00")
+    assert (vwk["federal_share"], vwk["federal_share_cents"], title["federal_share"]) == ("0.00", 0, None)
     empty = client.get("/budgets/2027/status", headers=auth("clerk")).json()
     assert _line(empty, "egt")["allocated"] is None and _line(empty, "egt")["available"] == "0.00"
 

@@ -233,6 +233,55 @@ def test_changing_the_limit_parameter_changes_what_may_be_shifted(books):
     assert "150.000,00 € are shifted already, so at most 0,00 € more" in str(e.value)
 
 
+def test_an_allocation_lowered_below_what_its_shifts_out_need_is_refused_until_money_is_shifted_back(books):
+    allocate(books, 100_000_000)  # egt 1.000.000,00
+    allocate(books, 50_000_000, title="vwk")
+    shift(books, 8_000_000)  # 80.000,00 out of egt: within 10 % of 1.000.000,00
+    # The Bund lowers egt to 700.000,00: 10 % of it is 70.000,00, less than what already left it.
+    with pytest.raises(BudgetExceeded) as e:
+        allocate(books, 70_000_000, ref="ZS-2025-2")
+    assert e.value.field == "amount"
+    assert "80.000,00 € are shifted out of the Eingliederungsbudget 2025" in str(e.value)
+    assert "more than 10 % of 700.000,00 € (70.000,00 €)" in str(e.value)
+    assert books.ledger.budget_as_of(2025).allocated_cents["egt"] == 100_000_000  # nothing written
+    allocate(books, 80_000_000, ref="ZS-2025-2")  # 10 % of 800.000,00 is exactly what left
+    shift(books, 1_000_000, from_title="vwk", to_title="egt")  # 10.000,00 back: 70.000,00 out, net
+    allocate(books, 70_000_000, ref="ZS-2025-3")
+    assert bc.status(books, 2025).title("egt").allocated_cents == 70_000_000
+    # The receiving title may be lowered freely: money shifted into it does not count against it.
+    allocate(books, 10_000_000, title="vwk", ref="ZS-2025-4")
+
+
+def test_the_verwaltungsbudget_is_charged_with_the_bunds_share_of_the_verwaltungskosten(books):
+    allocate(books, 100_000_000)
+    allocate(books, 11_000_000, title="vwk")  # vwk 110.000,00
+    pay(books, "V-1", 10_000_000, category="vwk.personal")  # 100.000,00 spent: the Bund's 87.400,00
+    pay(books, "V-2", 2_000_000, category="vwk.sachkosten", month=5, approve=False)  # awaiting: 17.480,00
+    st = bc.status(books, 2025).title("vwk")
+    assert (st.committed_cents, st.spent_cents, st.federal_share_cents) == (2_000_000, 10_000_000, 10_488_000)
+    # 120.000,00 € of costs, more than the 110.000,00 € allocated: but the Bund pays 104.880,00 € of them.
+    assert st.available_cents == 11_000_000 - 10_488_000 == 512_000
+    assert st.beyond_budget_cents == 0  # the split caps only the Eingliederungsbudget
+    # The 5.120,00 € of federal money left may go to egt (the limit, 10 %, would allow 11.000,00).
+    with pytest.raises(BudgetExceeded) as e:
+        shift(books, 512_001, from_title="vwk", to_title="egt")
+    assert "has only 5.120,00 € available" in str(e.value)
+    shift(books, 512_000, from_title="vwk", to_title="egt")
+    assert bc.status(books, 2025).title("vwk").available_cents == 0
+    # The share on file for the year decides what the title is charged with.
+    books.ledger.set_parameter(
+        name="vwk_federal_share",
+        year=2025,
+        value=Decimal("0.848"),
+        land="",
+        reason="§ 46 Abs. 3",
+        set_by="admin",
+    )
+    st = bc.status(books, 2025).title("vwk")
+    assert st.federal_share_cents == 8_480_000 + 1_696_000
+    assert st.available_cents == 11_000_000 - 512_000 - 10_176_000 == 312_000
+
+
 # ---- plan ------------------------------------------------------------------------------------
 
 
@@ -298,7 +347,10 @@ def test_budget_status_per_title_and_instrument_to_the_cent(books):
         9_623_456,
     )
     assert (vwk.planned_cents, vwk.allocated_cents, vwk.shifted_cents) == (None, 50_000_000, -2_000_000)
-    assert (vwk.committed_cents, vwk.spent_cents, vwk.available_cents) == (0, 800_000, 47_200_000)
+    # The Verwaltungsbudget is charged with the Bund's share of the Verwaltungskosten only.
+    assert (vwk.committed_cents, vwk.spent_cents, vwk.federal_share_cents) == (0, 800_000, 699_200)
+    assert vwk.available_cents == 48_000_000 - 699_200 == 47_300_800
+    assert egt.federal_share_cents is None
     assert egt.beyond_budget_cents == 0
     # The later year's slice is a Verpflichtungsermächtigung: bound there, nothing allocated yet.
     later = bc.status(books, 2026).title("egt")

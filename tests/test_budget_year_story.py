@@ -141,7 +141,11 @@ def test_a_budget_year_through_koa(koa, tmp_path: Path):
     assert s["egt.weiterbildung"]["available_cents"] == "10000000"
     assert s["egt.einstiegsgeld"]["spent_cents"] == "300000" and s["egt.einstiegsgeld"]["planned_cents"] == ""
     assert (vwk["allocated_cents"], vwk["shifted_cents"], vwk["spent_cents"]) == ("200000000", "-10000000", "3740500")
-    assert vwk["available_cents"] == str(190_000_000 - 3_740_500)
+    # The Verwaltungsbudget holds federal money: it is charged with the Bund's 87,4 % of the
+    # Verwaltungskosten, per cost type and quarter as the split rounds them, not with the gross.
+    assert vwk["federal_share_cents"] == str(1_870_360 + 45_885 + 585_580 + 374_072 + 393_300) == "3269197"
+    assert vwk["available_cents"] == str(190_000_000 - 3_269_197)
+    assert egt["federal_share_cents"] == ""  # the Eingliederungsbudget is charged with all it spends
 
     # The commitment spanning two years: the 2027 slice is untouched; releasing 2026's rest frees it.
     out = koa("commitment", "show", "--contract", "V-AGH-1")

@@ -218,11 +218,20 @@ class StatusLineRead(BaseModel):
     committed_cents: int
     spent: Euros = Field(description="net spending counted in the split")
     spent_cents: int
+    federal_share: Euros | None = Field(
+        description="Verwaltungsbudget only: the Bund's share of committed + spent (at the year's "
+        "administrative-cost share), what the title is charged with; null on other lines"
+    )
+    federal_share_cents: int | None
     available: Euros | None = Field(
-        description="title: allocated + shifted − committed − spent; instrument: planned − committed − spent"
+        description="Eingliederungsbudget: allocated + shifted − committed − spent; Verwaltungsbudget: "
+        "allocated + shifted − federal_share; instrument: planned − committed − spent"
     )
     available_cents: int | None
-    beyond_budget: Euros = Field(description="spending beyond allocation and shifts: the municipality's")
+    beyond_budget: Euros = Field(
+        description="Eingliederungsbudget only: spending beyond allocation and shifts, which the split "
+        "gives the municipality"
+    )
     beyond_budget_cents: int
 
     @classmethod
@@ -241,6 +250,8 @@ class StatusLineRead(BaseModel):
             committed_cents=s.committed_cents,
             spent=s.spent_cents,
             spent_cents=s.spent_cents,
+            federal_share=s.federal_share_cents,
+            federal_share_cents=s.federal_share_cents,
             available=s.available_cents,
             available_cents=s.available_cents,
             beyond_budget=s.beyond_budget_cents,
