@@ -46,8 +46,8 @@ KoA-VV workbook of koa-ledger, for finance staff and auditors.
 
 * **Authentication**: `Authorization: Bearer <token>` on every endpoint but `/health`: an OpenID
   Connect access token or a static token of the server's token file. Roles: `clerk` records,
-  `approver` approves (never their own bookings), `auditor` reads everything, `admin` sets parameters
-  and closes periods.
+  `approver` approves (never their own bookings), `auditor` reads everything and draws IKS samples,
+  `admin` sets parameters and closes periods.
 * **Retries**: every POST takes an `Idempotency-Key` header; the same key and body return the first
   response again, the same key with another body is refused (409).
 * **Errors**: problem details (RFC 9457, `application/problem+json`); 422 lists each invalid field.

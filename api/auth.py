@@ -45,7 +45,7 @@ ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES
 class Role(StrEnum):
     CLERK = "clerk"  # records bookings, payment runs, reversals, funds drawn
     APPROVER = "approver"  # approves bookings (never their own: the domain refuses)
-    AUDITOR = "auditor"  # reads everything, writes nothing
+    AUDITOR = "auditor"  # reads everything; records nothing but its own IKS sample draws
     ADMIN = "admin"  # parameters, closing periods
 
 
@@ -309,3 +309,6 @@ Approver = Annotated[Caller, Depends(require(Role.APPROVER))]
 Admin = Annotated[Caller, Depends(require(Role.ADMIN))]
 Reader = Annotated[Caller, Depends(require(*READERS))]
 AuditReader = Annotated[Caller, Depends(require(Role.AUDITOR, Role.ADMIN))]
+# The audit office's own act (POST /audit/samples records an IKS draw): the same roles as its
+# reads; never a clerk or an approver, whose bookings the sample is drawn from.
+AuditOffice = Annotated[Caller, Depends(require(Role.AUDITOR, Role.ADMIN))]

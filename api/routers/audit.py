@@ -1,5 +1,7 @@
-"""Read-only endpoints for auditors (role auditor, or admin), as `koa audit ...`: every event of a
-booking, the split as of a moment (replayed from the log into a separate store), and the seal chain."""
+"""Endpoints for auditors (role auditor, or admin), as `koa audit ...`: every event of a booking, the
+split as of a moment (replayed from the log into a separate store), the seal chain, and the IKS
+samples. Everything reads, except POST /audit/samples, which records its draw (the audit office's
+own act, as `koa audit sample`), so that a redraw shows; re-checking records nothing."""
 
 from __future__ import annotations
 
@@ -8,16 +10,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Response
 
-from api.auth import AuditReader
+from api.auth import AuditOffice, AuditReader
+from api.idempotency import Idem, Outcome
 from api.problems import ApiProblem, field_error, problem_responses
 from api.routers.bookings import BookingKey
 from api.routing import resource_router
-from api.schemas.audit import BookingEvent, ChainHead, ChainVerdict
+from api.schemas.audit import (
+    MONTH_TEXT,
+    BookingEvent,
+    ChainHead,
+    ChainVerdict,
+    EarlierDraw,
+    SampleCheckRead,
+    SampleDrawCheck,
+    SampleDrawCreate,
+    SampleDrawPosted,
+    SampleDrawRead,
+)
 from api.schemas.settlement import SplitRead
 from api.services import Svc
+from domain.errors import ValidationError
+from domain.sampling import MONTH_RE, SEED_RE, check_draw
 from ledger import audit as audit_service
+from ledger import samples
 from ledger.seals import Anchor
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
 from projections.split_queries import split_lines
@@ -108,4 +125,108 @@ def verify(
     v = audit_service.verify_log(svc.books.ledger, parsed)
     return ChainVerdict(
         intact=v.intact, events=v.count, position=v.position, seal=v.head.hex(), detail=str(v)
+    )
+
+
+# ---- IKS samples (koa audit sample) ---------------------------------------------------------
+
+Month = Annotated[str, Query(max_length=32, description=MONTH_TEXT, examples=["2025-03"])]
+NO_DRAWS = "no draw recorded for the month (with the seed, if given)"
+
+
+def _month(month: str) -> str:
+    if not MONTH_RE.fullmatch(month):
+        raise _invalid("month", f"must be YYYY-MM, not {month!r}")
+    return month
+
+
+def _documented(status: int, text: str) -> dict[int | str, dict]:
+    out = problem_responses(status)
+    out[status] = out[status] | {"description": text}
+    return out
+
+
+@router.post(
+    "/samples",
+    status_code=201,
+    response_model=SampleDrawPosted,
+    summary="Draw a reproducible IKS sample per cost centre from the month's bookings, and record the draw",
+    description="The population is every booking paid in the month (counted or not, counter-bookings "
+    "included) recorded up to the log position the split view has reached; the draw records that "
+    "position and the population's SHA-256, so GET /audit/samples/check can redraw it later. Drawing "
+    "again (even with the same seed) records another draw; the answer lists the earlier ones. "
+    "A month without bookings is 422 naming `month`.",
+    responses=_documented(409, "Idempotency-Key used with another request, or still in progress"),
+)
+def draw_sample(body: SampleDrawCreate, caller: AuditOffice, idem: Idem, svc: Svc) -> Response:
+    def action() -> Outcome:
+        try:
+            check_draw(body.month, body.per_branch, body.seed)
+        except ValidationError as e:
+            raise _invalid_body(e.field or "body", e.reason) from None
+        ledger = svc.books.ledger
+        earlier = ledger.sample_draws(body.month)
+        view = svc.view.fresh()  # one catch-up per process at a time; draw_sample's own then finds little
+        try:
+            drawn = samples.draw_sample(
+                ledger, view, body.month, body.per_branch, body.seed, drawn_by=caller.user
+            )
+        except samples.NoPopulation:
+            raise _invalid_body("month", f"no bookings paid in {body.month}") from None
+        posted = SampleDrawPosted.of(drawn, earlier=[EarlierDraw.of(d) for d in earlier])
+        return 201, posted, {"Location": f"/audit/samples?month={body.month}"}
+
+    return idem.run(body, action)
+
+
+def _invalid_body(field: str, reason: str) -> ApiProblem:
+    return ApiProblem(
+        422, "validation", "Invalid input", f"{field}: {reason}", errors=[field_error(field, reason, "body")]
+    )
+
+
+@router.get(
+    "/samples",
+    response_model=list[SampleDrawRead],
+    summary="The IKS sample draws recorded for a month, oldest first (redraws show)",
+)
+def list_samples(_: AuditReader, svc: Svc, month: Month) -> list[SampleDrawRead]:
+    return [SampleDrawRead.of(d) for d in svc.books.ledger.sample_draws(_month(month))]
+
+
+@router.get(
+    "/samples/check",
+    response_model=SampleCheckRead,
+    summary="Redraw every recorded draw of a month from the population as of its position: reproduced?",
+    description="As `koa audit sample --check`: each draw with its own size, seed and method, from the "
+    "bookings recorded up to its recorded position (bookings recorded since do not change the answer). "
+    "A draw that is not reproduced is answered 200 with reproduced=false and the cost centres that "
+    "differ. Records nothing.",
+    responses=_documented(404, NO_DRAWS),
+)
+def check_samples(
+    _: AuditReader,
+    svc: Svc,
+    month: Month,
+    seed: Annotated[
+        str | None, Query(max_length=100, description="only the draws of this seed", examples=["4711"])
+    ] = None,
+) -> SampleCheckRead:
+    _month(month)
+    if seed is not None and not SEED_RE.fullmatch(seed):
+        raise _invalid("seed", "1-64 letters, digits or ._-")
+    checks = samples.check_draws(svc.books.ledger, svc.view.fresh(), month, seed=seed)
+    if not checks:
+        detail = f"no recorded draws for {month}" + (f" with seed {seed}" if seed else "")
+        # The seed is at fault when the month has draws, only none of it.
+        field = "seed" if seed and svc.books.ledger.sample_draws(month) else "month"
+        raise ApiProblem(404, "not-found", "Not found", detail, errors=[field_error(field, detail, "query")])
+    reproduced = sum(c.reproduced for c in checks)
+    return SampleCheckRead(
+        month=month,
+        seed=seed,
+        draws=len(checks),
+        reproduced=reproduced,
+        all_reproduced=reproduced == len(checks),
+        checks=[SampleDrawCheck.of(c) for c in checks],
     )
