@@ -32,6 +32,24 @@ CSV_HEADER = (
 )
 
 
+SAMPLE_BRANCHES = ("JC-NORD", "JC-SUED", "JC-WEST")
+
+
+def seed_sample_month(ledger) -> dict[str, list[str]]:
+    """For the IKS sample tests: 12 bookings per branch paid in November 2025, one each in October
+    and December (not in the population); returns November's keys per branch."""
+    contents, population = [], {}
+    for branch in SAMPLE_BRANCHES:
+        for i in range(1, 13):
+            key = f"LR-202511-{i:04d}-{branch}"
+            contents.append(booking(key, cost_centre=branch, payment_date=date(2025, 11, 1 + i)))
+            population.setdefault(branch, []).append(key)
+        contents.append(booking(f"LR-202510-{branch}", cost_centre=branch, payment_date=date(2025, 10, 31)))
+        contents.append(booking(f"LR-202512-{branch}", cost_centre=branch, payment_date=date(2025, 12, 1)))
+    assert ledger.import_bookings(contents, recorded_by="mueller").created == len(contents)
+    return population
+
+
 def csv_row(
     key: str,
     amount: str = "500,00",

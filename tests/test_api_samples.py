@@ -6,16 +6,15 @@ every refusal recording nothing."""
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 
 import pytest
 
 from domain.sampling import METHOD_HMAC, SampleDraw
 from tests.api_fixtures import auth, booking_body
-from tests.factories import booking
+from tests.factories import SAMPLE_BRANCHES, seed_sample_month
 
 MONTH = "2025-11"
-BRANCHES = ("JC-NORD", "JC-SUED", "JC-WEST")
+BRANCHES = SAMPLE_BRANCHES
 DRAW = {"month": MONTH, "seed": "4711", "per_branch": 5}
 
 
@@ -24,18 +23,7 @@ def _ledger(client):
 
 
 def seed_bookings(client) -> dict[str, list[str]]:
-    """12 bookings per branch paid in November 2025, one each in October and December (not in the
-    population); returns November's keys per branch."""
-    contents, population = [], {}
-    for branch in BRANCHES:
-        for i in range(1, 13):
-            key = f"LR-202511-{i:04d}-{branch}"
-            contents.append(booking(key, cost_centre=branch, payment_date=date(2025, 11, 1 + i)))
-            population.setdefault(branch, []).append(key)
-        contents.append(booking(f"LR-202510-{branch}", cost_centre=branch, payment_date=date(2025, 10, 31)))
-        contents.append(booking(f"LR-202512-{branch}", cost_centre=branch, payment_date=date(2025, 12, 1)))
-    assert _ledger(client).import_bookings(contents, recorded_by="mueller").created == len(contents)
-    return population
+    return seed_sample_month(_ledger(client))
 
 
 def sha(keys: list[str]) -> str:

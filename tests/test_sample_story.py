@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from uuid import uuid4
 
 from click.testing import Result
@@ -16,27 +16,16 @@ from eventsourcing.persistence import StoredEvent
 from domain.sampling import METHOD_HMAC, METHOD_RANDOM_SAMPLE, SampleDraw
 from ledger.bootstrap import Books
 from ledger.recorded_events import plain_mapper
-from tests.factories import booking
+from tests.factories import SAMPLE_BRANCHES, seed_sample_month
 
 MONTH = "2025-11"
-BRANCHES = ("JC-NORD", "JC-SUED", "JC-WEST")
+BRANCHES = SAMPLE_BRANCHES
 SAMPLE_LINE_RE = re.compile(r"^(\S+) \((\d+) bookings\): (.+)$")
 DRAW_ARGS = ("audit", "sample", "--month", MONTH, "--per-branch", 5, "--seed", "4711", "--user", "pruefer")
 
 
 def seed_bookings(books: Books) -> dict[str, list[str]]:
-    """12 bookings per branch paid in November 2025, and some in October and December (not in the
-    population); returns November's keys per branch."""
-    contents, population = [], {}
-    for branch in BRANCHES:
-        for i in range(1, 13):
-            key = f"LR-202511-{i:04d}-{branch}"
-            contents.append(booking(key, cost_centre=branch, payment_date=date(2025, 11, 1 + i)))
-            population.setdefault(branch, []).append(key)
-        contents.append(booking(f"LR-202510-{branch}", cost_centre=branch, payment_date=date(2025, 10, 31)))
-        contents.append(booking(f"LR-202512-{branch}", cost_centre=branch, payment_date=date(2025, 12, 1)))
-    assert books.ledger.import_bookings(contents, recorded_by="mueller").created == len(contents)
-    return population
+    return seed_sample_month(books.ledger)
 
 
 def late_booking_args(key: str, branch: str = "JC-NORD") -> tuple[str, ...]:
