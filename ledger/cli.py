@@ -299,8 +299,10 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
 
 
 def _demo_budget(books: Books, data, year: int) -> None:
-    """The Bund's allocation for the demo year: the year's measures fit with a tenth to spare, and
-    each instrument has a plan of what was spent, rounded up to 10,000 €."""
+    """The Bund's allocation for the demo year: the year's measures and the Bund's share of its
+    administrative costs fit with a tenth to spare, and each instrument has a plan of what was
+    spent, rounded up to 10,000 €."""
+    from domain.money import share_cents
     from ledger import budget_commands
 
     spent: dict[str, int] = {}
@@ -317,7 +319,9 @@ def _demo_budget(books: Books, data, year: int) -> None:
     budget = books.ledger.budget_as_of(year)
     if budget is not None and budget.has_allocation["egt"]:
         return  # a second `koa demo` on the same store changes nothing
-    for title, cents in (("egt", rounded(egt * 11 // 10)), ("vwk", rounded(vwk * 11 // 10))):
+    # The Verwaltungsbudget holds the Bund's share of the Verwaltungskosten only.
+    vwk_federal = share_cents(vwk, books.ledger.rates.vwk_share(year))
+    for title, cents in (("egt", rounded(egt * 11 // 10)), ("vwk", rounded(vwk_federal * 11 // 10))):
         budget_commands.allocate(
             books, year=year, title=title, amount_cents=cents, reference=f"BMAS-{year}-Z1",
             reason="Zuteilung (Demo)", by="leitung",
