@@ -14,13 +14,21 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from eventsourcing.utils import get_topic
 
-from domain.booking import Booking, BookingContent, booking_id, check_user, require_same_content
+from domain.booking import KEY_RE, Booking, BookingContent, booking_id, check_user, require_same_content
 from domain.budget import Budget, budget_id
 from domain.catalogue import Catalogue
-from domain.commitment import Commitment, commitment_id
-from domain.errors import BookingNotFound, DomainError, KeyConflict, NotFound, ValidationError
+from domain.commitment import Commitment, CommitmentExceeded, commitment_id
+from domain.errors import (
+    AlreadyApproved,
+    BookingNotFound,
+    DomainError,
+    FourEyesViolation,
+    KeyConflict,
+    NotFound,
+    ValidationError,
+)
 from domain.parameters import PARAMETERS_ID, ParameterBook
-from domain.periods import CALENDAR_ID, PeriodCalendar
+from domain.periods import CALENDAR_ID, PeriodCalendar, PeriodClosed
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw
 from domain.settlement import FundsDraw, Submission
@@ -30,6 +38,9 @@ from ledger.recorders import CalendarChanged, SideRow, SideRowConflict, rows_for
 # A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
 # from a file is streamed (ledger/bulk_import.py), so memory does not grow with the rows' content.
 IMPORT_ROWS_MAX = 1_000_000
+# A batch approval (Sammelanordnung) is one transaction; this bounds it. 10,000 keys of at most
+# 80 characters also stay below the API's 1 MiB body limit.
+APPROVE_KEYS_MAX = 10_000
 
 
 class DateAsISO(Transcoding):
@@ -67,6 +78,45 @@ class ImportRefused(Exception):
     def __init__(self, conflicts: list[RowConflict]) -> None:
         super().__init__(f"{len(conflicts)} rows refused (key conflicts or closed periods)")
         self.conflicts = conflicts
+
+
+@dataclass(frozen=True)
+class ApprovalRefusal:
+    index: int  # position of the key in the batch (0-based)
+    key: str
+    error: DomainError  # what a single approval of the key would raise (or why the key is malformed)
+
+    @property
+    def reason(self) -> str:
+        return self.error.reason
+
+    @property
+    def kind(self) -> str:
+        """invalid, not-found, four-eyes, already-approved, period-closed, commitment-exceeded or refused."""
+        for cls, kind in _REFUSAL_KINDS:
+            if isinstance(self.error, cls):
+                return kind
+        return "refused"
+
+
+_REFUSAL_KINDS: tuple[tuple[type[DomainError], str], ...] = (
+    (ValidationError, "invalid"),
+    (NotFound, "not-found"),
+    (FourEyesViolation, "four-eyes"),
+    (AlreadyApproved, "already-approved"),
+    (PeriodClosed, "period-closed"),
+    (CommitmentExceeded, "commitment-exceeded"),
+)
+
+
+class ApprovalsRefused(DomainError):
+    """A batch approval refused: every refused key with its reason, by position. Nothing was stored."""
+
+    def __init__(self, refusals: list[ApprovalRefusal], total: int) -> None:
+        assert refusals
+        super().__init__(f"{len(refusals)} of {total} keys refused; nothing was approved", "keys")
+        self.refusals = refusals
+        self.total = total
 
 
 class Ledger(Application):
@@ -177,31 +227,103 @@ class Ledger(Application):
         on: date | None = None,
         side_rows: Callable[[Booking], Sequence[SideRow]] | None = None,
     ) -> Booking:
-        """`side_rows(booking)`: rows stored in the same transaction as the approval."""
+        """`side_rows(booking)`: rows stored in the same transaction as the approval.
+        Raises the domain's refusal as it is (BookingNotFound, FourEyesViolation, ...)."""
+        rows = (lambda bookings: side_rows(bookings[0])) if side_rows else None
+        try:
+            [booking] = self._approve_each([key], approved_by=approved_by, on=on, side_rows=rows)
+        except ApprovalsRefused as e:
+            raise e.refusals[0].error from None
+        return booking
+
+    def approve_bookings(
+        self,
+        keys: Sequence[str],
+        *,
+        approved_by: str,
+        on: date | None = None,
+        side_rows: Callable[[list[Booking]], Sequence[SideRow]] | None = None,
+    ) -> list[Booking]:
+        """Approve several bookings at once (a Sammelanordnung): all or none, in one transaction,
+        each key under the same rules as approve_booking. ApprovalsRefused names every refused key
+        with its reason: malformed or repeated keys first (then the books are not read), else every
+        key the books refuse. `side_rows(bookings)`: rows stored in the same transaction."""
+        keys = list(keys)
+        check_user(approved_by, "approved_by")
+        if not keys:
+            raise ValidationError("at least one booking key is required", "keys")
+        if len(keys) > APPROVE_KEYS_MAX:
+            raise ValidationError(
+                f"{len(keys)} keys: at most {APPROVE_KEYS_MAX} in one batch; split it", "keys"
+            )
+        malformed: list[ApprovalRefusal] = []
+        seen: set[str] = set()
+        for i, key in enumerate(keys):
+            if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+                reason = "not a booking key (1-80 letters, digits or ._:/#- starting with a letter or digit)"
+                malformed.append(ApprovalRefusal(i, str(key), ValidationError(reason, "keys")))
+            elif key in seen:
+                reason = f"key {key} is given more than once in the batch"
+                malformed.append(ApprovalRefusal(i, key, ValidationError(reason, "keys")))
+            seen.add(str(key))
+        if malformed:
+            raise ApprovalsRefused(malformed, len(keys))
+        return self._approve_each(keys, approved_by=approved_by, on=on, side_rows=side_rows)
+
+    def _approve_each(
+        self,
+        keys: list[str],
+        *,
+        approved_by: str,
+        on: date | None,
+        side_rows: Callable[[list[Booking]], Sequence[SideRow]] | None,
+    ) -> list[Booking]:
+        """Approve distinct keys in one save, or raise ApprovalsRefused with every refusal."""
         for _attempt in range(3):
-            booking = self.get_booking(key)
             calendar, seen = self._calendar_seen()
-            booking.approve(approved_by=approved_by, calendar=calendar, on=on or date.today())
-            moved = self._drawdown_to_counting_year(booking)
+            day = on or date.today()
+            approved: list[Booking] = []
+            refused: list[ApprovalRefusal] = []
+            # One instance per commitment: several invoices under it move their drawdowns in turn.
+            commitments: dict[str, Commitment | None] = {}
+            for i, key in enumerate(keys):
+                try:
+                    booking = self.get_booking(key)
+                    booking.approve(approved_by=approved_by, calendar=calendar, on=day)
+                    self._drawdown_to_counting_year(booking, commitments)
+                except DomainError as e:
+                    refused.append(ApprovalRefusal(i, key, e))
+                    continue
+                approved.append(booking)
+            if refused:
+                raise ApprovalsRefused(refused, len(keys))
+            moved = [c for c in commitments.values() if c is not None and c.pending_events]
             try:
                 self.save(
-                    booking,
-                    *([moved] if moved else []),
+                    *approved,
+                    *moved,
                     calendar_version=seen,
-                    side_rows=tuple(side_rows(booking)) if side_rows else (),
+                    side_rows=tuple(side_rows(approved)) if side_rows else (),
                 )
             except SideRowConflict:
-                raise  # not the booking's: the caller's (nothing was stored)
+                raise  # not the bookings': the caller's (nothing was stored)
             except IntegrityError:  # a concurrent approval, closing or drawdown: the guards decide again
                 continue
-            return booking
-        raise IntegrityError(f"booking {key!r} kept changing under concurrent writers; try again")
+            return approved
+        what = f"booking {keys[0]!r}" if len(keys) == 1 else f"{len(keys)} bookings"
+        raise IntegrityError(f"{what} kept changing under concurrent writers; try again")
 
-    def _drawdown_to_counting_year(self, booking: Booking) -> Commitment | None:
+    def _drawdown_to_counting_year(
+        self, booking: Booking, commitments: dict[str, Commitment | None]
+    ) -> Commitment | None:
         """The commitment, if the approval moved its invoice to another year (the invoice's was
         closed meanwhile): the drawdown follows to that year's slice (CommitmentExceeded if it does
-        not hold it)."""
-        commitment = self._commitment(booking.contract_ref) if booking.contract_ref else None
+        not hold it). `commitments`: the ones loaded so far by contract, added to here."""
+        if not booking.contract_ref:
+            return None
+        if booking.contract_ref not in commitments:
+            commitments[booking.contract_ref] = self._commitment(booking.contract_ref)
+        commitment = commitments[booking.contract_ref]
         drawdown = commitment.drawdowns.get(booking.key) if commitment else None
         if commitment is None or drawdown is None or drawdown[0] == booking.fiscal_year:
             return None

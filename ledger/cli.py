@@ -13,7 +13,7 @@ import click
 
 from exports.split_report import format_split_table, write_split_csv
 from ledger import demo as demo_data
-from ledger.application import ImportRefused
+from ledger.application import APPROVE_KEYS_MAX, ApprovalsRefused, ImportRefused
 from ledger.bootstrap import Books
 from ledger.bulk_import import DrawsOnCommitment, RunHadBadRows
 from ledger.cli_support import (
@@ -66,15 +66,76 @@ def book(ctx: click.Context, user: str | None, **values: str) -> None:
 
 
 @main.command()
-@click.argument("key")
+@click.argument("keys", nargs=-1, metavar="KEY [KEY ...]")
+@click.option(
+    "--keys-file",
+    type=click.Path(path_type=Path),
+    help="the keys to approve, one per line (blank lines and lines starting with # are skipped)",
+)
 @USER_OPTION
 @with_books
-def approve(ctx: click.Context, key: str, user: str | None) -> None:
-    """Approve a booking (someone other than its recorder)."""
+def approve(ctx: click.Context, keys: tuple[str, ...], keys_file: Path | None, user: str | None) -> None:
+    """Approve bookings (someone other than their recorder). Several keys, or a file of them, are
+    approved together (a Sammelanordnung): all in one transaction, or none, naming every key refused."""
+    if bool(keys) == (keys_file is not None):
+        raise click.UsageError("give the keys as arguments or as --keys-file, one of the two")
     books = books_in(ctx)
-    b = books.ledger.approve_booking(key, approved_by=acting_user(ctx, user))
-    click.echo(f"{b.key}: approved by {b.approved_by}")
+    approver = acting_user(ctx, user)
+    if len(keys) == 1:
+        b = books.ledger.approve_booking(keys[0], approved_by=approver)
+        click.echo(f"{b.key}: approved by {b.approved_by}")
+        catch_up(books.ledger, books.split_view)
+        return
+    if keys_file is not None:
+        batch, lines = _read_keys_file(keys_file)
+        where = [f"{keys_file}:line {n}: " for n in lines]
+    else:
+        batch, where = list(keys), [""] * len(keys)
+    try:
+        approved = books.ledger.approve_bookings(batch, approved_by=approver)
+    except ApprovalsRefused as e:
+        for r in e.refusals:
+            click.echo(f"{where[r.index]}{r.key}: {r.reason}", err=True)
+        raise Refused(f"{len(e.refusals)} of {e.total} keys refused; nothing was approved") from None
+    for b in approved:
+        click.echo(f"{b.key}: approved by {b.approved_by}")
+    plural = "s" if len(approved) != 1 else ""
+    click.echo(f"{len(approved)} booking{plural} approved by {approver}")
     catch_up(books.ledger, books.split_view)
+
+
+KEYS_FILE_LINE_BYTES_MAX = 1024  # a key has at most 80 characters; a longer line is not a key list
+
+
+def _read_keys_file(path: Path) -> tuple[list[str], list[int]]:
+    """The keys of a --keys-file and the line each stands on; at most APPROVE_KEYS_MAX keys."""
+    keys: list[str] = []
+    lines: list[int] = []
+    try:
+        with path.open("rb") as f:
+            for n in range(1, APPROVE_KEYS_MAX * 100):  # bounded: comments and blank lines included
+                raw = f.readline(KEYS_FILE_LINE_BYTES_MAX + 1)
+                if not raw:
+                    break
+                if len(raw) > KEYS_FILE_LINE_BYTES_MAX:
+                    raise Refused(f"{path}:line {n}: longer than {KEYS_FILE_LINE_BYTES_MAX} bytes")
+                try:
+                    text = raw.decode("utf-8").removeprefix("\ufeff").strip()
+                except UnicodeDecodeError:
+                    raise Refused(f"{path}:line {n}: not UTF-8 text") from None
+                if not text or text.startswith("#"):
+                    continue
+                if len(keys) == APPROVE_KEYS_MAX:
+                    raise Refused(f"{path}: more than {APPROVE_KEYS_MAX} keys in one batch; split the file")
+                keys.append(text)
+                lines.append(n)
+            else:
+                raise Refused(f"{path}: too many lines")
+    except OSError as e:
+        raise Refused(f"{path}: {e.strerror or e}") from None
+    if not keys:
+        raise Refused(f"{path}: no keys (only blank lines and comments)")
+    return keys, lines
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""Bookings: record (clerk), read and list (every role), approve (approver), reverse (clerk).
+"""Bookings: record (clerk), read and list (every role), approve one or many (approver), reverse (clerk).
 
 The same Ledger methods as `koa book/approve/reverse`; the four-eyes rule is the domain's
 (recorder != approver, answered 403 with its reason).
@@ -20,9 +20,11 @@ from api.booking_writer import Decided, Job
 from api.idempotency import Idem, Idempotency, Outcome, valid_idempotency
 from api.json_body import NOT_PLAIN, plain_json, valid_as
 from api.presolve import presolved
-from api.problems import ApiProblem, problem_responses
+from api.problems import ApiProblem, field_error, problem_for, problem_responses
 from api.routing import resource_router
 from api.schemas.bookings import (
+    ApprovalsCreate,
+    ApprovalsPosted,
     BookingCreate,
     BookingPage,
     BookingPosted,
@@ -33,6 +35,7 @@ from api.schemas.bookings import (
 from api.schemas.common import PAGE_LIMIT_DEFAULT, Limit
 from api.services import Services, Svc
 from domain.booking import Booking
+from ledger.application import ApprovalsRefused
 from ledger.commands import parse_booking
 from ledger.recorders import SideRow
 from projections.booking_list import STATES, BookingFilter, list_bookings
@@ -169,6 +172,65 @@ def _decode_cursor(cursor: str) -> str:
                 }
             ],
         ) from None
+
+
+# Before the "/{key:path}" routes (which it does not match anyway: a single approval ends in
+# "/approve"; a booking keyed "approvals" is approved at /bookings/approvals/approve).
+@router.post(
+    "/approvals",
+    response_model=ApprovalsPosted,
+    summary="Approve several bookings at once (a Sammelanordnung): all or none",
+    description=(
+        "Each key under the rules of a single approval, all in one transaction. A refusal names every "
+        "refused key in `errors` (`field` `keys.<i>`, the `key`, its `reason`, and the `status` and `type` "
+        "its single approval would get); nothing is stored. The status: 422 for malformed input (empty, "
+        "too many, a key repeated or not a key), else the most severe of the keys': 403 (four eyes) "
+        "before 409 (the books' state) before 404 (unknown keys only)."
+    ),
+    responses=problem_responses(404, 409),
+)
+def approve_many(
+    body: ApprovalsCreate,
+    caller: Approver,
+    idem: Idem,
+    svc: Svc,
+) -> Response:
+    def outcome(bookings: list[Booking]) -> Outcome:
+        posted = ApprovalsPosted(count=len(bookings), bookings=[BookingRead.of(b) for b in bookings])
+        return 200, posted, {}
+
+    def action(remember: Callable[[Outcome], tuple[SideRow, ...]]) -> tuple[Outcome, bool]:
+        # The answer is stored with the approvals, in one transaction.
+        try:
+            bookings = svc.books.ledger.approve_bookings(
+                body.keys, approved_by=caller.user, side_rows=lambda bs: remember(outcome(bs))
+            )
+        except ApprovalsRefused as e:
+            raise _approvals_refused(e) from None
+        svc.view.poke()
+        return outcome(bookings), True
+
+    return idem.run_with_events(body, action)
+
+
+# A batch refused for different reasons answers with the first of these that occurs among its keys.
+REFUSAL_STATUS_ORDER = (422, 403, 409, 404)
+
+
+def _approvals_refused(e: ApprovalsRefused) -> ApiProblem:
+    """One problem for the batch, one entry per refused key with what its single approval gets."""
+    errors: list[dict[str, Any]] = []
+    statuses: set[int] = set()
+    for r in e.refusals:
+        status, single, _headers, _replayable = problem_for(r.error)
+        statuses.add(status)
+        errors.append(
+            field_error(f"keys.{r.index}", r.reason, "body", key=r.key, status=status, type=single["type"])
+        )
+    status = next((s for s in REFUSAL_STATUS_ORDER if s in statuses), max(statuses))
+    if status == 422:
+        return ApiProblem(422, "validation", "Invalid input", str(e), errors=errors)
+    return ApiProblem(status, "approvals-refused", "Approvals refused", str(e), errors=errors)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import AmountIn, Euros
 from domain.booking import Booking
+from ledger.application import APPROVE_KEYS_MAX
 from projections.split_view import BookingRow
 
 DATE_TEXT = "YYYY-MM-DD or DD.MM.YYYY"
@@ -76,6 +77,22 @@ class ReversalCreate(BaseModel):
     )
 
     reason: str = Field(min_length=1, max_length=500, description="why (kept with the counter-booking)")
+
+
+class ApprovalsCreate(BaseModel):
+    """A Sammelanordnung: the keys of the bookings to approve together. Who approves is the caller
+    (from the token), never a field of the body."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"keys": ["MN-2025-0042", "MN-2025-0043", "MN-2025-0042/storno"]}]},
+    )
+
+    keys: list[str] = Field(
+        min_length=1,
+        max_length=APPROVE_KEYS_MAX,
+        description="booking keys, each once: all are approved in one transaction, or none",
+    )
 
 
 class BookingRead(BaseModel):
@@ -199,6 +216,11 @@ class BookingPosted(BaseModel):
 class ReversalPosted(BaseModel):
     original: BookingRead
     counter_booking: BookingRead
+
+
+class ApprovalsPosted(BaseModel):
+    count: int = Field(description="how many bookings were approved (all of the request's keys)")
+    bookings: list[BookingRead] = Field(description="the approved bookings, in the request's order")
 
 
 class BookingPage(BaseModel):
