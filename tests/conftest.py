@@ -10,6 +10,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,33 @@ def settings(store: dict[str, str]) -> Settings:
 def books(settings: Settings) -> Iterator[Books]:
     with open_books(settings) as b:
         yield b
+
+
+@pytest.fixture
+def fresh_books(settings: Settings, request: pytest.FixtureRequest, tmp_path: Path):
+    """For property tests: a context manager giving a new, empty store of the test's kind each
+    time it is entered (a schema of its own on PostgreSQL, dropped at the end)."""
+    numbers = itertools.count()
+    schemas: list[str] = []
+
+    @contextmanager
+    def fresh() -> Iterator[Books]:
+        n = next(numbers)
+        if settings.database_url:
+            server, db = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_database")
+            schemas.append(f"fresh{n}_{uuid.uuid4().hex[:6]}")
+            url, data_dir = server.url(db, schemas[-1]), tmp_path / "var"
+        else:
+            url, data_dir = None, tmp_path / f"example-{n}"
+        with open_books(Settings(database_url=url, data_dir=data_dir, user="tester", _env_file=None)) as b:
+            yield b
+
+    yield fresh
+    if schemas:
+        server, db = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_database")
+        with server.connect(db) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
-import uuid
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +16,6 @@ from domain.errors import AlreadyApproved, BookingNotFound, FourEyesViolation, V
 from ledger import budget_commands as bc
 from ledger.application import APPROVE_KEYS_MAX, ApprovalsRefused
 from ledger.bootstrap import open_books
-from ledger.settings import Settings
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 from tests.api_fixtures import auth, booking_body
@@ -285,32 +281,6 @@ def test_two_batches_racing_over_one_booking_approve_it_once(books, settings):
 # ---- property: one batch gives what approving one by one gives ---------------------------------
 
 PROPERTY_SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-
-
-@pytest.fixture
-def fresh_books(settings, request, tmp_path):
-    """A new, empty store of the test's kind each time it is entered."""
-    numbers = itertools.count()
-    schemas: list[str] = []
-
-    @contextmanager
-    def fresh():
-        n = next(numbers)
-        if settings.database_url:
-            server, db = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_database")
-            schemas.append(f"batch{n}_{uuid.uuid4().hex[:6]}")
-            url, data_dir = server.url(db, schemas[-1]), tmp_path / "var"
-        else:
-            url, data_dir = None, tmp_path / f"example-{n}"
-        with open_books(Settings(database_url=url, data_dir=data_dir, user="tester", _env_file=None)) as b:
-            yield b
-
-    yield fresh
-    if schemas:
-        server, db = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_database")
-        with server.connect(db) as conn:
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 bookings_st = st.lists(

@@ -6,9 +6,6 @@ PostgreSQL schema), so an example never depends on the ones before it and shrink
 
 from __future__ import annotations
 
-import itertools
-import uuid
-from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -25,8 +22,6 @@ from domain.rates import RateTable, pct
 from domain.split import GroupTotal, split_group, split_groups
 from ledger import allocation_commands as ac
 from ledger import budget_commands as bc
-from ledger.bootstrap import open_books
-from ledger.settings import Settings
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 from tests.factories import booking
@@ -37,34 +32,6 @@ RATES = RateTable.load()
 EGT_CODES = sorted(c.code for c in CATALOGUE if c.funding is Funding.EGT_BUDGET)[:4]
 INSTRUMENT = "egt.arbeitsgelegenheiten"
 AMOUNTS = [1, 250_000, 999_999, 1_000_000, 1_000_001, 1_500_000, 3_000_000]  # threshold: 1_000_000
-
-
-@pytest.fixture
-def fresh_books(settings, request, tmp_path):
-    """A context manager giving a new, empty store of the test's kind each time it is entered."""
-    numbers = itertools.count()
-    schemas: list[str] = []
-
-    @contextmanager
-    def fresh():
-        n = next(numbers)
-        if settings.database_url:
-            server, db = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_database")
-            schemas.append(f"prop{n}_{uuid.uuid4().hex[:6]}")
-            url, data_dir = server.url(db, schemas[-1]), tmp_path / "var"
-        else:
-            url, data_dir = None, tmp_path / f"example-{n}"
-        with open_books(
-            Settings(database_url=url, data_dir=data_dir, user="tester", _env_file=None)
-        ) as books:
-            yield books
-
-    yield fresh
-    if schemas:
-        server, db = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_database")
-        with server.connect(db) as conn:
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 class History:
