@@ -398,10 +398,13 @@ __all__ = ["main", "BOOKING_FIELDS"]
 
 
 from ledger.cli_audit import audit  # noqa: E402  (command groups of their own modules)
+from ledger.cli_bookings import bookings  # noqa: E402
 from ledger.cli_budget import allocation, budget, commitment  # noqa: E402
 from ledger.cli_params import kdu, params, reconcile  # noqa: E402
 from ledger.cli_serve import serve  # noqa: E402
 from ledger.cli_settlement import draw, export, submit  # noqa: E402
 
-for command in (audit, export, draw, submit, params, reconcile, kdu, budget, commitment, allocation, serve):
+for command in (
+    audit, bookings, export, draw, submit, params, reconcile, kdu, budget, commitment, allocation, serve,
+):
     main.add_command(command)

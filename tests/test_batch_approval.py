@@ -556,3 +556,51 @@ def test_api_batch_route_leaves_the_single_approval_of_any_key_alone(client):
     two = client.post("/bookings/x/approvals/approve", headers=auth("approver"))
     assert two.status_code == 200 and two.json()["key"] == "x/approvals"
     assert approvals(client, ["approvals"]).status_code == 409  # approved already, via the batch route
+
+
+def test_an_approver_lists_what_awaits_approval_and_approves_it_as_a_whole(koa, tmp_path: Path):
+    for key in ("K-3", "K-1", "K-2"):
+        book_big(koa, key)
+    small = koa(
+        *("book", "--key", "S-1", "--kind", "payment", "--amount", "10,00", "--category", "egt.aktivierung"),
+        *("--payment-date", "2025-03-20", "--service-from", "2025-03-01", "--service-to", "2025-03-31"),
+        *("--document-ref", "RE-1", "--cost-centre", "JC-NORD", "--user", "mueller"),
+    )
+    assert small.exit_code == 0, small.output  # below the threshold: counts at once
+    listed = koa("bookings", "--state", "awaiting_approval", "--document-ref", "RE-1")
+    assert listed.exit_code == 0, listed.output
+    assert [ln.split()[:2] for ln in listed.stdout.splitlines()] == [
+        ["K-1", "awaiting_approval"],
+        ["K-2", "awaiting_approval"],
+        ["K-3", "awaiting_approval"],
+    ]
+    assert "20.000,00" in listed.stdout and "3 bookings" in listed.stderr
+    # A page smaller than the result: the rest is announced, not dropped silently.
+    first = koa("bookings", "--state", "awaiting_approval", "--limit", 2, "--keys-only")
+    assert first.stdout.splitlines() == ["K-1", "K-2"] and "more than 2 bookings match" in first.stderr
+    keys = tmp_path / "run.keys"
+    keys.write_text(koa("bookings", "--state", "awaiting_approval", "--keys-only").stdout, encoding="utf-8")
+    approved = koa("approve", "--keys-file", keys, "--user", "schmidt")
+    assert approved.exit_code == 0, approved.output
+    assert approved.stdout.splitlines()[-1] == "3 bookings approved by schmidt"
+    assert koa("bookings", "--state", "awaiting_approval", "--keys-only").stdout == ""
+    assert koa("bookings", "--state", "recorded", "--keys-only").stdout.splitlines() == ["S-1"]
+    assert koa("bookings", "--state", "approved", "--keys-only").stdout.splitlines() == ["K-1", "K-2", "K-3"]
+    refused = koa("bookings", "--category", "egt.gibt_es_nicht")
+    assert refused.exit_code == 1 and "--category: unknown category" in refused.stderr
+    assert koa("bookings", "--state", "offen").exit_code == 2
+
+
+def test_the_list_reads_page_after_page_without_losing_or_repeating_a_booking(koa, monkeypatch):
+    from ledger import cli_bookings
+
+    monkeypatch.setattr(cli_bookings, "PAGE_ROWS", 2)  # pages of two: the keyset loop is exercised
+    for key in ("K-5", "K-1", "K-4", "K-2", "K-3"):
+        book_big(koa, key)
+    keys = [f"K-{i}" for i in range(1, 6)]
+    assert koa("bookings", "--keys-only").stdout.splitlines() == keys
+    for limit in (1, 2, 3, 4):
+        r = koa("bookings", "--keys-only", "--limit", limit)
+        assert r.stdout.splitlines() == keys[:limit] and "more than" in r.stderr
+    r = koa("bookings", "--keys-only", "--limit", 5)
+    assert r.stdout.splitlines() == keys and "more than" not in r.stderr
