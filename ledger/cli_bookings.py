@@ -48,7 +48,8 @@ def bookings(
     limit: int,
     keys_only: bool,
 ) -> None:
-    """List bookings by filter, in key order, with their state."""
+    """List bookings by filter, in key order: key, state, fiscal year and quarter, category, net
+    amount (receipts and Stornos negative), payment date, Beleg, recorder."""
     books = books_in(ctx)
     if category is not None and category not in books.ledger.catalogue:
         raise Refused(f"--category: unknown category {category!r}; see `koa categories`")
@@ -62,7 +63,7 @@ def bookings(
             if keys_only:
                 click.echo(row.booking_key)
                 continue
-            amount = format_eur(-row.amount_cents if row.kind == "receipt" else row.amount_cents)
+            amount = format_eur(row.net_cents)  # net: a receipt or a Storno is negative
             click.echo(
                 f"{row.booking_key:<32} {row_state:<18} {row.fiscal_year} Q{row.quarter}  "
                 f"{row.category:<28} {amount:>16}  {row.payment_date}  {row.document_ref:<20} "

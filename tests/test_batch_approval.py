@@ -586,6 +586,9 @@ def test_an_approver_lists_what_awaits_approval_and_approves_it_as_a_whole(koa, 
     assert koa("bookings", "--state", "awaiting_approval", "--keys-only").stdout == ""
     assert koa("bookings", "--state", "recorded", "--keys-only").stdout.splitlines() == ["S-1"]
     assert koa("bookings", "--state", "approved", "--keys-only").stdout.splitlines() == ["K-1", "K-2", "K-3"]
+    assert koa("reverse", "S-1", "--reason", "doppelt", "--user", "mueller").exit_code == 0
+    [storno] = koa("bookings", "--state", "reversal").stdout.splitlines()
+    assert storno.split()[:2] == ["S-1/storno", "reversal"] and " -10,00 " in storno  # net amount
     refused = koa("bookings", "--category", "egt.gibt_es_nicht")
     assert refused.exit_code == 1 and "--category: unknown category" in refused.stderr
     assert koa("bookings", "--state", "offen").exit_code == 2
