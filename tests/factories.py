@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import date
 
 from domain.booking import BookingContent, Kind
+from domain.sampling import METHOD_HMAC, SampleDraw
 
 BASE = BookingContent(
     key="T-1",
@@ -48,6 +50,32 @@ def seed_sample_month(ledger) -> dict[str, list[str]]:
         contents.append(booking(f"LR-202512-{branch}", cost_centre=branch, payment_date=date(2025, 12, 1)))
     assert ledger.import_bookings(contents, recorded_by="mueller").created == len(contents)
     return population
+
+
+def sample_sha256(keys: list[str]) -> str:
+    """A branch's population fingerprint as the README documents it, computed apart from the domain."""
+    return hashlib.sha256("".join(f"{k}\n" for k in sorted(keys)).encode()).hexdigest()
+
+
+def forged_sample_draw(month: str, population: dict[str, list[str]], position: int) -> SampleDraw:
+    """A draw of seed 4711, 5 per branch, recorded as if drawn, but with a JC-SUED pick exchanged
+    and a JC-WEST population made up: a re-check must find both."""
+    honest = SampleDraw.record(month, 5, "4711", population, position=position, drawn_by="pruefer")
+    sample = {**honest.sample}
+    outside = next(k for k in population["JC-SUED"] if k not in sample["JC-SUED"])
+    sample["JC-SUED"] = sorted([*sample["JC-SUED"][1:], outside])
+    return SampleDraw(
+        month,
+        5,
+        "4711",
+        "pruefer",
+        honest.population_sizes,
+        sample,
+        position,
+        {**honest.population_sha256, "JC-WEST": sample_sha256(["X-1"])},
+        honest.population_fingerprint,
+        METHOD_HMAC,
+    )
 
 
 def csv_row(

@@ -5,13 +5,11 @@ every refusal recording nothing."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from domain.sampling import METHOD_HMAC, SampleDraw
+from domain.sampling import METHOD_HMAC
 from tests.api_fixtures import auth, booking_body
-from tests.factories import SAMPLE_BRANCHES, seed_sample_month
+from tests.factories import SAMPLE_BRANCHES, forged_sample_draw, sample_sha256, seed_sample_month
 
 MONTH = "2025-11"
 BRANCHES = SAMPLE_BRANCHES
@@ -24,10 +22,6 @@ def _ledger(client):
 
 def seed_bookings(client) -> dict[str, list[str]]:
     return seed_sample_month(_ledger(client))
-
-
-def sha(keys: list[str]) -> str:
-    return hashlib.sha256("".join(f"{k}\n" for k in sorted(keys)).encode()).hexdigest()
 
 
 def late_booking(client, key: str, branch: str = "JC-NORD") -> None:
@@ -56,7 +50,7 @@ def test_a_draw_is_recorded_as_the_tokens_user_and_the_same_seed_gives_the_same_
         assert len(keys) == 5 and set(keys) <= set(population[branch]) and keys == sorted(keys)
     assert first["population_sizes"] == dict.fromkeys(BRANCHES, 12) and first["population_size"] == 36
     assert first["position"] == position
-    assert first["population_sha256"] == {b: sha(keys) for b, keys in population.items()}
+    assert first["population_sha256"] == {b: sample_sha256(keys) for b, keys in population.items()}
     [recorded] = _ledger(client).sample_draws(MONTH)
     assert (
         str(recorded.id) == first["id"] and recorded.population_fingerprint == first["population_fingerprint"]
@@ -129,22 +123,7 @@ def test_the_check_reproduces_after_later_bookings_and_catches_a_forged_draw(cli
     # Recorded as if drawn, but with a JC-SUED pick exchanged and a JC-WEST population made up.
     ledger = _ledger(client)
     position = ledger.max_notification_id()
-    honest = SampleDraw.record(MONTH, 5, "4711", population, position=position, drawn_by="pruefer")
-    sample = {**honest.sample}
-    outside = next(k for k in population["JC-SUED"] if k not in sample["JC-SUED"])
-    sample["JC-SUED"] = sorted([*sample["JC-SUED"][1:], outside])
-    forged = SampleDraw(
-        MONTH,
-        5,
-        "4711",
-        "pruefer",
-        honest.population_sizes,
-        sample,
-        position,
-        {**honest.population_sha256, "JC-WEST": sha(["X-1"])},
-        honest.population_fingerprint,
-        METHOD_HMAC,
-    )
+    forged = forged_sample_draw(MONTH, population, position)
     ledger.save(forged)
 
     r = client.get("/audit/samples/check", params={"month": MONTH, "seed": "4711"}, headers=auth("admin"))

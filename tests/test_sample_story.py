@@ -4,7 +4,6 @@ fingerprint (a version 1 event) still loads and re-checks."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from datetime import UTC, datetime
@@ -13,10 +12,10 @@ from uuid import uuid4
 from click.testing import Result
 from eventsourcing.persistence import StoredEvent
 
-from domain.sampling import METHOD_HMAC, METHOD_RANDOM_SAMPLE, SampleDraw
+from domain.sampling import METHOD_HMAC, METHOD_RANDOM_SAMPLE
 from ledger.bootstrap import Books
 from ledger.recorded_events import plain_mapper
-from tests.factories import SAMPLE_BRANCHES, seed_sample_month
+from tests.factories import SAMPLE_BRANCHES, forged_sample_draw, sample_sha256, seed_sample_month
 
 MONTH = "2025-11"
 BRANCHES = SAMPLE_BRANCHES
@@ -46,10 +45,6 @@ def picks(result: Result) -> dict[str, list[str]]:
     }
 
 
-def sha(keys: list[str]) -> str:
-    return hashlib.sha256("".join(f"{k}\n" for k in sorted(keys)).encode()).hexdigest()
-
-
 def test_a_draw_still_reproduces_after_a_late_booking_and_a_redraw_moves_at_most_one_pick(koa, books: Books):
     population = seed_bookings(books)
     first = koa(*DRAW_ARGS)
@@ -58,7 +53,7 @@ def test_a_draw_still_reproduces_after_a_late_booking_and_a_redraw_moves_at_most
     [d1] = books.ledger.sample_draws(MONTH)
     assert d1.sample == drawn and d1.method == METHOD_HMAC
     assert d1.population_sizes == dict.fromkeys(BRANCHES, 12)
-    assert d1.population_sha256 == {b: sha(keys) for b, keys in population.items()}
+    assert d1.population_sha256 == {b: sample_sha256(keys) for b, keys in population.items()}
     position = books.ledger.max_notification_id() - 1  # the bookings; the draw is the last event
     assert d1.position == position
     assert f"recorded up to log position {position}, SHA-256 {d1.population_fingerprint}" in first.stdout
@@ -103,23 +98,7 @@ def test_a_draw_the_seed_does_not_give_is_not_reproduced(koa, books: Books):
     assert koa(*DRAW_ARGS).exit_code == 0
     position = books.ledger.max_notification_id()
     # Recorded as if drawn, but with a JC-SUED pick exchanged and a JC-WEST population made up.
-    honest = SampleDraw.record(MONTH, 5, "4711", population, position=position, drawn_by="pruefer")
-    sample = {**honest.sample}
-    outside = next(k for k in population["JC-SUED"] if k not in sample["JC-SUED"])
-    sample["JC-SUED"] = sorted([*sample["JC-SUED"][1:], outside])
-    sha256 = {**honest.population_sha256, "JC-WEST": sha(["X-1"])}
-    forged = SampleDraw(
-        MONTH,
-        5,
-        "4711",
-        "pruefer",
-        honest.population_sizes,
-        sample,
-        position,
-        sha256,
-        honest.population_fingerprint,
-        METHOD_HMAC,
-    )
+    forged = forged_sample_draw(MONTH, population, position)
     books.ledger.save(forged)
 
     check = koa("audit", "sample", "--month", MONTH, "--check")
