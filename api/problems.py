@@ -213,3 +213,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for s in sorted({401, 403, 413, 422, 503, *statuses})
     }
+
+
+def documented(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """problem_responses for these statuses, each described in the operation's own words."""
+    out = problem_responses(*statuses)
+    for status, text in statuses.items():
+        out[status] = out[status] | {"description": text}
+    return out

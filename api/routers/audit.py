@@ -14,7 +14,7 @@ from fastapi import Query, Response
 
 from api.auth import AuditOffice, AuditReader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, field_error, problem_responses
+from api.problems import ApiProblem, documented, field_error, problem_responses
 from api.routers.bookings import BookingKey
 from api.routing import resource_router
 from api.schemas.audit import (
@@ -86,9 +86,9 @@ def split_as_of(
             replay.close()
 
 
-def _invalid(field: str, reason: str) -> ApiProblem:
+def _invalid(field: str, reason: str, location: str = "query") -> ApiProblem:
     return ApiProblem(
-        422, "validation", "Invalid input", f"{field}: {reason}", errors=[field_error(field, reason, "query")]
+        422, "validation", "Invalid input", f"{field}: {reason}", errors=[field_error(field, reason, location)]
     )
 
 
@@ -140,12 +140,6 @@ def _month(month: str) -> str:
     return month
 
 
-def _documented(status: int, text: str) -> dict[int | str, dict]:
-    out = problem_responses(status)
-    out[status] = out[status] | {"description": text}
-    return out
-
-
 @router.post(
     "/samples",
     status_code=201,
@@ -156,14 +150,14 @@ def _documented(status: int, text: str) -> dict[int | str, dict]:
     "position and the population's SHA-256, so GET /audit/samples/check can redraw it later. Drawing "
     "again (even with the same seed) records another draw; the answer lists the earlier ones. "
     "A month without bookings is 422 naming `month`.",
-    responses=_documented(409, "Idempotency-Key used with another request, or still in progress"),
+    responses=documented({409: "Idempotency-Key used with another request, or still in progress"}),
 )
 def draw_sample(body: SampleDrawCreate, caller: AuditOffice, idem: Idem, svc: Svc) -> Response:
     def action() -> Outcome:
         try:
             check_draw(body.month, body.per_branch, body.seed)
         except ValidationError as e:
-            raise _invalid_body(e.field or "body", e.reason) from None
+            raise _invalid(e.field or "body", e.reason, "body") from None
         ledger = svc.books.ledger
         earlier = ledger.sample_draws(body.month)
         view = svc.view.fresh()  # one catch-up per process at a time; draw_sample's own then finds little
@@ -172,17 +166,11 @@ def draw_sample(body: SampleDrawCreate, caller: AuditOffice, idem: Idem, svc: Sv
                 ledger, view, body.month, body.per_branch, body.seed, drawn_by=caller.user
             )
         except samples.NoPopulation:
-            raise _invalid_body("month", f"no bookings paid in {body.month}") from None
+            raise _invalid("month", f"no bookings paid in {body.month}", "body") from None
         posted = SampleDrawPosted.of(drawn, earlier=[EarlierDraw.of(d) for d in earlier])
         return 201, posted, {"Location": f"/audit/samples?month={body.month}"}
 
     return idem.run(body, action)
-
-
-def _invalid_body(field: str, reason: str) -> ApiProblem:
-    return ApiProblem(
-        422, "validation", "Invalid input", f"{field}: {reason}", errors=[field_error(field, reason, "body")]
-    )
 
 
 @router.get(
@@ -202,7 +190,7 @@ def list_samples(_: AuditReader, svc: Svc, month: Month) -> list[SampleDrawRead]
     "bookings recorded up to its recorded position (bookings recorded since do not change the answer). "
     "A draw that is not reproduced is answered 200 with reproduced=false and the cost centres that "
     "differ. Records nothing.",
-    responses=_documented(404, NO_DRAWS),
+    responses=documented({404: NO_DRAWS}),
 )
 def check_samples(
     _: AuditReader,

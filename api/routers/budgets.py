@@ -15,7 +15,7 @@ from fastapi import Path, Response
 
 from api.auth import Admin, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, problem_responses, state_conflict
+from api.problems import ApiProblem, documented, state_conflict
 from api.routing import resource_router
 from api.schemas.budgets import (
     BudgetAllocation,
@@ -36,14 +36,6 @@ from projections.budget_status import budget_status
 router = resource_router("/budgets", "budgets")
 
 Year = Annotated[int, Path(ge=2005, le=2100, description="fiscal year")]
-
-
-def documented(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """problem_responses for these statuses, each described in this resource's own words."""
-    out = problem_responses(*statuses)
-    for status, text in statuses.items():
-        out[status] = out[status] | {"description": text}
-    return out
 
 
 def invalid(errors: list[dict[str, Any]]) -> ApiProblem:
