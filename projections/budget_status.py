@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from domain.budget import TITLES, Budget
 from domain.commitment import Commitment
 from domain.money import share_cents
+from domain.split import GroupTotal
 from ledger.application import Ledger
 from projections.split_view import SplitViewQueries
 
@@ -80,18 +81,20 @@ class BudgetStatus:
         return next((s for s in self.lines if s.instrument == code), None)
 
 
-def spent_by_category(view: SplitViewQueries, year: int) -> dict[str, int]:
+def spent_by_category(totals: list[GroupTotal]) -> dict[str, int]:
     spent: dict[str, int] = {}
-    for t in view.totals(year):
+    for t in totals:
         spent[t.category] = spent.get(t.category, 0) + t.net_cents
     return spent
 
 
-def vwk_federal_share_cents(ledger: Ledger, view: SplitViewQueries, year: int, committed: dict[str, int]) -> int:
+def vwk_federal_share_cents(
+    ledger: Ledger, year: int, totals: list[GroupTotal], committed: dict[str, int]
+) -> int:
     """The Bund's share of the year's Verwaltungskosten, spent and committed. Spent: per quarter and
-    cost type, rounded as the split rounds them, so it is the settlement's federal figure; committed
-    (payments awaiting approval): per cost type at the same share."""
-    nets = [t.net_cents for t in view.totals(year) if t.category.startswith("vwk.")]
+    cost type (the year's group totals), rounded as the split rounds them, so it is the settlement's
+    federal figure; committed (payments awaiting approval): per cost type at the same share."""
+    nets = [t.net_cents for t in totals if t.category.startswith("vwk.")]
     nets += [c for k, c in committed.items() if k.startswith("vwk.")]
     if not any(nets):
         return 0  # nothing to share: a year without a share on file has nothing to charge either
@@ -118,7 +121,8 @@ def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Bud
         given = {key: cents for key, (y, cents) in c.given_back.items() if y == year}
         for key in view.reversals_not_counted_in(list(given), year) if given else ():
             committed[c.instrument] -= given[key]
-    spent = spent_by_category(view, year)
+    totals = view.totals(year)  # read once: spending and the Bund's share of it
+    spent = spent_by_category(totals)
     plan = dict(budget.plan_cents) if budget else {}
     lines: list[StatusLine] = []
     for title in TITLES:
@@ -134,7 +138,7 @@ def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Bud
                 committed_cents=sum(v for k, v in committed.items() if k.startswith(prefix)),
                 spent_cents=sum(v for k, v in spent.items() if k.startswith(prefix)),
                 federal_share_cents=(
-                    vwk_federal_share_cents(ledger, view, year, committed) if title == "vwk" else None
+                    vwk_federal_share_cents(ledger, year, totals, committed) if title == "vwk" else None
                 ),
             )
         )
