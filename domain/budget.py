@@ -56,6 +56,12 @@ def check_amount(amount_cents: int, *, zero_ok: bool, field: str = "amount") -> 
         )
 
 
+def shift_limit_cents(allocated_cents: int, limit_rate) -> int:
+    """What the shifts out of a title may total in net: the Deckungsfähigkeit limit's share of its
+    allocation, floored (never above the limit)."""
+    return int(allocated_cents * limit_rate)
+
+
 class Budget(Aggregate):
     @staticmethod
     def create_id(year: int) -> UUID:  # type: ignore[override]
@@ -111,12 +117,12 @@ class Budget(Aggregate):
                 field="amount",
             )
         shifted_out = -self.shifted_in_cents[title]
-        if limit_rate is not None and lowered_by > 0 and shifted_out > int(amount_cents * limit_rate):
+        if limit_rate is not None and lowered_by > 0 and shifted_out > shift_limit_cents(amount_cents, limit_rate):
             raise BudgetExceeded(
                 f"{format_eur(shifted_out)} € are shifted out of the {TITLE_NAMES[title]} {self.year}, more "
                 f"than {pct(limit_rate)} of {format_eur(amount_cents)} € "
-                f"({format_eur(int(amount_cents * limit_rate))} €): shift money back before lowering "
-                "the allocation",
+                f"({format_eur(shift_limit_cents(amount_cents, limit_rate))} €): shift money back before "
+                "lowering the allocation",
                 field="amount",
             )
         self._allocated(
@@ -150,7 +156,7 @@ class Budget(Aggregate):
         check_user(shifted_by, "shifted_by")
         if not self.has_allocation[from_title]:
             raise StateRefused(f"the {TITLE_NAMES[from_title]} {self.year} has no allocation yet", "from")
-        limit_cents = int(self.allocated_cents[from_title] * limit_rate)  # floor: never above the limit
+        limit_cents = shift_limit_cents(self.allocated_cents[from_title], limit_rate)
         out_after = -self.shifted_in_cents[from_title] + amount_cents
         if out_after > limit_cents:
             already = max(0, -self.shifted_in_cents[from_title])
