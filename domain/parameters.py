@@ -6,6 +6,7 @@ value from then on. Reports as of a moment use the values set up to that moment.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -13,6 +14,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.booking import YEAR_MAX, YEAR_MIN, check_reason, check_user
 from domain.errors import ValidationError
+from domain.interest import check_base_rate
 from domain.money import parse_amount_cents
 from domain.rates import DATED_PARAMETERS, LANDS
 
@@ -26,6 +28,7 @@ NAMES = {
     "personalnebenkosten_per_vzae": "Pauschale Personalnebenkosten je VZÄ und Jahr (EUR), ab dem Jahr",
     "sachkosten_per_vzae": "Pauschale Sachkosten je VZÄ und Jahr (EUR), ab dem Jahr",
     "deckungsfaehigkeit_limit": "Grenze der Deckungsfähigkeit (Anteil des abgebenden Budgets), ab dem Jahr",
+    "repayment_interest_points": "Zinsaufschlag auf den Basiszinssatz bei Rückzahlung an den Bund, ab dem Jahr",
 }
 AMOUNT_PARAMETER_CENTS_MAX = 100_000_000  # 1,000,000.00 € per VZÄ and year: anything above is a typo
 
@@ -44,6 +47,19 @@ def parse_value(name: str, text: str) -> Decimal:
     except ValueError as e:
         raise ValidationError(str(e), "value") from None
     return Decimal(cents) / 100
+
+
+def parse_signed_percent(text: str) -> Decimal:
+    """'1,27 %', '-0,88 %' or '0.0127' -> Decimal('0.0127'): a rate that may be negative."""
+    s = text.strip().replace(",", ".")
+    percent = s.endswith("%")
+    try:
+        value = Decimal(s.rstrip("%").strip())
+        if not value.is_finite():
+            raise InvalidOperation
+    except ArithmeticError:
+        raise ValidationError(f"not a rate: {text!r}", "value") from None
+    return (value / 100 if percent else value).normalize()
 
 
 def parse_rate(text: str) -> Decimal:
@@ -97,4 +113,15 @@ class ParameterBook(Aggregate):
 
     @event("Set")
     def _set(self, name: str, year: int, value: str, land: str, reason: str, set_by: str) -> None:
+        self.changes += 1
+
+    def set_base_rate(self, *, valid_from: date, value: Decimal, reason: str, set_by: str) -> None:
+        """The Basiszinssatz of a half-year (§ 247 BGB), as the Bundesbank announced it."""
+        check_base_rate(valid_from, value)
+        reason = check_reason(reason)
+        check_user(set_by, "set_by")
+        self._set_base_rate(valid_from=valid_from, value=str(value), reason=reason, set_by=set_by)
+
+    @event("BaseRateSet")
+    def _set_base_rate(self, valid_from: date, value: str, reason: str, set_by: str) -> None:
         self.changes += 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from domain.catalogue import Category, Funding
 from domain.errors import RateMissing
+from domain.interest import BaseInterestRates
 
 LANDS = (
     "BW",
@@ -65,6 +66,7 @@ DATED_PARAMETERS = {
     "personalnebenkosten_per_vzae": "amount",
     "sachkosten_per_vzae": "amount",
     "deckungsfaehigkeit_limit": "rate",
+    "repayment_interest_points": "rate",
 }
 
 
@@ -87,8 +89,10 @@ class RateTable:
         runoff_default_last_day: tuple[int, int],
         runoff_by_year: dict[int, date],
         dated: dict[str, list[tuple[int, Decimal]]] | None = None,
+        basiszinssatz: BaseInterestRates | None = None,
     ) -> None:
         self._vwk = sorted(vwk_shares)
+        self.basiszinssatz = basiszinssatz or BaseInterestRates([])
         self._dated = {name: sorted(values) for name, values in (dated or {}).items()}
         self._egt_funds: Callable[[int], int | None] = _no_budget
         assert set(self._dated) <= set(DATED_PARAMETERS), self._dated
@@ -127,7 +131,13 @@ class RateTable:
             value = _rate(p["value"]) if kind == "rate" else Decimal(p["value"])
             assert kind == "rate" or value >= 0, p
             dated.setdefault(p["name"], []).append((int(p["from_year"]), value))
-        return cls(vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year, dated)
+        basiszinssatz = BaseInterestRates(
+            (date.fromisoformat(r["from"]), Decimal(r["rate"]))
+            for r in raw.get("basiszinssatz", {}).get("half_years", [])
+        )
+        return cls(
+            vwk, quotas, int(raw["approval"]["threshold_cents"]), (month, day), by_year, dated, basiszinssatz
+        )
 
     def with_settings(self, settings: list[tuple[str, int, str, Decimal]]) -> RateTable:
         """A copy with (name, year, land, value) settings applied in order (later ones win)."""
@@ -155,9 +165,16 @@ class RateTable:
             month_day,
             dict(self._runoff_by_year),
             {name: sorted(values.items()) for name, values in dated.items()},
+            self.basiszinssatz,
         )
         table._egt_funds = self._egt_funds
         return table
+
+    def with_basiszinssatz(self, changes: list[tuple[date, Decimal]]) -> RateTable:
+        """A copy with Basiszinssätze set since the shipped table (later ones win)."""
+        copy = self.with_settings([])
+        copy.basiszinssatz = self.basiszinssatz.with_changes(changes)
+        return copy
 
     def with_egt_funds(self, funds_cents: Callable[[int], int | None]) -> RateTable:
         """A copy that knows each year's Eingliederungsbudget (allocation plus shifts; None: none on

@@ -32,7 +32,7 @@ def figures(report: KoaVvReport, belege_sha256: str | None = None) -> dict[str, 
     """The figures only (no as-of, no program version): what the hash covers. The bookings behind
     them enter by the SHA-256 of the Belegliste (exports/koavv_belege.py) and their number;
     `belege_sha256` saves writing the list a second time when the caller has just written it."""
-    return {
+    figures_ = {
         "year": report.year,
         "quarter": report.quarter,
         "land": report.land,
@@ -48,6 +48,9 @@ def figures(report: KoaVvReport, belege_sha256: str | None = None) -> dict[str, 
         "egt_budget": _plain(asdict(report.egt_budget)) if report.egt_budget else None,
         "vwk_allocation_runs": [_plain(asdict(a)) for a in report.allocation_runs],
     }
+    if report.repayments:  # absent, not empty, where there are none: earlier reports keep their hash
+        figures_["repayments"] = [_plain(asdict(r)) for r in report.repayments]
+    return figures_
 
 
 def _canonical(value: Any) -> str:

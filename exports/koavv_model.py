@@ -49,13 +49,25 @@ class TitleLine:
     net_cents: int
     federal_cents: int
     municipal_cents: int
-    drawn_cents: int  # funds drawn from the Bund for this title (Mittelabruf), cumulative
+    drawn_cents: int  # funds drawn from the Bund for this title (Mittelabruf), cumulative, less repayments
     booking_count: int
 
     @property
     def to_settle_cents(self) -> int:
         """Positive: still to be drawn from the Bund; negative: to be repaid."""
         return self.federal_cents - self.drawn_cents
+
+
+@dataclass(frozen=True, slots=True)
+class RepaymentLine:
+    """Funds repaid to the Bund in the period (deducted from the title's funds drawn) and the
+    interest paid on them from municipal money."""
+
+    federal_title: str
+    value_date: date
+    amount_cents: int
+    interest_cents: int
+    document_ref: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +161,7 @@ class KoaVvReport:
     not_yet_built: dict[str, str] = field(default_factory=dict)  # sheet -> why it has no figures yet
     egt_budget: EgtBudget | None = None
     allocation_runs: list[AllocationRun] = field(default_factory=list)
+    repayments: list[RepaymentLine] = field(default_factory=list)
 
     @property
     def period_label(self) -> str:

@@ -18,7 +18,7 @@ from domain.cost_allocation import allocation_id
 from domain.fiscal import quarter_of
 from domain.money import share_cents
 from domain.periods import YEAR, label
-from domain.settlement import FundsDraw
+from domain.settlement import FundsDraw, FundsRepayment
 from domain.split import split_groups
 from exports.koavv_belege import ViewBelege
 from exports.koavv_model import (
@@ -30,6 +30,7 @@ from exports.koavv_model import (
     InstrumentBudget,
     KduLine,
     KoaVvReport,
+    RepaymentLine,
     TitleLine,
 )
 from ledger.application import Ledger
@@ -96,20 +97,29 @@ def build_report(
         )
     categories.sort(key=lambda c: (TITLE_ORDER.index(c.federal_title), c.category))
 
+    def in_report(e) -> bool:
+        # A draw or repayment for the year made in the run-off period (next January) is in its Q4.
+        day = e.value_date
+        in_quarter = 4 if day.year > year else 1 if day.year < year else quarter_of(day)
+        return e.fiscal_year == year and e.timestamp <= as_of and (quarter is None or in_quarter <= quarter)
+
+    up_to = last_position or None
     drawn: dict[str, int] = defaultdict(int)
-    for e in ledger.recorded(FundsDraw.Recorded, up_to_position=last_position or None):
-        # A draw for the year made in the run-off period (next January) belongs to its Q4.
-        draw_quarter = (
-            4 if e.value_date.year > year else 1 if e.value_date.year < year else quarter_of(e.value_date)
-        )
-        in_period = quarter is None or draw_quarter <= quarter
-        if e.fiscal_year == year and e.timestamp <= as_of and in_period:
+    for e in ledger.recorded(FundsDraw.Recorded, up_to_position=up_to):
+        if in_report(e):
             drawn[e.federal_title] += e.amount_cents
+    repayments = [
+        RepaymentLine(e.federal_title, e.value_date, e.amount_cents, e.interest_cents, e.document_ref)
+        for e in ledger.recorded(FundsRepayment.Recorded, up_to_position=up_to)
+        if in_report(e)
+    ]
+    for r in repayments:
+        drawn[r.federal_title] -= r.amount_cents
 
     titles = []
     for title in TITLE_ORDER:
         cs = [c for c in categories if c.federal_title == title]
-        if not cs and not drawn.get(title):
+        if not cs and title not in drawn:
             continue
         titles.append(
             TitleLine(
@@ -166,6 +176,7 @@ def build_report(
         not_yet_built=not_yet_built,
         egt_budget=egt,
         allocation_runs=runs,
+        repayments=repayments,
     )
 
 

@@ -54,7 +54,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.xml.functions import tostring
 
-from domain.money import cents_to_decimal
+from domain.money import cents_to_decimal, format_eur
 from exports import koavv_belege
 from exports.koavv_data import figures_sha256
 from exports.koavv_model import TITLE_NAMES, CategoryLine, KoaVvReport
@@ -375,10 +375,23 @@ _OVERVIEW_HEADER = (
 _OVERVIEW_WIDTHS = (30, 48, 16, 16, 16, 10, 30, 16, 16, 11, 16, 18, 34)
 
 
+def _repayment_notes(report: KoaVvReport) -> list[str]:
+    """Per title, the funds repaid to the Bund in the period: 'Abgerufene Mittel' is net of them."""
+    by_title: dict[str, list] = defaultdict(list)
+    for r in report.repayments:
+        by_title[r.federal_title].append(r)
+    return [
+        f"Rückzahlung an den Bund ({title}): {format_eur(sum(r.amount_cents for r in rs))} € "
+        f"(Belege {', '.join(r.document_ref for r in rs)}), von den abgerufenen Mitteln abgezogen; "
+        f"Zinsen {format_eur(sum(r.interest_cents for r in rs))} € aus kommunalen Mitteln"
+        for title, rs in by_title.items()
+    ]
+
+
 def _write_overview(wb: Workbook, report: KoaVvReport, sha: str, index_rows: dict[str, int]) -> None:
     notes = ([EMPTY_PERIOD] if report.is_empty else []) + [
         f"Noch nicht enthalten ({sheet}): {why}" for sheet, why in report.not_yet_built.items()
-    ]
+    ] + _repayment_notes(report)
     block = [
         ("Land", report.land),
         ("Zeitraum", report.period_label),

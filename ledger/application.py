@@ -25,13 +25,16 @@ from domain.errors import (
     FourEyesViolation,
     KeyConflict,
     NotFound,
+    StateRefused,
     ValidationError,
 )
+from domain.interest import Interest, repayment_interest
+from domain.money import format_eur
 from domain.parameters import PARAMETERS_ID, ParameterBook
 from domain.periods import CALENDAR_ID, PeriodCalendar, PeriodClosed
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw
-from domain.settlement import FundsDraw, Submission
+from domain.settlement import FundsDraw, FundsRepayment, Submission, check_transfer
 from ledger import bulk_import, event_index
 from ledger.recorders import CalendarChanged, SideRow, SideRowConflict, rows_for_every_save
 
@@ -496,7 +499,7 @@ class Ledger(Application):
         with each year's Eingliederungsbudget as it stood then (the split caps EGT spending at it)."""
         rates = self.base_rates.with_settings(
             [(e.name, e.year, e.land, Decimal(e.value)) for e in self.parameter_changes(as_of)]
-        )
+        ).with_basiszinssatz([(e.valid_from, Decimal(e.value)) for e in self.base_rate_changes(as_of)])
 
         @functools.cache
         def egt_funds(year: int) -> int | None:
@@ -528,16 +531,35 @@ class Ledger(Application):
             if type(e).__name__ == "Set" and (as_of is None or e.timestamp <= as_of)
         ]
 
+    def base_rate_changes(self, as_of: datetime | None = None) -> list[Any]:
+        """Every Basiszinssatz set since the shipped table (who, when, why), oldest first."""
+        if PARAMETERS_ID not in self.repository:
+            return []
+        return [
+            e
+            for e in self.events.get(PARAMETERS_ID)
+            if type(e).__name__ == "BaseRateSet" and (as_of is None or e.timestamp <= as_of)
+        ]
+
     def set_parameter(
         self, *, name: str, year: int, value: Decimal, land: str, reason: str, set_by: str
     ) -> ParameterBook:
-        try:
-            book = self.repository.get(PARAMETERS_ID)
-        except AggregateNotFoundError:
-            book = ParameterBook()
+        book = self._parameter_book()
         book.set(name=name, year=year, value=value, land=land, reason=reason, set_by=set_by)
         self.save(book)
         return book
+
+    def set_base_rate(self, *, valid_from: date, value: Decimal, reason: str, set_by: str) -> ParameterBook:
+        book = self._parameter_book()
+        book.set_base_rate(valid_from=valid_from, value=value, reason=reason, set_by=set_by)
+        self.save(book)
+        return book
+
+    def _parameter_book(self) -> ParameterBook:
+        try:
+            return self.repository.get(PARAMETERS_ID)
+        except AggregateNotFoundError:
+            return ParameterBook()
 
     def calendar(self) -> PeriodCalendar:
         """The closed periods (an empty calendar until something is closed), read afresh."""
@@ -598,6 +620,92 @@ class Ledger(Application):
                 "document_ref",
             )
         return existing
+
+    def repayment_interest(self, *, amount_cents: int, interest_since: date, value_date: date) -> Interest:
+        """The interest on funds repaid to the Bund (Basiszinssatz + points), by the rates now."""
+        rates = self.rates
+        return repayment_interest(
+            amount_cents,
+            interest_since,
+            value_date,
+            rates.basiszinssatz,
+            lambda year: rates.dated("repayment_interest_points", year),
+        )
+
+    def record_funds_repayment(
+        self,
+        *,
+        federal_title: str,
+        fiscal_year: int,
+        value_date: date,
+        amount_cents: int,
+        interest_since: date,
+        document_ref: str,
+        reason: str,
+        recorded_by: str,
+    ) -> FundsRepayment:
+        """Record funds repaid to the Bund with their interest; at most what was drawn for the title
+        and year less earlier repayments. The same voucher again with the same figures is a repeat."""
+        check_transfer(federal_title, fiscal_year, value_date, amount_cents, document_ref, recorded_by)
+        if value_date > date.today():
+            raise ValidationError("must not be in the future (record a repayment once it is made)", "date")
+        try:
+            existing = self.repository.get(FundsRepayment.create_id(document_ref))
+        except AggregateNotFoundError:
+            pass
+        else:
+            given = (federal_title, fiscal_year, value_date, amount_cents, interest_since, reason.strip())
+            stored = (
+                existing.federal_title,
+                existing.fiscal_year,
+                existing.value_date,
+                existing.amount_cents,
+                existing.interest_since,
+                existing.reason,
+            )
+            if given == stored:
+                return existing
+            raise KeyConflict(
+                f"voucher {document_ref!r} is already recorded as a repayment with other figures",
+                "document_ref",
+            )
+        interest = self.repayment_interest(
+            amount_cents=amount_cents, interest_since=interest_since, value_date=value_date
+        )
+        repayment = FundsRepayment.record(
+            federal_title=federal_title,
+            fiscal_year=fiscal_year,
+            value_date=value_date,
+            amount_cents=amount_cents,
+            interest=interest,
+            document_ref=document_ref,
+            reason=reason,
+            recorded_by=recorded_by,
+        )
+        net_drawn = self.net_drawn_cents(federal_title, fiscal_year)
+        if amount_cents > net_drawn:
+            raise StateRefused(
+                f"exceeds the funds drawn for {federal_title} {fiscal_year} less repayments "
+                f"({format_eur(net_drawn)} €)",
+                "amount",
+            )
+        self.save(repayment)
+        return repayment
+
+    def net_drawn_cents(self, federal_title: str, fiscal_year: int) -> int:
+        """Funds drawn for a title and fiscal year, less what was repaid of them."""
+        drawn = sum(
+            e.amount_cents
+            for e in self.recorded(FundsDraw.Recorded)
+            if (e.federal_title, e.fiscal_year) == (federal_title, fiscal_year)
+        )
+        repaid = sum(
+            e.amount_cents
+            for e in self.recorded(FundsRepayment.Recorded)
+            if (e.federal_title, e.fiscal_year) == (federal_title, fiscal_year)
+        )
+        assert repaid <= drawn, (federal_title, fiscal_year, drawn, repaid)
+        return drawn - repaid
 
     def record_submission(self, **kwargs) -> Submission:
         submission = Submission.record(**kwargs)

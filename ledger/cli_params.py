@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import click
 
+from domain.errors import RateMissing, ValidationError
+from domain.interest import check_base_rate
 from domain.money import format_eur
-from domain.parameters import NAMES, kind_of, parse_value
+from domain.parameters import NAMES, kind_of, parse_signed_percent, parse_value
 from domain.rates import pct
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
+from ledger.commands import parse_date
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 
@@ -44,14 +48,56 @@ def list_(ctx: click.Context, year: int | None) -> None:
             f"Sachkosten {format_eur(rates.dated_amount_cents('sachkosten_per_vzae', y))} €; "
             f"Deckungsfähigkeit {pct(rates.dated('deckungsfaehigkeit_limit', y))}"
         )
+        click.echo(
+            f"      Rückzahlungszinsen: Basiszinssatz {_base_rate(rates, date(y, 1, 1))} (1. Januar), "
+            f"{_base_rate(rates, date(y, 7, 1))} (1. Juli) + {pct(rates.dated('repayment_interest_points', y))}"
+        )
     changes = books.ledger.parameter_changes()
-    click.echo(f"changes since the shipped defaults: {len(changes)}")
+    base_rate_changes = books.ledger.base_rate_changes()
+    click.echo(f"changes since the shipped defaults: {len(changes) + len(base_rate_changes)}")
     for e in changes:
         where = f" {e.land}" if e.land else ""
         click.echo(
             f"  {e.timestamp.isoformat(timespec='seconds')} {e.set_by}: {e.name}{where} {e.year} = "
             f"{e.value} ({e.reason})"
         )
+    for e in base_rate_changes:
+        click.echo(
+            f"  {e.timestamp.isoformat(timespec='seconds')} {e.set_by}: Basiszinssatz from "
+            f"{e.valid_from.isoformat()} = {pct(Decimal(e.value))} ({e.reason})"
+        )
+
+
+def _base_rate(rates, half_year: date) -> str:
+    try:
+        return pct(rates.basiszinssatz.on(half_year))
+    except RateMissing:
+        return "not on file"
+
+
+@params.command(name="set-base-rate")
+@click.option("--from", "valid_from", required=True, help="the half-year: YYYY-01-01 or YYYY-07-01")
+@click.option("--value", required=True, help="as the Bundesbank announced it, e.g. '1,27 %' or '-0,88 %'")
+@click.option("--reason", required=True, help="why (e.g. the Bundesanzeiger notice)")
+@USER_OPTION
+@with_books
+def set_base_rate(ctx: click.Context, valid_from: str, value: str, reason: str, user: str | None) -> None:
+    """The Basiszinssatz (§ 247 BGB) of a half-year, for the interest on repayments to the Bund."""
+    try:
+        start = parse_date(valid_from)
+    except ValueError as e:
+        raise Refused(f"--from: {e}") from None
+    try:
+        rate = parse_signed_percent(value)
+    except ValueError as e:
+        raise Refused(f"--value: {e}") from None
+    try:
+        check_base_rate(start, rate)
+    except ValidationError as e:
+        raise Refused(f"{'--from' if e.field == 'valid_from' else '--value'}: {e.reason}") from None
+    books = books_in(ctx)
+    books.ledger.set_base_rate(valid_from=start, value=rate, reason=reason, set_by=acting_user(ctx, user))
+    click.echo(f"Basiszinssatz from {start.isoformat()} = {pct(rate)} set")
 
 
 @params.command(name="set")

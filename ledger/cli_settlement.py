@@ -6,12 +6,14 @@ import hashlib
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 
+from domain.interest import Interest
 from domain.money import format_eur, parse_amount_cents
+from domain.rates import pct
 from domain.settlement import Submission
 from exports import koavv_data
 from exports.koavv_model import KoaVvReport
@@ -197,14 +199,7 @@ def draw(
     ctx, title: str, year: int, value_date: str, amount: str, document_ref: str, user: str | None
 ) -> None:
     """Record federal funds drawn (Mittelabruf) for a title."""
-    try:
-        when = parse_date(value_date)
-    except ValueError as e:
-        raise Refused(f"--date: {e}") from None
-    try:
-        cents = parse_amount_cents(amount)
-    except ValueError as e:
-        raise Refused(f"--amount: {e}") from None
+    when, cents = _date_option("--date", value_date), _amount_option(amount)
     d = books_in(ctx).ledger.record_funds_draw(
         federal_title=title,
         fiscal_year=year,
@@ -217,6 +212,95 @@ def draw(
         f"{d.document_ref}: {format_eur(d.amount_cents)} € drawn for {d.federal_title} {d.fiscal_year} "
         f"on {d.value_date.isoformat()}"
     )
+
+
+@click.command()
+@click.option("--title", required=True, help="federal title, e.g. '1101/636 13'")
+@click.option("--year", required=True, type=int, help="fiscal year the funds were drawn for")
+@click.option("--date", "value_date", required=True, help="repaid on (value date), YYYY-MM-DD or DD.MM.YYYY")
+@click.option("--amount", required=True, help="euros repaid, without the interest, e.g. 12.345,67")
+@click.option(
+    "--interest-since",
+    required=True,
+    help="the day the funds were obtained without legal ground (the Bund's notice names it); "
+    "interest runs from the day after, up to and including the repayment",
+)
+@click.option("--document-ref", help="the voucher of the repayment (required unless --quote)")
+@click.option("--reason", help="why the funds are repaid, e.g. the Bund's notice (required unless --quote)")
+@click.option("--quote", is_flag=True, help="only compute the interest for that date; record nothing")
+@USER_OPTION
+@with_books
+def repay(
+    ctx,
+    title: str,
+    year: int,
+    value_date: str,
+    amount: str,
+    interest_since: str,
+    document_ref: str | None,
+    reason: str | None,
+    quote: bool,
+    user: str | None,
+) -> None:
+    """Record federal funds repaid to the Bund, with interest at the Basiszinssatz + 3 points."""
+    when, cents = _date_option("--date", value_date), _amount_option(amount)
+    since = _date_option("--interest-since", interest_since)
+    ledger = books_in(ctx).ledger
+    if quote:
+        interest = ledger.repayment_interest(amount_cents=cents, interest_since=since, value_date=when)
+        click.echo(
+            f"quote: {format_eur(cents)} € for {title} {year} repaid on {when.isoformat()}; nothing recorded"
+        )
+        _echo_interest(interest, interest.total_cents)
+        return
+    for option, value in (("--document-ref", document_ref), ("--reason", reason)):
+        if not value:
+            raise Refused(f"{option}: required to record a repayment (or give --quote)")
+    r = ledger.record_funds_repayment(
+        federal_title=title,
+        fiscal_year=year,
+        value_date=when,
+        amount_cents=cents,
+        interest_since=since,
+        document_ref=document_ref,
+        reason=reason,
+        recorded_by=acting_user(ctx, user),
+    )
+    click.echo(
+        f"{r.document_ref}: {format_eur(r.amount_cents)} € repaid for {r.federal_title} {r.fiscal_year} "
+        f"on {r.value_date.isoformat()} (funds drawn for it now "
+        f"{format_eur(ledger.net_drawn_cents(r.federal_title, r.fiscal_year))} €)"
+    )
+    interest = r.interest
+    assert interest.total_cents == r.interest_cents, (interest, r.interest_cents)
+    _echo_interest(interest, r.interest_cents)
+
+
+def _date_option(option: str, text: str) -> date:
+    try:
+        return parse_date(text)
+    except ValueError as e:
+        raise Refused(f"{option}: {e}") from None
+
+
+def _amount_option(text: str) -> int:
+    try:
+        return parse_amount_cents(text)
+    except ValueError as e:
+        raise Refused(f"--amount: {e}") from None
+
+
+def _echo_interest(interest: Interest, total_cents: int) -> None:
+    click.echo(
+        f"interest from {interest.since.isoformat()} (not counted) to {interest.until.isoformat()}: "
+        f"{interest.days} days"
+    )
+    for line in interest.lines:
+        click.echo(
+            f"  {line.first_day.isoformat()} – {line.last_day.isoformat()}: {line.days:>3} days × "
+            f"(Basiszinssatz {pct(line.base_rate)} + {pct(line.points)} = {pct(line.rate)}) / {line.year_days}"
+        )
+    click.echo(f"interest: {format_eur(total_cents)} € (the city's own money, paid with the repayment)")
 
 
 @click.command()

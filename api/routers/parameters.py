@@ -15,6 +15,8 @@ from api.problems import problem_responses
 from api.routing import resource_router
 from api.schemas.parameters import (
     AllocationRerun,
+    BaseRateChange,
+    BaseRateSet,
     ParameterChange,
     ParameterDefinition,
     ParameterSet,
@@ -24,10 +26,11 @@ from api.schemas.parameters import (
 )
 from api.services import Services, Svc
 from domain.errors import RateMissing, ValidationError
-from domain.parameters import NAMES, kind_of, parse_value
+from domain.parameters import NAMES, kind_of, parse_signed_percent, parse_value
 from domain.rates import RateTable
 from ledger.allocation_commands import rerun_differences
 from ledger.bootstrap import Books
+from ledger.commands import parse_date
 from projections.split_queries import split_lines
 
 router = resource_router("/parameters", "parameters")
@@ -90,6 +93,22 @@ def _year_rates(rates: RateTable, land: str, year: int) -> YearRates:
         sachkosten_per_vzae=sachkosten,
         sachkosten_per_vzae_cents=sachkosten,
         deckungsfaehigkeit_limit=rate("deckungsfaehigkeit_limit"),
+        repayment_interest_points=rate("repayment_interest_points"),
+        basiszinssatz_january=_base_rate(rates, date(year, 1, 1)),
+        basiszinssatz_july=_base_rate(rates, date(year, 7, 1)),
+    )
+
+
+def _base_rate(rates: RateTable, half_year: date) -> str | None:
+    try:
+        return str(rates.basiszinssatz.on(half_year))
+    except RateMissing:
+        return None
+
+
+def _base_rate_change(e) -> BaseRateChange:
+    return BaseRateChange(
+        at=e.timestamp, set_by=e.set_by, valid_from=e.valid_from, value=e.value, reason=e.reason
     )
 
 
@@ -112,6 +131,7 @@ def list_parameters(
         ],
         years=[_year_rates(rates, land, y) for y in years],
         changes=[_change(e) for e in ledger.parameter_changes()],
+        base_rate_changes=[_base_rate_change(e) for e in ledger.base_rate_changes()],
     )
 
 
@@ -181,5 +201,31 @@ def set_parameter(body: ParameterSet, caller: Admin, idem: Idem, svc: Svc) -> Re
             ),
             {},
         )
+
+    return idem.run(body, action)
+
+
+@router.post(
+    "/base-rates",
+    status_code=201,
+    response_model=BaseRateChange,
+    summary="Set the Basiszinssatz of a half-year (§ 247 BGB), for the interest on repayments to the Bund",
+    responses=problem_responses(409),
+)
+def set_base_rate(body: BaseRateSet, caller: Admin, idem: Idem, svc: Svc) -> Response:
+    def action() -> Outcome:
+        try:
+            valid_from = parse_date(body.valid_from)
+        except ValueError as e:
+            raise ValidationError(str(e), "valid_from") from None
+        value = parse_signed_percent(body.value)
+        ledger = svc.books.ledger
+        ledger.set_base_rate(valid_from=valid_from, value=value, reason=body.reason, set_by=caller.user)
+        mine = [
+            e
+            for e in ledger.base_rate_changes()
+            if (e.set_by, e.valid_from, e.value) == (caller.user, valid_from, str(value))
+        ]
+        return 201, _base_rate_change(mine[-1]), {}
 
     return idem.run(body, action)

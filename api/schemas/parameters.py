@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -20,6 +20,7 @@ ParameterName = Literal[
     "personalnebenkosten_per_vzae",
     "sachkosten_per_vzae",
     "deckungsfaehigkeit_limit",
+    "repayment_interest_points",
 ]
 assert set(ParameterName.__args__) == set(NAMES)  # type: ignore[attr-defined]
 VALUE_TEXT_LEN_MAX = 40
@@ -122,6 +123,32 @@ class YearRates(BaseModel):
     sachkosten_per_vzae: Euros | None = Field(description="euros per VZÄ and year")
     sachkosten_per_vzae_cents: int | None
     deckungsfaehigkeit_limit: str | None = Field(description="share of the giving budget that may be shifted")
+    repayment_interest_points: str | None = Field(
+        description="funds repaid to the Bund: interest at the Basiszinssatz + these points, e.g. 0.03"
+    )
+    basiszinssatz_january: str | None = Field(description="§ 247 BGB, from 1 January, e.g. 0.0127")
+    basiszinssatz_july: str | None = Field(description="§ 247 BGB, from 1 July")
+
+
+class BaseRateChange(BaseModel):
+    at: datetime
+    set_by: str
+    valid_from: date = Field(description="the half-year: 1 January or 1 July")
+    value: str = Field(description="as stored, e.g. 0.0127 for 1,27 %")
+    reason: str
+
+
+class BaseRateSet(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"valid_from": "2026-07-01", "value": "1,27 %", "reason": "BAnz AT 30.06.2026"}]
+        },
+    )
+
+    valid_from: str = Field(max_length=32, description="the half-year: YYYY-01-01 or YYYY-07-01")
+    value: str = Field(max_length=VALUE_TEXT_LEN_MAX, description="as announced, e.g. '1,27 %' or '-0,88 %'")
+    reason: str = Field(min_length=1, max_length=500, description="why (e.g. the Bundesanzeiger notice)")
 
 
 class ParametersRead(BaseModel):
@@ -130,6 +157,9 @@ class ParametersRead(BaseModel):
     years: list[YearRates]
     changes: list[ParameterChange] = Field(
         description="every change since the shipped defaults, oldest first"
+    )
+    base_rate_changes: list[BaseRateChange] = Field(
+        description="every Basiszinssatz set since the shipped table, oldest first"
     )
 
 

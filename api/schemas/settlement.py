@@ -145,3 +145,76 @@ class SplitRead(BaseModel):
             total=total,
             position=position,
         )
+
+
+class FundsRepaymentCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "1101/636 13",
+                    "year": 2025,
+                    "date": "2026-03-15",
+                    "amount": "12.345,67",
+                    "interest_since": "2025-06-30",
+                    "document_ref": "RZ-2026-003",
+                    "reason": "Bescheid BMAS vom 2026-02-01",
+                }
+            ]
+        },
+    )
+
+    title: str = Field(max_length=20, description="federal title, e.g. 1101/636 13")
+    year: int = Field(strict=True, ge=2005, le=2100, description="fiscal year the funds were drawn for")
+    date: str = Field(max_length=32, description="repaid on (value date), YYYY-MM-DD or DD.MM.YYYY")
+    amount: AmountIn
+    interest_since: str = Field(
+        max_length=32,
+        description="the day the funds were obtained without legal ground; interest runs from the day after",
+    )
+    document_ref: str = Field(max_length=64, description="the voucher of the repayment; identifies it")
+    reason: str = Field(min_length=1, max_length=500, description="why, e.g. the Bund's notice")
+
+
+class InterestLineRead(BaseModel):
+    first_day: date = Field(description="first day counted")
+    last_day: date = Field(description="last day counted")
+    days: int
+    basiszinssatz: str = Field(description="§ 247 BGB, e.g. 0.0127")
+    points: str = Field(description="the surcharge, e.g. 0.03")
+    rate: str = Field(description="Basiszinssatz + points (not below 0)")
+    year_days: int = Field(description="each day's interest is principal × rate / the days of its year")
+
+
+class InterestRead(BaseModel):
+    amount: Euros = Field(description="the principal")
+    amount_cents: int
+    interest_since: date = Field(description="not counted")
+    date: date  # the day of repayment, counted
+    days: int
+    interest: Euros = Field(description="rounded half up to the cent once, over all lines")
+    interest_cents: int
+    lines: list[InterestLineRead]
+
+
+class FundsRepaymentRead(BaseModel):
+    title: str
+    year: int
+    date: date
+    amount: Euros
+    amount_cents: int
+    interest_since: date
+    interest: Euros = Field(description="the city's own money, paid with the repayment")
+    interest_cents: int
+    interest_lines: list[InterestLineRead]
+    document_ref: str
+    reason: str
+    recorded_by: str
+
+
+class FundsRepaymentPosted(BaseModel):
+    created: bool = Field(description="false: this voucher was already recorded with the same figures")
+    repayment: FundsRepaymentRead
+    net_drawn: Euros = Field(description="funds drawn for the title and year, less every repayment")
+    net_drawn_cents: int
