@@ -21,7 +21,10 @@ dropped at the end, also on error. Then, each phase in its own child process (it
   import (large store): text COPY of the run's file into a bare table (the baseline), the floor of
         any idempotent import in SQL alone (staged, cast, kept under a unique key), the library's
         default path in a fresh database (an aggregate per booking, 100 per save), the re-import
-        (idempotent), and a file of B lines imported streamed for its peak RSS.
+        (idempotent), and a file of B lines imported streamed for its peak RSS;
+  approval (a fresh database, benchmarks/batch_approval.py): 10,000 bookings awaiting approval
+        approved in one batch, against one plain SELECT of their events; their read key by key
+        through the library's repository printed beside.
 Growth: per-booking cost in the large store ÷ the same in the small one.
 Correctness, not speed, decides the exit code: every reader must see the whole log, the chain
 must verify, the Belegliste must hold every counted booking under the hash the workbook states.
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import api_load
+import batch_approval
 import export_workbook
 import harness
 import import_payment_run
@@ -266,10 +270,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             harness.drop_database(dbname)
 
+    print("[approve] a batch approval of 10,000 bookings ...", file=sys.stderr, flush=True)
+    approval = batch_approval.measure(batch_approval.BOOKINGS_MAX)
+
     harness.settle()  # the dropped stores' files and the big import's writes, before the API's run
     print("[api] 50 clients posting single bookings through koa serve ...", file=sys.stderr, flush=True)
     api = api_figures(seconds=5 if args.quick else 20)
     lines, problems = table(years, library, big, run_rows, big_rows)
+    lines += approval_lines(approval)
+    if approval["approved"] != approval["bookings"]:
+        problems.append(f"approval: {approval['approved']} of {approval['bookings']} bookings approved")
     lines += api_lines(api)
     if api["errors"] or not api["created"]:
         problems.append(f"api: {api['created']} bookings created, responses other than 201: {api['errors']}")
@@ -311,6 +321,26 @@ def api_figures(*, seconds: float, clients: int = 50) -> dict[str, Any]:
         done, base_s, _cpu_s = asyncio.run(api_load.health_rate(url, clients, 5.0))
         result = asyncio.run(api_load.load(url, token, clients, seconds))
     return result | {"health_rate": done / base_s, "clients": clients, "workers": os.cpu_count() or 1}
+
+
+def approval_lines(m: dict[str, Any]) -> list[Line]:
+    """batch_approval.measure's figures: the batch, and the old key-by-key read beside it."""
+    n, base_rate = m["bookings"], m["bookings"] / m["base_s"]
+    return [
+        Line(
+            f"batch approval of {n:,} bookings (one transaction)",
+            f"{m['approve_s']:.2f} s",
+            _rate(n, m["base_s"], "bookings/s one SELECT"),
+            f"{n / m['approve_s'] / base_rate:.3f}",
+        ),
+        Line(
+            "  its bookings read key by key (repository.get, the old path)",
+            f"{m['per_key_s']:.2f} s",
+            "",
+            f"{n / m['per_key_s'] / base_rate:.3f}",
+            "printed beside",
+        ),
+    ]
 
 
 def api_lines(api: dict[str, Any]) -> list[Line]:

@@ -122,6 +122,10 @@ class ApprovalsRefused(DomainError):
         self.total = total
 
 
+def _booking_not_found(key: str) -> BookingNotFound:
+    return BookingNotFound(f"no booking with key {key!r}", field="key")
+
+
 class Ledger(Application):
     name = "Ledger"
     log_section_size = 1000
@@ -289,9 +293,11 @@ class Ledger(Application):
             refused: list[ApprovalRefusal] = []
             # One instance per commitment: several invoices under it move their drawdowns in turn.
             commitments: dict[str, Commitment | None] = {}
-            for i, key in enumerate(keys):
+            # Read in bulk (one query per 1,000 keys): a key per query took 10,000 keys ~6 s.
+            for i, (key, booking) in enumerate(zip(keys, self.find_bookings(keys), strict=True)):
                 try:
-                    booking = self.get_booking(key)
+                    if booking is None:
+                        raise _booking_not_found(key)
                     booking.approve(approved_by=approved_by, calendar=calendar, on=day)
                     self._drawdown_to_counting_year(booking, commitments)
                 except DomainError as e:
@@ -782,8 +788,15 @@ class Ledger(Application):
     def get_booking(self, key: str) -> Booking:
         booking = self._find(key)
         if booking is None:
-            raise BookingNotFound(f"no booking with key {key!r}", field="key")
+            raise _booking_not_found(key)
         return booking
+
+    def find_bookings(self, keys: Sequence[str]) -> list[Booking | None]:
+        """The booking of each key, in the keys' order, None where a key has none: what _find
+        gives for each, read in bulk (event_index.replay_aggregates: one query per 1,000 keys)."""
+        ids = [booking_id(key) for key in keys]
+        found = event_index.replay_aggregates(self, ids)
+        return [found.get(i) for i in ids]
 
     def booking_history(self, key: str) -> list[Any]:
         self.get_booking(key)
