@@ -172,6 +172,26 @@ class FundsRepayment(Aggregate):
         return Interest(self.amount_cents, self.interest_since, self.value_date, lines)
 
 
+class RepaidTally(Aggregate):
+    """What was repaid for a title and fiscal year, saved with every repayment: two repayments
+    decided against the same funds drawn cannot both be stored (the second's version conflicts)."""
+
+    @staticmethod
+    def create_id(federal_title: str, fiscal_year: int) -> UUID:  # type: ignore[override]
+        return uuid5(REPAYMENT_NAMESPACE, f"tally:{federal_title}:{fiscal_year}")
+
+    @event("Opened")
+    def __init__(self, federal_title: str, fiscal_year: int) -> None:
+        self.federal_title = federal_title
+        self.fiscal_year = fiscal_year
+        self.repaid_cents = 0
+
+    @event("Repaid")
+    def add(self, document_ref: str, amount_cents: int) -> None:
+        assert amount_cents > 0, amount_cents
+        self.repaid_cents += amount_cents
+
+
 class Submission(Aggregate):
     """A settlement report handed in: which period, as of which moment, and the file's hash."""
 

@@ -34,7 +34,7 @@ from domain.parameters import PARAMETERS_ID, ParameterBook
 from domain.periods import CALENDAR_ID, PeriodCalendar, PeriodClosed
 from domain.rates import RateTable
 from domain.sampling import SampleDraw, check_draw
-from domain.settlement import FundsDraw, FundsRepayment, Submission, check_transfer
+from domain.settlement import FundsDraw, FundsRepayment, RepaidTally, Submission, check_transfer
 from ledger import bulk_import, event_index
 from ledger.recorders import CalendarChanged, SideRow, SideRowConflict, rows_for_every_save
 
@@ -124,6 +124,11 @@ class ApprovalsRefused(DomainError):
 
 def _booking_not_found(key: str) -> BookingNotFound:
     return BookingNotFound(f"no booking with key {key!r}", field="key")
+
+
+def _repayment_figures(r: FundsRepayment) -> tuple:
+    """What makes a repayment the same when its voucher is given again."""
+    return (r.federal_title, r.fiscal_year, r.value_date, r.amount_cents, r.interest_since, r.reason)
 
 
 class Ledger(Application):
@@ -655,63 +660,69 @@ class Ledger(Application):
         check_transfer(federal_title, fiscal_year, value_date, amount_cents, document_ref, recorded_by)
         if value_date > date.today():
             raise ValidationError("must not be in the future (record a repayment once it is made)", "date")
-        try:
-            existing = self.repository.get(FundsRepayment.create_id(document_ref))
-        except AggregateNotFoundError:
-            pass
-        else:
-            given = (federal_title, fiscal_year, value_date, amount_cents, interest_since, reason.strip())
-            stored = (
-                existing.federal_title,
-                existing.fiscal_year,
-                existing.value_date,
-                existing.amount_cents,
-                existing.interest_since,
-                existing.reason,
-            )
-            if given == stored:
-                return existing
-            raise KeyConflict(
-                f"voucher {document_ref!r} is already recorded as a repayment with other figures",
-                "document_ref",
-            )
+        given = (federal_title, fiscal_year, value_date, amount_cents, interest_since, reason.strip())
         interest = self.repayment_interest(
             amount_cents=amount_cents, interest_since=interest_since, value_date=value_date
         )
-        repayment = FundsRepayment.record(
-            federal_title=federal_title,
-            fiscal_year=fiscal_year,
-            value_date=value_date,
-            amount_cents=amount_cents,
-            interest=interest,
-            document_ref=document_ref,
-            reason=reason,
-            recorded_by=recorded_by,
-        )
-        net_drawn = self.net_drawn_cents(federal_title, fiscal_year)
-        if amount_cents > net_drawn:
-            raise StateRefused(
-                f"exceeds the funds drawn for {federal_title} {fiscal_year} less repayments "
-                f"({format_eur(net_drawn)} €)",
-                "amount",
+        for _attempt in range(3):
+            try:
+                existing = self.repository.get(FundsRepayment.create_id(document_ref))
+            except AggregateNotFoundError:
+                pass
+            else:
+                if given == _repayment_figures(existing):
+                    return existing
+                raise KeyConflict(
+                    f"voucher {document_ref!r} is already recorded as a repayment with other figures",
+                    "document_ref",
+                )
+            repayment = FundsRepayment.record(
+                federal_title=federal_title,
+                fiscal_year=fiscal_year,
+                value_date=value_date,
+                amount_cents=amount_cents,
+                interest=interest,
+                document_ref=document_ref,
+                reason=reason,
+                recorded_by=recorded_by,
             )
-        self.save(repayment)
-        return repayment
+            tally = self._repaid_tally(federal_title, fiscal_year)
+            net_drawn = self._drawn_cents(federal_title, fiscal_year) - tally.repaid_cents
+            if amount_cents > net_drawn:
+                raise StateRefused(
+                    f"exceeds the funds drawn for {federal_title} {fiscal_year} less repayments "
+                    f"({format_eur(net_drawn)} €)",
+                    "amount",
+                )
+            tally.add(document_ref, amount_cents)
+            try:
+                self.save(repayment, tally)
+            except IntegrityError:  # another repayment of these funds, or this voucher: decide again
+                continue
+            return repayment
+        raise IntegrityError("repayments of these funds kept changing under concurrent writers; try again")
 
     def net_drawn_cents(self, federal_title: str, fiscal_year: int) -> int:
         """Funds drawn for a title and fiscal year, less what was repaid of them."""
-        drawn = sum(
+        net = (
+            self._drawn_cents(federal_title, fiscal_year)
+            - self._repaid_tally(federal_title, fiscal_year).repaid_cents
+        )
+        assert net >= 0, (federal_title, fiscal_year, net)
+        return net
+
+    def _drawn_cents(self, federal_title: str, fiscal_year: int) -> int:
+        return sum(
             e.amount_cents
             for e in self.recorded(FundsDraw.Recorded)
             if (e.federal_title, e.fiscal_year) == (federal_title, fiscal_year)
         )
-        repaid = sum(
-            e.amount_cents
-            for e in self.recorded(FundsRepayment.Recorded)
-            if (e.federal_title, e.fiscal_year) == (federal_title, fiscal_year)
-        )
-        assert repaid <= drawn, (federal_title, fiscal_year, drawn, repaid)
-        return drawn - repaid
+
+    def _repaid_tally(self, federal_title: str, fiscal_year: int) -> RepaidTally:
+        try:
+            return self.repository.get(RepaidTally.create_id(federal_title, fiscal_year))
+        except AggregateNotFoundError:
+            return RepaidTally(federal_title, fiscal_year)
 
     def record_submission(self, **kwargs) -> Submission:
         submission = Submission.record(**kwargs)

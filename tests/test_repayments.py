@@ -170,3 +170,36 @@ def test_repayments_over_http(client):
     assert params["years"][0]["basiszinssatz_july"] == "0.015" and params["years"][0]["basiszinssatz_january"] is None
     assert params["years"][0]["repayment_interest_points"] == "0.03"
     assert [c["valid_from"] for c in params["base_rate_changes"]] == ["2030-07-01"]
+
+
+def test_two_repayments_decided_against_the_same_funds_are_not_both_stored(settings, monkeypatch):
+    """A second clerk repays while the first one's repayment is being decided: the first one's save
+    conflicts with the second's, is decided again against it and refused (not both stored)."""
+    import pytest
+
+    from domain.errors import StateRefused
+
+    def repay(books, ref: str):
+        return books.ledger.record_funds_repayment(
+            federal_title=VWK, fiscal_year=2025, value_date=date(2026, 3, 15), amount_cents=6_000,
+            interest_since=date(2025, 6, 30), document_ref=ref, reason="Bescheid", recorded_by="mueller",
+        )  # fmt: skip
+
+    with open_books(settings) as first, open_books(settings) as second:
+        first.ledger.record_funds_draw(
+            federal_title=VWK, fiscal_year=2025, value_date=date(2025, 6, 30), amount_cents=10_000,
+            document_ref="HKR-1", recorded_by="mueller",
+        )  # fmt: skip
+        drawn = first.ledger._drawn_cents
+        interleaved = []
+
+        def drawn_while_the_other_clerk_repays(title, year):
+            if not interleaved:
+                interleaved.append(repay(second, "RZ-2"))
+            return drawn(title, year)
+
+        monkeypatch.setattr(first.ledger, "_drawn_cents", drawn_while_the_other_clerk_repays)
+        with pytest.raises(StateRefused, match=r"less repayments \(40,00 €\)"):
+            repay(first, "RZ-1")
+        assert [r.document_ref for r in interleaved] == ["RZ-2"]
+        assert first.ledger.net_drawn_cents(VWK, 2025) == second.ledger.net_drawn_cents(VWK, 2025) == 4_000
