@@ -35,7 +35,8 @@ def _value_text(value: Any) -> str:
             raise ValueError("not a rate or an amount")
         if isinstance(value, int) and abs(value) >= 10**12:
             raise ValueError("not a rate or an amount")
-        return format(value, "f")
+        # str, not format(.., "f"): an int would come out as '13000.000000', six decimals.
+        return str(value) if isinstance(value, int) else format(value, "f")
     if isinstance(value, str) and len(value) <= VALUE_TEXT_LEN_MAX:
         return value
     raise ValueError(
