@@ -76,6 +76,12 @@ def _year_rates(rates: RateTable, land: str, year: int) -> YearRates:
         except RateMissing:
             return None
 
+    def years(name: str) -> int | None:
+        try:
+            return rates.dated_years(name, year)
+        except RateMissing:
+            return None
+
     nebenkosten = amount_cents("personalnebenkosten_per_vzae")
     sachkosten = amount_cents("sachkosten_per_vzae")
     return YearRates(
@@ -90,6 +96,8 @@ def _year_rates(rates: RateTable, land: str, year: int) -> YearRates:
         sachkosten_per_vzae=sachkosten,
         sachkosten_per_vzae_cents=sachkosten,
         deckungsfaehigkeit_limit=rate("deckungsfaehigkeit_limit"),
+        retention_years_books=years("retention_years_books"),
+        retention_years_vouchers=years("retention_years_vouchers"),
     )
 
 
