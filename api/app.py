@@ -33,6 +33,7 @@ from api.routers import (
     parameters,
     payment_runs,
     periods,
+    retention,
     settlement,
     split,
 )
@@ -42,8 +43,8 @@ from ledger.bootstrap import open_books
 from ledger.settings import Settings
 
 DESCRIPTION = """
-Bookings, payment runs, parameters, funds drawn, closed periods, the federal/municipal split and the
-KoA-VV workbook of koa-ledger, for finance staff and auditors.
+Bookings, payment runs, parameters, funds drawn, closed periods, the federal/municipal split, the
+KoA-VV workbook and the retention register of koa-ledger, for finance staff and auditors.
 
 * **Authentication**: `Authorization: Bearer <token>` on every endpoint but `/health`: an OpenID
   Connect access token or a static token of the server's token file. Roles: `clerk` records,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         budgets,
         commitments,
         allocations,
+        retention,
     ):
         app.include_router(module.router)
     app.add_middleware(

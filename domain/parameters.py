@@ -16,7 +16,7 @@ from domain.booking import YEAR_MAX, YEAR_MIN, check_reason, check_user
 from domain.errors import ValidationError
 from domain.interest import check_base_rate
 from domain.money import parse_amount_cents
-from domain.rates import DATED_PARAMETERS, LANDS
+from domain.rates import DATED_PARAMETERS, LANDS, YEARS_MAX, YEARS_MIN
 
 PARAMETERS_ID = uuid5(NAMESPACE_URL, "urn:koa-ledger:parameter-book")
 NAMES = {
@@ -29,19 +29,24 @@ NAMES = {
     "sachkosten_per_vzae": "Pauschale Sachkosten je VZÄ und Jahr (EUR), ab dem Jahr",
     "deckungsfaehigkeit_limit": "Grenze der Deckungsfähigkeit (Anteil des abgebenden Budgets), ab dem Jahr",
     "repayment_interest_points": "Zinsaufschlag auf den Basiszinssatz bei Rückzahlung an den Bund, ab dem Jahr",
+    "retention_years_books": "Aufbewahrungsfrist der Bücher in Jahren (GemHVO BW § 39), für Abschlüsse ab dem Jahr",
+    "retention_years_vouchers": "Aufbewahrungsfrist der Belege in Jahren (GemHVO BW § 39), für Abschlüsse ab dem Jahr",
 }
 AMOUNT_PARAMETER_CENTS_MAX = 100_000_000  # 1,000,000.00 € per VZÄ and year: anything above is a typo
 
 
 def kind_of(name: str) -> str:
-    """'rate' (a share between 0 and 1) or 'amount' (euros)."""
+    """'rate' (a share between 0 and 1), 'amount' (euros) or 'years' (a whole number of years)."""
     return DATED_PARAMETERS.get(name, "rate")
 
 
 def parse_value(name: str, text: str) -> Decimal:
-    """A parameter's value from the command line: a rate or an amount in euros, by the parameter."""
+    """A parameter's value from the command line: a rate, an amount in euros or a number of years,
+    by the parameter."""
     if kind_of(name) == "rate":
         return parse_rate(text)
+    if kind_of(name) == "years":
+        return parse_years(text)
     try:
         cents = parse_amount_cents(text)
     except ValueError as e:
@@ -78,6 +83,14 @@ def parse_rate(text: str) -> Decimal:
     return value.normalize()
 
 
+def parse_years(text: str) -> Decimal:
+    """'10' -> Decimal(10): a whole number of years."""
+    s = text.strip()
+    if not (s.isascii() and s.isdigit() and len(s) <= 3) or not YEARS_MIN <= int(s) <= YEARS_MAX:
+        raise ValidationError(f"must be a whole number of years from {YEARS_MIN} to {YEARS_MAX}, not {text!r}", "value")
+    return Decimal(int(s))
+
+
 class ParameterBook(Aggregate):
     @staticmethod
     def create_id() -> UUID:  # type: ignore[override]
@@ -98,6 +111,8 @@ class ParameterBook(Aggregate):
             Decimal(0) <= value * 100 <= AMOUNT_PARAMETER_CENTS_MAX and value == round(value, 2)
         ):
             raise ValidationError("must be an amount between 0 and 1.000.000,00 € with at most 2 decimals", "value")
+        if kind_of(name) == "years" and not (value == int(value) and YEARS_MIN <= value <= YEARS_MAX):
+            raise ValidationError(f"must be a whole number of years from {YEARS_MIN} to {YEARS_MAX}", "value")
         if name.startswith("kdu_") and land not in LANDS:
             raise ValidationError(f"unknown Land; one of {', '.join(LANDS)}", "land")
         reason = check_reason(reason)

@@ -58,8 +58,9 @@ class AppliedRate:
     label: str
 
 
-# Parameters in force from a fiscal year until changed, besides the two above: kind "rate" (0..1)
-# or "amount" (euros, per full-time equivalent and year). Defaults in rates.toml [[parameter]].
+# Parameters in force from a fiscal year until changed, besides the two above: kind "rate" (0..1),
+# "amount" (euros, per full-time equivalent and year) or "years" (a whole number of years, the
+# retention periods). Defaults in rates.toml [[parameter]].
 DATED_PARAMETERS = {
     "versorgungszuschlag_cap": "rate",
     "personalgemeinkosten_rate": "rate",
@@ -67,7 +68,10 @@ DATED_PARAMETERS = {
     "sachkosten_per_vzae": "amount",
     "deckungsfaehigkeit_limit": "rate",
     "repayment_interest_points": "rate",
+    "retention_years_books": "years",
+    "retention_years_vouchers": "years",
 }
+YEARS_MIN, YEARS_MAX = 1, 30  # a retention period beyond thirty years is a typo
 
 
 def _no_budget(year: int) -> None:
@@ -130,6 +134,7 @@ class RateTable:
             kind = DATED_PARAMETERS[p["name"]]
             value = _rate(p["value"]) if kind == "rate" else Decimal(p["value"])
             assert kind == "rate" or value >= 0, p
+            assert kind != "years" or (value == int(value) and YEARS_MIN <= value <= YEARS_MAX), p
             dated.setdefault(p["name"], []).append((int(p["from_year"]), value))
         basiszinssatz = BaseInterestRates(
             (date.fromisoformat(r["from"]), Decimal(r["rate"]))
@@ -206,6 +211,10 @@ class RateTable:
     def dated_amount_cents(self, name: str, year: int) -> int:
         assert DATED_PARAMETERS[name] == "amount", name
         return int(self.dated(name, year) * 100)
+
+    def dated_years(self, name: str, year: int) -> int:
+        assert DATED_PARAMETERS[name] == "years", name
+        return int(self.dated(name, year))
 
     def kdu_quota(self, land: str, year: int) -> KduQuota:
         try:

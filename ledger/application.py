@@ -14,7 +14,16 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from eventsourcing.utils import get_topic
 
-from domain.booking import KEY_RE, Booking, BookingContent, booking_id, check_user, require_same_content
+from domain.booking import (
+    KEY_RE,
+    REF_RE,
+    Booking,
+    BookingContent,
+    booking_id,
+    check_reason,
+    check_user,
+    require_same_content,
+)
 from domain.budget import Budget, budget_id
 from domain.catalogue import Catalogue
 from domain.commitment import Commitment, CommitmentExceeded, commitment_id
@@ -33,6 +42,7 @@ from domain.money import format_eur
 from domain.parameters import PARAMETERS_ID, ParameterBook
 from domain.periods import CALENDAR_ID, PeriodCalendar, PeriodClosed
 from domain.rates import RateTable
+from domain.retention import AccountsAdoption, adoption_id
 from domain.sampling import SampleDraw, check_draw
 from domain.settlement import FundsDraw, FundsRepayment, RepaidTally, Submission, check_transfer
 from ledger import bulk_import, event_index
@@ -723,6 +733,77 @@ class Ledger(Application):
             return self.repository.get(RepaidTally.create_id(federal_title, fiscal_year))
         except AggregateNotFoundError:
             return RepaidTally(federal_title, fiscal_year)
+    def record_adoption(
+        self,
+        *,
+        fiscal_year: int,
+        adopted_on: date,
+        resolution_ref: str,
+        recorded_by: str,
+        corrects: str | None = None,
+        reason: str | None = None,
+        today: date | None = None,
+    ) -> tuple[AccountsAdoption, bool]:
+        """Record that the council adopted a fiscal year's accounts (GemHVO BW § 39: the retention
+        periods run from 1 January after it). The same figures again are a repeat (False); other
+        figures are a KeyConflict unless given as a correction: `corrects` names the adoption on
+        record by its resolution, with a `reason`, and is stored as a new event beside it."""
+        today = today or date.today()
+        check_user(recorded_by, "recorded_by")
+        if corrects is None and reason is not None:
+            raise ValidationError(
+                "only with a correction: name the adoption it corrects (corrects)", "reason"
+            )
+        if corrects is not None:
+            if not REF_RE.fullmatch(corrects):
+                raise ValidationError(
+                    "the resolution of the adoption on record, 1-64 letters, digits or ._:/-", "corrects"
+                )
+            reason = check_reason(reason or "")
+        for _attempt in range(3):
+            existing = self.adoption_as_of(fiscal_year)
+            if existing is None or corrects is None:
+                # Checked as a first recording (saved only if there is none): a repeat with bad
+                # input is refused as bad input, not answered as a repeat or a conflict.
+                first = AccountsAdoption.record(
+                    fiscal_year=fiscal_year,
+                    adopted_on=adopted_on,
+                    resolution_ref=resolution_ref,
+                    recorded_by=recorded_by,
+                    calendar=self.calendar(),
+                    today=today,
+                )
+            if existing is None:
+                if corrects is not None:
+                    raise StateRefused(f"no adoption of {fiscal_year} is on record to correct", "corrects")
+                adoption = first
+            elif corrects is None:
+                existing.refuse_other_figures(adopted_on, resolution_ref)
+                return existing, False
+            elif existing.same_figures(adopted_on, resolution_ref):
+                return existing, False  # this correction is on record already: a repeat
+            else:
+                adoption = existing
+                adoption.correct(
+                    adopted_on=adopted_on,
+                    resolution_ref=resolution_ref,
+                    corrects=corrects,
+                    reason=reason or "",
+                    corrected_by=recorded_by,
+                    today=today,
+                )
+            try:
+                self.save(adoption)
+            except IntegrityError:
+                continue  # recorded or corrected meanwhile by someone else: decide again
+            return adoption, True
+        raise IntegrityError(
+            f"the adoption of {fiscal_year} kept changing under concurrent writers; try again"
+        )
+
+    def adoption_as_of(self, fiscal_year: int, as_of: datetime | None = None) -> AccountsAdoption | None:
+        """The adoption of a fiscal year's accounts as recorded up to a moment (None: now)."""
+        return self.aggregate_as_of(adoption_id(fiscal_year), as_of)
 
     def record_submission(self, **kwargs) -> Submission:
         submission = Submission.record(**kwargs)

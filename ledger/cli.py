@@ -401,10 +401,12 @@ from ledger.cli_audit import audit  # noqa: E402  (command groups of their own m
 from ledger.cli_bookings import bookings  # noqa: E402
 from ledger.cli_budget import allocation, budget, commitment  # noqa: E402
 from ledger.cli_params import kdu, params, reconcile  # noqa: E402
+from ledger.cli_retention import retention  # noqa: E402
 from ledger.cli_serve import serve  # noqa: E402
 from ledger.cli_settlement import draw, export, repay, submit  # noqa: E402
 
 for command in (
-    audit, bookings, export, draw, repay, submit, params, reconcile, kdu, budget, commitment, allocation, serve,
+    audit, bookings, export, draw, repay, submit, params, reconcile, kdu, budget, commitment, allocation,
+    retention, serve,
 ):
     main.add_command(command)

@@ -65,6 +65,7 @@ def replay(ctx: click.Context, as_of: str, work_dir: Path | None) -> None:
         click.echo(f"Replay as of {moment.isoformat()} from {books.where}")
         # At the rates (and Eingliederungsbudget) as they stood at the moment, as the export does.
         _print_split(result.view, books, books.ledger.rates_as_of(moment))
+        _print_adoptions(books, result.view.years(), moment)
         rate = result.events_read / result.seconds if result.seconds else 0.0
         click.echo(
             f"{result.events_read} events read up to position {result.position}, {result.events_applied} "
@@ -82,6 +83,18 @@ def _print_split(view: SplitViewQueries, books, rates: RateTable) -> None:
     for year in years:
         lines = split_lines(view, books.ledger.catalogue, rates, books.settings.land, year)
         click.echo(format_split_table(lines), nl=False)
+
+
+def _print_adoptions(books, years: list[int], moment: datetime) -> None:
+    """The adoptions of the years' accounts as recorded up to the moment, from which their retention
+    periods run (`koa retention --as-of` gives the whole register)."""
+    for year in years:
+        a = books.ledger.adoption_as_of(year, moment)
+        if a is not None:
+            click.echo(
+                f"accounts of {year} adopted on {a.adopted_on.isoformat()} by resolution {a.resolution_ref} "
+                "(as recorded up to the moment)"
+            )
 
 
 @audit.command()

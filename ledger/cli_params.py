@@ -52,6 +52,10 @@ def list_(ctx: click.Context, year: int | None) -> None:
             f"      Rückzahlungszinsen: Basiszinssatz {_base_rate(rates, date(y, 1, 1))} (1. Januar), "
             f"{_base_rate(rates, date(y, 7, 1))} (1. Juli) + {pct(rates.dated('repayment_interest_points', y))}"
         )
+        click.echo(
+            f"      Aufbewahrung (GemHVO BW § 39) Bücher {rates.dated_years('retention_years_books', y)} Jahre, "
+            f"Belege {rates.dated_years('retention_years_vouchers', y)} Jahre"
+        )
     changes = books.ledger.parameter_changes()
     base_rate_changes = books.ledger.base_rate_changes()
     click.echo(f"changes since the shipped defaults: {len(changes) + len(base_rate_changes)}")
@@ -103,7 +107,9 @@ def set_base_rate(ctx: click.Context, valid_from: str, value: str, reason: str, 
 @params.command(name="set")
 @click.argument("name", type=click.Choice(sorted(NAMES)))
 @click.option("--year", required=True, type=click.IntRange(2005, 2100))
-@click.option("--value", required=True, help="a rate (0.848, 0,848 or 84,8 %) or an amount in euros (12.000,00)")
+@click.option(
+    "--value", required=True, help="a rate (0.848, 0,848 or 84,8 %), an amount in euros (12.000,00) or years (10)"
+)
 @click.option("--reason", required=True, help="why (kept with the change)")
 @click.option("--land", help="for KdU quotas (default: KOA_LAND)")
 @USER_OPTION
@@ -134,7 +140,7 @@ def set_(
         name=name, year=year, value=rate, land=land, reason=reason, set_by=acting_user(ctx, user)
     )
     _allocation_differences(books, name, year)
-    shown = f"{format_eur(int(rate * 100))} €" if kind_of(name) == "amount" else str(rate)
+    shown = {"amount": f"{format_eur(int(rate * 100))} €", "years": f"{rate} years"}.get(kind_of(name), str(rate))
     click.echo(f"{name} {year}{' ' + land if name.startswith('kdu_') else ''} = {shown} set")
     if before is not None:
         after = federal()

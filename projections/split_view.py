@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -415,6 +415,29 @@ class SplitViewQueries(ABC):
         with self._txn(commit=False) as c:
             c.execute(
                 self._q(f"SELECT DISTINCT fiscal_year FROM {self.prefix}split_totals ORDER BY fiscal_year")
+            )
+            return [int(r["fiscal_year"]) for r in c.fetchall()]
+
+    def booked_years(self, recorded_up_to: datetime | None = None) -> list[int]:
+        """The fiscal years that hold any booking, counted or not (an unapproved or reversed booking
+        has its voucher too); with `recorded_up_to`, only bookings recorded up to that moment.
+        A walk up the list index (its first column is the year): one look-up per year instead of a
+        scan of every booking (with a moment, a look-up reads on past the bookings recorded later)."""
+        table = f"{self.prefix}split_bookings"
+        cond, params = "", []
+        if recorded_up_to is not None:
+            cond, params = " AND recorded_at <= %s", [self._ts_param(recorded_up_to.astimezone(UTC))] * 2
+        with self._txn(commit=False) as c:
+            c.execute(
+                self._q(
+                    "WITH RECURSIVE y(fiscal_year) AS ("
+                    f"SELECT MIN(fiscal_year) FROM {table} WHERE fiscal_year > 0{cond} "
+                    "UNION ALL "
+                    f"SELECT (SELECT MIN(fiscal_year) FROM {table} WHERE fiscal_year > y.fiscal_year{cond}) "
+                    "FROM y WHERE y.fiscal_year IS NOT NULL"
+                    ") SELECT fiscal_year FROM y WHERE fiscal_year IS NOT NULL"
+                ),
+                params,
             )
             return [int(r["fiscal_year"]) for r in c.fetchall()]
 

@@ -457,6 +457,9 @@ def test_the_new_parameters_are_set_listed_and_show_what_a_rerun_would_change(cl
     )
     assert r.json()["allocation_reruns"] == []
     assert _post(client, "/parameters", amount | {"value": 12500.5, "year": 2027}, "admin").status_code == 201
+    # A JSON integer is read as written (it once became '13000.000000' and was refused as an amount).
+    r = _post(client, "/parameters", amount | {"value": 13000, "year": 2028}, "admin")
+    assert r.status_code == 201 and r.json()["change"]["value"] == "13000", r.text
     listed = client.get("/parameters", params={"year": 2026}, headers=auth("auditor")).json()
     y = listed["years"][0]
     assert (y["sachkosten_per_vzae"], y["sachkosten_per_vzae_cents"], y["personalgemeinkosten_rate"]) == (

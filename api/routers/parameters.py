@@ -79,6 +79,12 @@ def _year_rates(rates: RateTable, land: str, year: int) -> YearRates:
         except RateMissing:
             return None
 
+    def years(name: str) -> int | None:
+        try:
+            return rates.dated_years(name, year)
+        except RateMissing:
+            return None
+
     nebenkosten = amount_cents("personalnebenkosten_per_vzae")
     sachkosten = amount_cents("sachkosten_per_vzae")
     return YearRates(
@@ -96,6 +102,8 @@ def _year_rates(rates: RateTable, land: str, year: int) -> YearRates:
         repayment_interest_points=rate("repayment_interest_points"),
         basiszinssatz_january=_base_rate(rates, date(year, 1, 1)),
         basiszinssatz_july=_base_rate(rates, date(year, 7, 1)),
+        retention_years_books=years("retention_years_books"),
+        retention_years_vouchers=years("retention_years_vouchers"),
     )
 
 

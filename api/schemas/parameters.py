@@ -21,6 +21,8 @@ ParameterName = Literal[
     "sachkosten_per_vzae",
     "deckungsfaehigkeit_limit",
     "repayment_interest_points",
+    "retention_years_books",
+    "retention_years_vouchers",
 ]
 assert set(ParameterName.__args__) == set(NAMES)  # type: ignore[attr-defined]
 VALUE_TEXT_LEN_MAX = 40
@@ -36,7 +38,8 @@ def _value_text(value: Any) -> str:
             raise ValueError("not a rate or an amount")
         if isinstance(value, int) and abs(value) >= 10**12:
             raise ValueError("not a rate or an amount")
-        return format(value, "f")
+        # str, not format(.., "f"): an int would come out as '13000.000000', six decimals.
+        return str(value) if isinstance(value, int) else format(value, "f")
     if isinstance(value, str) and len(value) <= VALUE_TEXT_LEN_MAX:
         return value
     raise ValueError(
@@ -82,7 +85,8 @@ class ParameterSet(BaseModel):
         BeforeValidator(_value_text),
         Field(
             description="rates: '84,8 %', '0.848' or a number between 0 and 1; the amounts per VZÄ "
-            "(personalnebenkosten_per_vzae, sachkosten_per_vzae): euros, '13.000,00' or 13000",
+            "(personalnebenkosten_per_vzae, sachkosten_per_vzae): euros, '13.000,00' or 13000; the "
+            "retention periods (retention_years_*): whole years, '10' or 10",
             json_schema_extra={
                 "anyOf": [{"type": "string", "maxLength": VALUE_TEXT_LEN_MAX}, {"type": "number"}]
             },
@@ -96,16 +100,20 @@ class ParameterChange(BaseModel):
     at: datetime
     set_by: str
     name: str
-    kind: Literal["rate", "amount"] = Field(description="rate: a share 0..1; amount: euros per VZÄ and year")
+    kind: Literal["rate", "amount", "years"] = Field(
+        description="rate: a share 0..1; amount: euros per VZÄ and year; years: a whole number of years"
+    )
     year: int
     land: str | None
-    value: str = Field(description="as stored: a rate such as 0.848, or euros such as 13000")
+    value: str = Field(
+        description="as stored: a rate such as 0.848, euros such as 13000, or years such as 10"
+    )
     reason: str
 
 
 class ParameterDefinition(BaseModel):
     name: str
-    kind: Literal["rate", "amount"]
+    kind: Literal["rate", "amount", "years"]
     description: str
 
 
@@ -128,6 +136,10 @@ class YearRates(BaseModel):
     )
     basiszinssatz_january: str | None = Field(description="§ 247 BGB, from 1 January, e.g. 0.0127")
     basiszinssatz_july: str | None = Field(description="§ 247 BGB, from 1 July")
+    retention_years_books: int | None = Field(
+        description="years the books of this fiscal year are kept after the adoption of its accounts (GemHVO BW § 39)"
+    )
+    retention_years_vouchers: int | None = Field(description="years its vouchers (Belege) are kept")
 
 
 class BaseRateChange(BaseModel):
