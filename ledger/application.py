@@ -518,9 +518,12 @@ class Ledger(Application):
     def rates_as_of(self, as_of: datetime | None) -> RateTable:
         """The rates as they were set up to a moment (None: now), for reports as of that moment,
         with each year's Eingliederungsbudget as it stood then (the split caps EGT spending at it)."""
+        changes = self._parameter_events(as_of)
         rates = self.base_rates.with_settings(
-            [(e.name, e.year, e.land, Decimal(e.value)) for e in self.parameter_changes(as_of)]
-        ).with_basiszinssatz([(e.valid_from, Decimal(e.value)) for e in self.base_rate_changes(as_of)])
+            [(e.name, e.year, e.land, Decimal(e.value)) for e in changes if type(e).__name__ == "Set"]
+        ).with_basiszinssatz(
+            [(e.valid_from, Decimal(e.value)) for e in changes if type(e).__name__ == "BaseRateSet"]
+        )
 
         @functools.cache
         def egt_funds(year: int) -> int | None:
@@ -544,23 +547,15 @@ class Ledger(Application):
 
     def parameter_changes(self, as_of: datetime | None = None) -> list[Any]:
         """Every Set event of the parameter book (who, when, why), oldest first."""
-        if PARAMETERS_ID not in self.repository:
-            return []
-        return [
-            e
-            for e in self.events.get(PARAMETERS_ID)
-            if type(e).__name__ == "Set" and (as_of is None or e.timestamp <= as_of)
-        ]
+        return [e for e in self._parameter_events(as_of) if type(e).__name__ == "Set"]
 
     def base_rate_changes(self, as_of: datetime | None = None) -> list[Any]:
         """Every Basiszinssatz set since the shipped table (who, when, why), oldest first."""
-        if PARAMETERS_ID not in self.repository:
-            return []
-        return [
-            e
-            for e in self.events.get(PARAMETERS_ID)
-            if type(e).__name__ == "BaseRateSet" and (as_of is None or e.timestamp <= as_of)
-        ]
+        return [e for e in self._parameter_events(as_of) if type(e).__name__ == "BaseRateSet"]
+
+    def _parameter_events(self, as_of: datetime | None) -> list[Any]:
+        """The parameter book's events up to a moment (None: all): one read (none before the first)."""
+        return [e for e in self.events.get(PARAMETERS_ID) if as_of is None or e.timestamp <= as_of]
 
     def set_parameter(
         self, *, name: str, year: int, value: Decimal, land: str, reason: str, set_by: str
@@ -733,6 +728,7 @@ class Ledger(Application):
             return self.repository.get(RepaidTally.create_id(federal_title, fiscal_year))
         except AggregateNotFoundError:
             return RepaidTally(federal_title, fiscal_year)
+
     def record_adoption(
         self,
         *,
