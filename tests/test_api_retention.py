@@ -160,3 +160,18 @@ def test_the_periods_are_parameters_an_admin_sets(client):
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "value", bad.text
     years = client.get("/parameters", params={"year": 2031}, headers=auth("auditor")).json()["years"]
     assert (years[0]["retention_years_books"], years[0]["retention_years_vouchers"]) == (12, 6)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/retention", {}),
+        ("/audit/split", {"year": 2025}),
+        ("/settlement/koa-vv", {"year": 2025, "format": "json"}),
+    ],
+)
+@pytest.mark.parametrize("number", ["0", "-5.927497980903723e-217", "1700000000"])
+def test_a_moment_given_as_a_number_is_refused_not_read_as_seconds_since_1970(client, path, params, number):
+    r = client.get(path, params=params | {"as_of": number}, headers=auth("auditor"))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "as_of" and "ISO 8601" in r.json()["detail"]

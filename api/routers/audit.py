@@ -29,6 +29,7 @@ from api.schemas.audit import (
     SampleDrawPosted,
     SampleDrawRead,
 )
+from api.schemas.common import IsoMoment
 from api.schemas.settlement import SplitRead
 from api.services import Svc
 from domain.errors import ValidationError
@@ -64,7 +65,7 @@ def booking_events(key: BookingKey, _: AuditReader, svc: Svc) -> list[BookingEve
 def split_as_of(
     _: AuditReader,
     svc: Svc,
-    as_of: Annotated[datetime, Query(description="ISO 8601; without an offset it is UTC")],
+    as_of: Annotated[IsoMoment, Query(description="ISO 8601; without an offset it is UTC")],
     year: Annotated[int, Query(ge=2005, le=2100)],
     quarter: Annotated[int | None, Query(ge=1, le=4)] = None,
 ) -> SplitRead:

@@ -12,6 +12,7 @@ from api.auth import Clerk, Reader
 from api.idempotency import Idem, Outcome
 from api.problems import ApiProblem, documented, field_error, state_conflict
 from api.routing import resource_router
+from api.schemas.common import IsoMoment
 from api.schemas.retention import AdoptionCreate, AdoptionPosted, RetentionRead, RetentionRegisterRead
 from api.services import Svc
 from domain.errors import DomainError, KeyConflict, ValidationError
@@ -98,7 +99,7 @@ def show(
         ),
     ] = None,
     as_of: Annotated[
-        datetime | None,
+        IsoMoment | None,
         Query(description="as recorded up to this moment (ISO 8601; without an offset it is UTC)"),
     ] = None,
 ) -> RetentionRegisterRead:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +18,7 @@ from starlette.background import BackgroundTask
 from api.auth import Reader
 from api.problems import ApiProblem, field_error, problem_responses
 from api.routing import resource_router
+from api.schemas.common import IsoMoment
 from api.services import Svc
 from ledger.cli_settlement import report_for, write_report
 from ledger.cli_support import Refused
@@ -54,7 +54,7 @@ def koa_vv(
     year: Annotated[int, Query(ge=2005, le=2100)],
     quarter: Annotated[int | None, Query(ge=1, le=4, description="without: the whole year")] = None,
     as_of: Annotated[
-        datetime | None,
+        IsoMoment | None,
         Query(
             description="only events recorded up to this moment (ISO 8601; default: now); reproduces an export"
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -63,3 +64,24 @@ Euros = Annotated[
 PAGE_LIMIT_DEFAULT = 50
 PAGE_LIMIT_MAX = 500
 Limit = Annotated[int, Field(ge=1, le=PAGE_LIMIT_MAX, description=f"page size, at most {PAGE_LIMIT_MAX}")]
+
+
+MOMENT_TEXT_LEN_MAX = 40
+
+
+def _iso_moment(value: Any) -> datetime:
+    """A moment as ISO 8601 text only, as the CLI's --as-of reads it; without an offset it is UTC.
+    (pydantic's own datetime would read a number, '0' or '-5e-217', as seconds since 1970.)"""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or len(value) > MOMENT_TEXT_LEN_MAX:
+        raise ValueError("must be an ISO 8601 moment, e.g. 2025-04-15T12:00:00+02:00")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 moment (e.g. 2025-04-15T12:00:00+02:00): {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# In: a moment (as_of) as ISO 8601 text, never a number of seconds.
+IsoMoment = Annotated[datetime, BeforeValidator(_iso_moment)]
