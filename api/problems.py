@@ -8,6 +8,7 @@ four-eyes rule; 404: an unknown booking. Bad input never ends as a 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
@@ -92,6 +93,33 @@ def field_error(field: str | None, reason: str, location: str | None = None, **e
     if location:
         out["location"] = location
     return out | extra
+
+
+def invalid(errors: list[dict[str, Any]]) -> ApiProblem:
+    """422 listing every bad field; the detail names the first 20."""
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:20])
+    more = f" … and {len(errors) - 20} more" if len(errors) > 20 else ""
+    return ApiProblem(422, "validation", "Invalid input", detail + more, errors=errors)
+
+
+def invalid_field(field: str, reason: str, location: str = "query") -> ApiProblem:
+    """422 for one bad field."""
+    return invalid([field_error(field, reason, location)])
+
+
+def parsed_fields(parsers: dict[str, tuple[Callable[[str], Any], str]], location: str) -> dict[str, Any]:
+    """{field: parser(text)} for {field: (parser, text)}, or one 422 naming every field whose parser
+    raised ValueError (the CLI's parsers: dates, amounts)."""
+    out: dict[str, Any] = {}
+    errors = []
+    for name, (parse, text) in parsers.items():
+        try:
+            out[name] = parse(text)
+        except ValueError as e:
+            errors.append(field_error(name, str(e), location))
+    if errors:
+        raise invalid(errors)
+    return out
 
 
 # Deterministic refusals: the same request against the same books gets the same answer, so an

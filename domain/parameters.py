@@ -54,30 +54,27 @@ def parse_value(name: str, text: str) -> Decimal:
     return Decimal(cents) / 100
 
 
-def parse_signed_percent(text: str) -> Decimal:
-    """'1,27 %', '-0,88 %' or '0.0127' -> Decimal('0.0127'): a rate that may be negative."""
+def _rate_text(text: str) -> Decimal:
+    """'0,848', '84,8 %' or '-0,88 %' as a fraction, not normalised (its decimals count)."""
     s = text.strip().replace(",", ".")
     percent = s.endswith("%")
     try:
         value = Decimal(s.rstrip("%").strip())
         if not value.is_finite():
             raise InvalidOperation
-    except ArithmeticError:
+        return value / 100 if percent else value
+    except ArithmeticError:  # also NaN, infinities and exponents beyond the context
         raise ValidationError(f"not a rate: {text!r}", "value") from None
-    return (value / 100 if percent else value).normalize()
+
+
+def parse_signed_percent(text: str) -> Decimal:
+    """'1,27 %', '-0,88 %' or '0.0127' -> Decimal('0.0127'): a rate that may be negative."""
+    return _rate_text(text).normalize()
 
 
 def parse_rate(text: str) -> Decimal:
     """'0.848', '0,848' or '84,8 %' -> Decimal('0.848')."""
-    s = text.strip().replace(",", ".")
-    percent = s.endswith("%")
-    try:
-        value = Decimal(s.rstrip("%").strip())
-        if not value.is_finite():
-            raise InvalidOperation
-        value = value / 100 if percent else value
-    except ArithmeticError:  # also NaN, infinities and exponents beyond the context
-        raise ValidationError(f"not a rate: {text!r}", "value") from None
+    value = _rate_text(text)
     if not Decimal(0) <= value <= Decimal(1) or value.as_tuple().exponent < -6:  # type: ignore[operator]
         raise ValidationError("must be between 0 and 1 (or 0 % and 100 %), at most 6 decimals", "value")
     return value.normalize()

@@ -15,7 +15,7 @@ from domain.sampling import MONTH_RE
 from exports.audit_export import AuditExportError, write_audit_export
 from exports.split_report import format_split_table
 from ledger import audit as audit_service
-from ledger import samples
+from ledger import commands, samples
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from ledger.seals import Anchor
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
@@ -25,16 +25,13 @@ from projections.split_view import SplitViewQueries
 
 
 def parse_moment(text: str) -> datetime:
-    """ISO 8601 date or date-time; without an offset it is UTC."""
+    """--as-of: an ISO 8601 date or date-time; without an offset it is UTC."""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        return commands.parse_moment(text)
     except ValueError:
         raise Refused(
             f"--as-of: not a timestamp (ISO 8601, e.g. 2025-04-15T12:00:00+02:00): {text!r}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
 
 
 @click.group()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from domain.booking import ALLOCATION_KEY_PREFIX, BookingContent, Kind
 from domain.catalogue import Catalogue
@@ -54,6 +54,15 @@ class InputError(Exception):
 
 _DATES_SEEN: dict[str, date] = {}  # a payment run repeats a few dates on every row
 DATES_SEEN_MAX = 4096
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 date or date-time; without an offset it is UTC. ValueError otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 moment (e.g. 2025-04-15T12:00:00+02:00): {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_date(text: str) -> date:

@@ -8,7 +8,7 @@ events of many ids per query (a run's keys stored already), or every event of ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -72,9 +72,7 @@ def _select_first_events(app: Ledger, ids: Sequence[UUID]) -> list[StoredEvent]:
                 ]
     elif isinstance(recorder, SQLiteApplicationRecorder):
         with recorder.datastore.transaction(commit=False) as c:
-            for i in range(0, len(ids), SQLITE_IDS_PER_QUERY):
-                chunk = [u.hex for u in ids[i : i + SQLITE_IDS_PER_QUERY]]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _sqlite_chunks(ids):
                 c.execute(
                     f"SELECT originator_id, topic, state FROM {recorder.events_table_name} "
                     f"WHERE originator_id IN ({marks}) AND originator_version = 1",
@@ -105,9 +103,7 @@ def select_events_of(recorder: ApplicationRecorder, ids: Sequence[UUID]) -> dict
                 found.setdefault(e.originator_id, []).append(e)
     elif isinstance(recorder, SQLiteApplicationRecorder):
         with recorder.datastore.transaction(commit=False) as c:
-            for i in range(0, len(ids), SQLITE_IDS_PER_QUERY):
-                chunk = [u.hex for u in ids[i : i + SQLITE_IDS_PER_QUERY]]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _sqlite_chunks(ids):
                 c.execute(
                     "SELECT originator_id, originator_version, topic, state "
                     f"FROM {recorder.events_table_name} WHERE originator_id IN ({marks}) "
@@ -124,6 +120,13 @@ def select_events_of(recorder: ApplicationRecorder, ids: Sequence[UUID]) -> dict
             if stored := list(recorder.select_events(oid)):
                 found[oid] = stored
     return found
+
+
+def _sqlite_chunks(ids: Sequence[UUID]) -> Iterator[tuple[list[str], str]]:
+    """The ids as SQLite stores them, SQLITE_IDS_PER_QUERY at a time, with their '?' marks."""
+    for i in range(0, len(ids), SQLITE_IDS_PER_QUERY):
+        chunk = [u.hex for u in ids[i : i + SQLITE_IDS_PER_QUERY]]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 # As the library's own select_events: a dropped connection is tried again, 10 times, 0.2 s apart.

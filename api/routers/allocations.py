@@ -15,8 +15,7 @@ from fastapi import Path, Response
 
 from api.auth import Approver, Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import documented, field_error, state_conflict
-from api.routers.budgets import invalid
+from api.problems import documented, field_error, invalid, state_conflict
 from api.routing import resource_router
 from api.schemas.budgets import (
     AllocationApproved,

@@ -14,7 +14,7 @@ from fastapi import Query, Response
 
 from api.auth import AuditOffice, AuditReader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, documented, field_error, problem_responses
+from api.problems import ApiProblem, documented, field_error, invalid_field, problem_responses
 from api.routers.bookings import BookingKey
 from api.routing import resource_router
 from api.schemas.audit import (
@@ -71,13 +71,13 @@ def split_as_of(
 ) -> SplitRead:
     moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     if moment > datetime.now(UTC):
-        raise _invalid("as_of", f"{moment.isoformat()} is in the future")
+        raise invalid_field("as_of", f"{moment.isoformat()} is in the future")
     ledger, land = svc.books.ledger, svc.books.settings.land
     with tempfile.TemporaryDirectory(prefix="koa-api-replay-") as tmp:
         try:
             replay = replay_as_of(ledger, moment, Path(tmp))
         except AsOfBeforeFirstEvent as e:
-            raise _invalid("as_of", str(e)) from None
+            raise invalid_field("as_of", str(e)) from None
         try:
             lines = split_lines(
                 replay.view, ledger.catalogue, ledger.rates_as_of(moment), land, year, quarter
@@ -86,11 +86,6 @@ def split_as_of(
         finally:
             replay.close()
 
-
-def _invalid(field: str, reason: str, location: str = "query") -> ApiProblem:
-    return ApiProblem(
-        422, "validation", "Invalid input", f"{field}: {reason}", errors=[field_error(field, reason, location)]
-    )
 
 
 @router.get(
@@ -122,7 +117,7 @@ def verify(
     try:
         parsed = Anchor.parse(anchor) if anchor else None
     except ValueError as e:
-        raise _invalid("anchor", str(e)) from None
+        raise invalid_field("anchor", str(e)) from None
     v = audit_service.verify_log(svc.books.ledger, parsed)
     return ChainVerdict(
         intact=v.intact, events=v.count, position=v.position, seal=v.head.hex(), detail=str(v)
@@ -137,7 +132,7 @@ NO_DRAWS = "no draw recorded for the month (with the seed, if given)"
 
 def _month(month: str) -> str:
     if not MONTH_RE.fullmatch(month):
-        raise _invalid("month", f"must be YYYY-MM, not {month!r}")
+        raise invalid_field("month", f"must be YYYY-MM, not {month!r}")
     return month
 
 
@@ -158,7 +153,7 @@ def draw_sample(body: SampleDrawCreate, caller: AuditOffice, idem: Idem, svc: Sv
         try:
             check_draw(body.month, body.per_branch, body.seed)
         except ValidationError as e:
-            raise _invalid(e.field or "body", e.reason, "body") from None
+            raise invalid_field(e.field or "body", e.reason, "body") from None
         ledger = svc.books.ledger
         earlier = ledger.sample_draws(body.month)
         view = svc.view.fresh()  # one catch-up per process at a time; draw_sample's own then finds little
@@ -167,7 +162,7 @@ def draw_sample(body: SampleDrawCreate, caller: AuditOffice, idem: Idem, svc: Sv
                 ledger, view, body.month, body.per_branch, body.seed, drawn_by=caller.user
             )
         except samples.NoPopulation:
-            raise _invalid("month", f"no bookings paid in {body.month}", "body") from None
+            raise invalid_field("month", f"no bookings paid in {body.month}", "body") from None
         posted = SampleDrawPosted.of(drawn, earlier=[EarlierDraw.of(d) for d in earlier])
         return 201, posted, {"Location": f"/audit/samples?month={body.month}"}
 
@@ -203,7 +198,7 @@ def check_samples(
 ) -> SampleCheckRead:
     _month(month)
     if seed is not None and not SEED_RE.fullmatch(seed):
-        raise _invalid("seed", "1-64 letters, digits or ._-")
+        raise invalid_field("seed", "1-64 letters, digits or ._-")
     checks = samples.check_draws(svc.books.ledger, svc.view.fresh(), month, seed=seed)
     if not checks:
         detail = f"no recorded draws for {month}" + (f" with seed {seed}" if seed else "")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Path, Response
 
 from api.auth import Admin, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, documented, state_conflict
+from api.problems import documented, state_conflict
 from api.routing import resource_router
 from api.schemas.budgets import (
     BudgetAllocation,
@@ -36,13 +36,6 @@ from projections.budget_status import budget_status
 router = resource_router("/budgets", "budgets")
 
 Year = Annotated[int, Path(ge=2005, le=2100, description="fiscal year")]
-
-
-def invalid(errors: list[dict[str, Any]]) -> ApiProblem:
-    """422 listing every bad field; the detail names the first 20."""
-    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:20])
-    more = f" … and {len(errors) - 20} more" if len(errors) > 20 else ""
-    return ApiProblem(422, "validation", "Invalid input", detail + more, errors=errors)
 
 
 @contextmanager

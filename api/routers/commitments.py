@@ -16,8 +16,8 @@ from fastapi import Path, Response
 
 from api.auth import Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import documented, field_error
-from api.routers.budgets import exceeded_as_conflict, invalid
+from api.problems import documented, field_error, invalid
+from api.routers.budgets import exceeded_as_conflict
 from api.routing import resource_router
 from api.schemas.budgets import (
     CommitmentChange,

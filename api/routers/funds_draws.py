@@ -8,7 +8,7 @@ from fastapi import Query, Response
 
 from api.auth import Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, field_error, problem_responses
+from api.problems import parsed_fields, problem_responses
 from api.routing import resource_router
 from api.schemas.settlement import FundsDrawCreate, FundsDrawPosted, FundsDrawRead
 from api.services import Svc
@@ -43,25 +43,16 @@ def _read(d) -> FundsDrawRead:
 )
 def record_draw(body: FundsDrawCreate, caller: Clerk, idem: Idem, svc: Svc) -> Response:
     def action() -> Outcome:
-        errors = []
-        try:
-            when = parse_date(body.date)
-        except ValueError as e:
-            errors.append(field_error("date", str(e), "body"))
-        try:
-            cents = parse_amount_cents(body.amount)
-        except ValueError as e:
-            errors.append(field_error("amount", str(e), "body"))
-        if errors:
-            detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-            raise ApiProblem(422, "validation", "Invalid input", detail, errors=errors)
+        given = parsed_fields(
+            {"date": (parse_date, body.date), "amount": (parse_amount_cents, body.amount)}, "body"
+        )
         ledger = svc.books.ledger
         known = FundsDraw.create_id(body.document_ref) in ledger.repository
         d = ledger.record_funds_draw(
             federal_title=body.title,
             fiscal_year=body.year,
-            value_date=when,
-            amount_cents=cents,
+            value_date=given["date"],
+            amount_cents=given["amount"],
             document_ref=body.document_ref,
             recorded_by=caller.user,
         )

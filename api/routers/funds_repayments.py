@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import Query, Response
 
 from api.auth import Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, documented, field_error, state_conflict
+from api.problems import documented, parsed_fields, state_conflict
 from api.routing import resource_router
 from api.schemas.settlement import (
     FundsRepaymentCreate,
@@ -60,21 +59,6 @@ def _read(r) -> FundsRepaymentRead:
     )
 
 
-def _parsed(fields: dict[str, str], location: str) -> dict[str, date | int]:
-    """The dates and the amount of a request, or one 422 naming every bad one."""
-    out: dict[str, date | int] = {}
-    errors = []
-    for name, text in fields.items():
-        try:
-            out[name] = parse_amount_cents(text) if name == "amount" else parse_date(text)
-        except ValueError as e:
-            errors.append(field_error(name, str(e), location))
-    if errors:
-        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-        raise ApiProblem(422, "validation", "Invalid input", detail, errors=errors)
-    return out
-
-
 @router.post(
     "",
     status_code=201,
@@ -91,8 +75,13 @@ def _parsed(fields: dict[str, str], location: str) -> dict[str, date | int]:
 )
 def record_repayment(body: FundsRepaymentCreate, caller: Clerk, idem: Idem, svc: Svc) -> Response:
     def action() -> Outcome:
-        given = _parsed(
-            {"date": body.date, "amount": body.amount, "interest_since": body.interest_since}, "body"
+        given = parsed_fields(
+            {
+                "date": (parse_date, body.date),
+                "amount": (parse_amount_cents, body.amount),
+                "interest_since": (parse_date, body.interest_since),
+            },
+            "body",
         )
         ledger = svc.books.ledger
         known = FundsRepayment.create_id(body.document_ref) in ledger.repository
@@ -144,7 +133,14 @@ def quote_interest(
     interest_since: Annotated[str, Query(max_length=32, description="the day the funds were obtained")],
     date_: Annotated[str, Query(alias="date", max_length=32, description="the day of repayment")],
 ) -> InterestRead:
-    given = _parsed({"amount": amount, "interest_since": interest_since, "date": date_}, "query")
+    given = parsed_fields(
+        {
+            "amount": (parse_amount_cents, amount),
+            "interest_since": (parse_date, interest_since),
+            "date": (parse_date, date_),
+        },
+        "query",
+    )
     interest = svc.books.ledger.repayment_interest(
         amount_cents=given["amount"],  # type: ignore[arg-type]
         interest_since=given["interest_since"],  # type: ignore[arg-type]

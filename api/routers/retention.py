@@ -10,7 +10,7 @@ from fastapi import Query, Response
 
 from api.auth import Clerk, Reader
 from api.idempotency import Idem, Outcome
-from api.problems import ApiProblem, documented, field_error, state_conflict
+from api.problems import documented, invalid_field, state_conflict
 from api.routing import resource_router
 from api.schemas.common import IsoMoment
 from api.schemas.retention import AdoptionCreate, AdoptionPosted, RetentionRead, RetentionRegisterRead
@@ -21,16 +21,6 @@ from ledger.commands import parse_date
 from ledger.retention import NOTHING_DELETED, register, year_line
 
 router = resource_router("/retention", "retention")
-
-
-def _invalid(field: str, reason: str, location: str) -> ApiProblem:
-    return ApiProblem(
-        422,
-        "validation",
-        "Invalid input",
-        f"{field}: {reason}",
-        errors=[field_error(field, reason, location)],
-    )
 
 
 @router.post(
@@ -55,7 +45,7 @@ def adopt(body: AdoptionCreate, caller: Clerk, idem: Idem, svc: Svc) -> Response
         try:
             adopted_on = parse_date(body.date)
         except ValueError as e:
-            raise _invalid("date", str(e), "body") from None
+            raise invalid_field("date", str(e), "body") from None
         ledger = svc.books.ledger
         try:
             _, created = ledger.record_adoption(
@@ -67,7 +57,7 @@ def adopt(body: AdoptionCreate, caller: Clerk, idem: Idem, svc: Svc) -> Response
                 reason=body.reason,
             )
         except ValidationError as e:
-            raise _invalid(e.field or "body", e.reason, "body") from None
+            raise invalid_field(e.field or "body", e.reason, "body") from None
         except KeyConflict as e:
             raise state_conflict("key-conflict", "Accounts already adopted", e) from None
         except YearNotClosed as e:
@@ -107,11 +97,11 @@ def show(
     if as_of is not None:
         moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
         if moment > datetime.now(UTC):
-            raise _invalid("as_of", f"{moment.isoformat()} is in the future", "query")
+            raise invalid_field("as_of", f"{moment.isoformat()} is in the future", "query")
     try:
         day = parse_date(on) if on else (moment.date() if moment else date.today())
     except ValueError as e:
-        raise _invalid("on", str(e), "query") from None
+        raise invalid_field("on", str(e), "query") from None
     r = register(svc.books.ledger, svc.view.fresh(), on=day, as_of=moment)
     return RetentionRegisterRead(
         on=r.on, as_of=r.as_of, note=NOTHING_DELETED, years=[RetentionRead.of(line) for line in r.lines]

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from domain.money import DIGITS_MAX, cents_to_decimal
+from ledger.commands import parse_moment
 
 AMOUNT_TEXT_LEN_MAX = 40
 
@@ -76,11 +77,7 @@ def _iso_moment(value: Any) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or len(value) > MOMENT_TEXT_LEN_MAX:
         raise ValueError("must be an ISO 8601 moment, e.g. 2025-04-15T12:00:00+02:00")
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 moment (e.g. 2025-04-15T12:00:00+02:00): {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_moment(value)
 
 
 # In: a moment (as_of) as ISO 8601 text, never a number of seconds.
