@@ -48,8 +48,11 @@ def figures(report: KoaVvReport, belege_sha256: str | None = None) -> dict[str, 
         "egt_budget": _plain(asdict(report.egt_budget)) if report.egt_budget else None,
         "vwk_allocation_runs": [_plain(asdict(a)) for a in report.allocation_runs],
     }
-    if report.repayments:  # absent, not empty, where there are none: earlier reports keep their hash
+    # Absent, not empty, where there are none: reports without them keep their earlier hash.
+    if report.repayments:
         figures_["repayments"] = [_plain(asdict(r)) for r in report.repayments]
+    if report.draws:
+        figures_["draws"] = [_plain(asdict(d)) for d in report.draws]
     return figures_
 
 

@@ -59,6 +59,17 @@ class TitleLine:
 
 
 @dataclass(frozen=True, slots=True)
+class DrawLine:
+    """Federal funds drawn in the period (HKR-Mittelabruf): what a title's funds drawn add up from."""
+
+    federal_title: str
+    value_date: date
+    amount_cents: int
+    document_ref: str
+    recorded_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class RepaymentLine:
     """Funds repaid to the Bund in the period (deducted from the title's funds drawn) and the
     interest paid on them from municipal money."""
@@ -68,6 +79,7 @@ class RepaymentLine:
     amount_cents: int
     interest_cents: int
     document_ref: str
+    recorded_by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +174,7 @@ class KoaVvReport:
     egt_budget: EgtBudget | None = None
     allocation_runs: list[AllocationRun] = field(default_factory=list)
     repayments: list[RepaymentLine] = field(default_factory=list)
+    draws: list[DrawLine] = field(default_factory=list)  # with the repayments: each title's drawn_cents
 
     @property
     def period_label(self) -> str:

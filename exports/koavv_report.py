@@ -26,6 +26,7 @@ from exports.koavv_model import (
     TITLE_ORDER,
     AllocationRun,
     CategoryLine,
+    DrawLine,
     EgtBudget,
     InstrumentBudget,
     KduLine,
@@ -104,15 +105,28 @@ def build_report(
         return e.fiscal_year == year and e.timestamp <= as_of and (quarter is None or in_quarter <= quarter)
 
     up_to = last_position or None
+    # In settlement order: per title by value date, then voucher (the log's order is when recorded).
+    draws = sorted(
+        (
+            DrawLine(e.federal_title, e.value_date, e.amount_cents, e.document_ref, e.recorded_by)
+            for e in ledger.recorded(FundsDraw.Recorded, up_to_position=up_to)
+            if in_report(e)
+        ),
+        key=transfer_order,
+    )
+    repayments = sorted(
+        (
+            RepaymentLine(
+                e.federal_title, e.value_date, e.amount_cents, e.interest_cents, e.document_ref, e.recorded_by
+            )
+            for e in ledger.recorded(FundsRepayment.Recorded, up_to_position=up_to)
+            if in_report(e)
+        ),
+        key=transfer_order,
+    )
     drawn: dict[str, int] = defaultdict(int)
-    for e in ledger.recorded(FundsDraw.Recorded, up_to_position=up_to):
-        if in_report(e):
-            drawn[e.federal_title] += e.amount_cents
-    repayments = [
-        RepaymentLine(e.federal_title, e.value_date, e.amount_cents, e.interest_cents, e.document_ref)
-        for e in ledger.recorded(FundsRepayment.Recorded, up_to_position=up_to)
-        if in_report(e)
-    ]
+    for d in draws:
+        drawn[d.federal_title] += d.amount_cents
     for r in repayments:
         drawn[r.federal_title] -= r.amount_cents
 
@@ -177,7 +191,12 @@ def build_report(
         egt_budget=egt,
         allocation_runs=runs,
         repayments=repayments,
+        draws=draws,
     )
+
+
+def transfer_order(t: DrawLine | RepaymentLine) -> tuple:
+    return (TITLE_ORDER.index(t.federal_title), t.value_date, t.document_ref)
 
 
 def egt_budget_at(ledger: Ledger, year: int, as_of: datetime) -> EgtBudget | None:

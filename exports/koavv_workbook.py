@@ -1,7 +1,8 @@
 """The KoA-VV settlement workbook (xlsx): what finance staff print, sign and send to the Bund.
 
 Sheets: Übersicht (per federal title its categories, subtotal, funds drawn and the difference to
-settle), Verwaltungskosten, Eingliederung, KdU, Belege (the Belegverzeichnis: per category and
+settle), Verwaltungskosten, Eingliederung, KdU, Mittelabrufe (the draws and repayments behind the
+funds drawn, per title), Belege (the Belegverzeichnis: per category and
 quarter the number and sums of its bookings and their lines in the Belegliste) and Protokoll (how
 the report was made, the SHA-256 of its figures and of the Belegliste). Every total is an Excel
 formula over the rows above it, and the workbook refuses a report whose stored totals would not
@@ -82,6 +83,7 @@ _PAPER_A4 = "9"
 _BOLD = Font(bold=True)
 _HEADING = Font(bold=True, size=14)
 _LINK = Font(color="0563C1", underline="single")
+_BOLD_LINK = Font(bold=True, color="0563C1", underline="single")
 _NOTE = Font(bold=True, color="9C0006")
 _NOTE_FILL = PatternFill("solid", fgColor="FFEB9C")
 _HEADER_FILL = PatternFill("solid", fgColor="D9D9D9")
@@ -162,6 +164,17 @@ def _check_consistent(report: KoaVvReport, groups: Sequence[koavv_belege.Group])
         for i, f in enumerate(summed):
             if getattr(t, f) != sums[i]:
                 problems.append(f"{title}: {f} is not the sum of its categories")
+    transfers: dict[str, int] = defaultdict(int)
+    for d in report.draws:
+        transfers[d.federal_title] += d.amount_cents
+    for r in report.repayments:
+        transfers[r.federal_title] -= r.amount_cents
+    for title in sorted(set(transfers) | set(titles)):
+        t = titles.get(title)
+        if t is None:
+            problems.append(f"funds drawn or repaid under {title} but no title line")
+        elif t.drawn_cents != transfers.get(title, 0):
+            problems.append(f"{title}: funds drawn are not its draws less its repayments (Mittelabrufe)")
     per_category: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for g in groups:
         agg = per_category[g.category]
@@ -418,6 +431,7 @@ def _write_overview(wb: Workbook, report: KoaVvReport, sha: str, index_rows: dic
     sheet.header(_OVERVIEW_HEADER)
 
     titles = {t.federal_title: t for t in report.titles}
+    transfer_rows = _transfer_rows(report)
     subtotal_rows: list[int] = []
     for title in _titles_in_order(report):
         t = titles[title]  # _check_consistent guarantees a title line for every category's title
@@ -459,7 +473,7 @@ def _write_overview(wb: Workbook, report: KoaVvReport, sha: str, index_rows: dic
                 _cell(ws, None, **total),
                 *(_formula(ws, _sum(col, first, last), **total) for col in "HI"),
                 _formula(ws, _sum("J", first, last), fmt=COUNT_FORMAT, **total),
-                _cell(ws, _money(t.drawn_cents), fmt=MONEY_FORMAT, **total),
+                _drawn_cell(ws, t.drawn_cents, transfer_rows.get(title), total),
                 _formula(ws, f"=H{row}-K{row}", **total),
                 _cell(ws, None, **total),
             ]
@@ -493,6 +507,15 @@ def _write_overview(wb: Workbook, report: KoaVvReport, sha: str, index_rows: dic
             _cell(ws, None, **grand),
         ]
     )
+
+
+def _drawn_cell(ws: Any, cents: int, transfer_row: int | None, style: dict[str, Any]) -> Cell:
+    """A title's funds drawn, linked to its total on Mittelabrufe (the draws and repayments behind it)."""
+    if transfer_row is None:
+        return _cell(ws, _money(cents), fmt=MONEY_FORMAT, **style)
+    cell = _cell(ws, _money(cents), fmt=MONEY_FORMAT, **(style | {"font": _BOLD_LINK}))
+    cell.hyperlink = Hyperlink(ref="", location=f"{TRANSFERS_SHEET}!A{transfer_row}")
+    return cell
 
 
 def _category_sheet_lines(report: KoaVvReport, prefix: str) -> list[CategoryLine]:
@@ -711,6 +734,109 @@ def _write_kdu(wb: Workbook, report: KoaVvReport) -> None:
     )
 
 
+TRANSFERS_SHEET = "Mittelabrufe"
+TRANSFERS_HEADER = ("Titel", "Wertstellung", "Art", "Beleg", "Betrag", "Zinsen (kommunal)", "erfasst von")
+_TRANSFERS_WIDTHS = (14, 14, 26, 26, 18, 18, 18)
+NO_TRANSFERS = "Im Zeitraum wurden keine Bundesmittel abgerufen und keine zurückgezahlt."
+
+
+def _transfer_notes(report: KoaVvReport) -> list[str]:
+    notes = [
+        "Je Titel ergeben die Abrufe beim Bund (HKR) abzüglich der Rückzahlungen an den Bund die "
+        "abgerufenen Mittel der Übersicht. Die Zinsen auf Rückzahlungen trägt die Kommune; sie "
+        "mindern die abgerufenen Mittel nicht."
+    ]
+    if not report.draws and not report.repayments:
+        notes.append(NO_TRANSFERS)
+    return notes
+
+
+def _transfers_by_title(report: KoaVvReport) -> dict[str, list[tuple[str, Any]]]:
+    """Per title in settlement order, its draws and repayments by value date (then voucher)."""
+    by_title: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for d in report.draws:
+        by_title[d.federal_title].append(("draw", d))
+    for r in report.repayments:
+        by_title[r.federal_title].append(("repayment", r))
+    return {
+        title: sorted(by_title[title], key=lambda x: (x[1].value_date, x[1].document_ref, x[0]))
+        for title in sorted(by_title, key=koavv_belege.title_rank)
+    }
+
+
+def _transfer_rows(report: KoaVvReport) -> dict[str, int]:
+    """The row of each title's total on Mittelabrufe (the sheet is laid out in advance): a title's
+    block is its heading, a row per draw or repayment, its total and a blank row."""
+    rows: dict[str, int] = {}
+    row = _header_row(_transfer_notes(report)) + 1
+    for title, items in _transfers_by_title(report).items():
+        rows[title] = row + 1 + len(items)
+        row += len(items) + 3
+    return rows
+
+
+def _write_transfers(wb: Workbook, report: KoaVvReport) -> None:
+    notes = _transfer_notes(report)
+    sheet = _Sheet(
+        wb, TRANSFERS_SHEET, _TRANSFERS_WIDTHS, _header_row(notes), header_height=32, footer=_footer(report)
+    )
+    ws = sheet.ws
+    _write_preamble(sheet, report, "Mittelabrufe beim Bund und Rückzahlungen an den Bund", notes)
+    sheet.header(TRANSFERS_HEADER)
+    planned = _transfer_rows(report)
+    subtotal_rows: list[int] = []
+    for title, items in _transfers_by_title(report).items():
+        name = TITLE_NAMES.get(title, "")
+        sheet.append(
+            [_cell(ws, title, font=_BOLD, fill=_TITLE_FILL), _cell(ws, name, font=_BOLD, fill=_TITLE_FILL)]
+        )
+        first = sheet.row + 1
+        for kind, t in items:
+            repaid = kind == "repayment"
+            sheet.append(
+                [
+                    _cell(ws, title),
+                    _cell(ws, t.value_date, fmt=DATE_FORMAT),
+                    _cell(ws, "Rückzahlung an den Bund" if repaid else "Abruf (HKR)"),
+                    _cell(ws, t.document_ref),
+                    _cell(ws, _money(-t.amount_cents if repaid else t.amount_cents), fmt=MONEY_FORMAT),
+                    _cell(ws, _money(t.interest_cents), fmt=MONEY_FORMAT) if repaid else None,
+                    _cell(ws, t.recorded_by),
+                ]
+            )
+        last, row = sheet.row, sheet.row + 1
+        assert row == planned[title], (title, row, planned[title])
+        total = {"font": _BOLD, "border": _TOTAL_BORDER}
+        sheet.append(
+            [
+                _cell(ws, f"Summe {title}", **total),
+                _cell(ws, "abgerufene Mittel", **total),
+                _cell(ws, None, **total),
+                _cell(ws, None, **total),
+                _formula(ws, _sum("E", first, last), **total),
+                _formula(ws, _sum("F", first, last), **total),
+                _cell(ws, None, **total),
+            ]
+        )
+        subtotal_rows.append(row)
+        sheet.append([])
+    if subtotal_rows:
+        grand = {"font": _BOLD, "fill": _TOTAL_FILL, "border": _TOTAL_BORDER}
+        sheet.append(
+            [
+                _cell(ws, "Gesamt", **grand),
+                _cell(ws, "alle Titel", **grand),
+                _cell(ws, None, **grand),
+                _cell(ws, None, **grand),
+                *(
+                    _formula(ws, "=SUM(" + ",".join(f"{col}{r}" for r in subtotal_rows) + ")", **grand)
+                    for col in "EF"
+                ),
+                _cell(ws, None, **grand),
+            ]
+        )
+
+
 BELEGE_SHEET = "Belege"
 BELEGE_HEADER = (
     "Titel",
@@ -864,6 +990,7 @@ def write_workbook(report: KoaVvReport, path: Path) -> None:
         _write_vwk(wb, report, index_rows)
         _write_egt(wb, report, index_rows)
         _write_kdu(wb, report)
+        _write_transfers(wb, report)
         _write_index(wb, report, groups)
         _write_protocol(wb, report, sha, belege_sha)
 

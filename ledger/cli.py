@@ -343,7 +343,9 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
     )
     _demo_budget(books, data, year)
     result = catch_up(books.ledger, books.split_view)
-    click.echo(f"split view: {result.events} events applied in {result.seconds:.1f} s\n")
+    click.echo(f"split view: {result.events} events applied in {result.seconds:.1f} s")
+    draws = _demo_draws(books, year)
+    click.echo(f"funds drawn from the Bund: {draws} draws (HKR), listed on each workbook's Mittelabrufe\n")
     lines = split_lines(
         books.split_view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year
     )
@@ -357,6 +359,36 @@ def demo(ctx: click.Context, year: int, households: int, seed: int, out_dir: Pat
             path = out / f"koa-vv-{year}-Q{quarter}.xlsx"
             write_report(report, path, "xlsx")
         click.echo(f"KoA-VV {report.period_label}: {path.resolve()} (bookings: {path.stem}.belege.csv)")
+
+
+DEMO_DRAWN_TITLES = ("1101/681 12", "1101/685 11", "1101/636 13")  # 632 11 flows through the Land
+
+
+def _demo_draws(books: Books, year: int) -> int:
+    """The city draws the Bund's share from the Bundeskasse (HKR): here once a quarter per title, on
+    the quarter's last working day, the quarter's federal share rounded down to 1.000 €, so each
+    report has a little left to settle. Vouchers name quarter and title: a second run repeats them."""
+    count = 0
+    for quarter in (1, 2, 3, 4):
+        lines = split_lines(
+            books.split_view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year, quarter
+        )
+        last_day = demo_data.quarter_last_workday(year, quarter)
+        for title in DEMO_DRAWN_TITLES:
+            federal = sum(s.federal_cents for s in lines if s.federal_title == title)
+            cents = federal // 100_000 * 100_000
+            if cents <= 0:
+                continue
+            books.ledger.record_funds_draw(
+                federal_title=title,
+                fiscal_year=year,
+                value_date=last_day,
+                amount_cents=cents,
+                document_ref=f"HKR-{year}-Q{quarter}-{title.replace('1101/', '').replace(' ', '')}",
+                recorded_by="kasse",
+            )
+            count += 1
+    return count
 
 
 def _demo_budget(books: Books, data, year: int) -> None:

@@ -391,6 +391,17 @@ def diff_reports(old: KoaVvReport, new: KoaVvReport) -> list[str]:
             a, b = getattr(ot.get(key), f, 0), getattr(nt.get(key), f, 0)
             if a != b:
                 out.append(f"{key} drawn: {format_eur(a)} -> {format_eur(b)}")
+    for kind, o_list, n_list in (
+        ("draw", old.draws, new.draws),
+        ("repayment", old.repayments, new.repayments),
+    ):
+        o_refs = {t.document_ref: t for t in o_list}
+        for t in n_list:
+            if t.document_ref not in o_refs:
+                out.append(
+                    f"  {kind} {t.document_ref} ({t.federal_title}, {t.value_date.isoformat()}, "
+                    f"{format_eur(t.amount_cents)}): new since the submission"
+                )
     ob = {b.booking_key: b for b in old.belege}
     nb = {b.booking_key: b for b in new.belege}
     for key in sorted(ob.keys() | nb.keys()):

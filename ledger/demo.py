@@ -41,6 +41,11 @@ def _last_workday_before(d: date) -> date:
     return d
 
 
+def quarter_last_workday(year: int, quarter: int) -> date:
+    assert 1 <= quarter <= 4, quarter
+    return _last_workday_before(date(year + quarter // 4, 3 * quarter % 12 + 1, 1))
+
+
 def _month_end(y: int, m: int) -> date:
     return date(y, m, monthrange(y, m)[1])
 

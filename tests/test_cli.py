@@ -7,6 +7,7 @@ opens exactly the store the fixture made (and nothing is left set afterwards).
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -98,6 +99,21 @@ def test_demo_prints_the_year_and_writes_a_consistent_csv(koa, tmp_path: Path):
     assert federal_total == sum(cents(r["Bundesanteil"]) for r in rows)
     assert municipal_total == sum(cents(r["Kommunalanteil"]) for r in rows)
 
+    # Each quarter's federal share was drawn from the Bund, rounded down to 1.000 €: the year's
+    # report shows the draws behind each title's funds drawn and less than 4 × 1.000 € to settle.
+    drawn = int(re.search(r"^funds drawn from the Bund: (\d+) draws", result.stdout, re.M).group(1))
+    assert drawn > 0
+    doc_path = tmp_path / "year.json"
+    exported = koa("export", "koa-vv", "--year", 2025, "--format", "json", "--out", doc_path)
+    assert exported.exit_code == 0, exported.output
+    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    assert len(doc["draws"]) == drawn
+    for t in doc["titles"]:
+        behind = sum(d["amount_cents"] for d in doc["draws"] if d["federal_title"] == t["federal_title"])
+        assert t["drawn_cents"] == behind
+        if behind:
+            assert 0 <= t["to_settle_cents"] < 4 * 100_000, t
+
 
 def test_demo_twice_stores_nothing_new(koa, tmp_path: Path):
     first = koa("demo", "--households", 30, "--out", tmp_path / "a")
@@ -108,6 +124,8 @@ def test_demo_twice_stores_nothing_new(koa, tmp_path: Path):
     assert second.exit_code == 0, second.output
     assert f"0 bookings stored, {stored} already there" in second.stdout
     assert "split view: 0 events applied" in second.stdout
+    draws = re.search(r"^funds drawn from the Bund: \d+ draws", first.stdout, re.M).group(0)
+    assert draws in second.stdout  # the same vouchers again: repeats, not second draws
     # Same figures both times.
     assert (tmp_path / "a" / "split-2025.csv").read_text() == (tmp_path / "b" / "split-2025.csv").read_text()
 

@@ -35,8 +35,10 @@ from exports.koavv_model import (
     TITLE_ORDER,
     BelegRow,
     CategoryLine,
+    DrawLine,
     KduLine,
     KoaVvReport,
+    RepaymentLine,
     TitleLine,
 )
 from exports.koavv_workbook import (
@@ -45,6 +47,7 @@ from exports.koavv_workbook import (
     EMPTY_PERIOD,
     MONEY_FORMAT,
     NO_QUOTA,
+    NO_TRANSFERS,
     PERCENT_FORMAT,
     belege_path,
     plan_belege,
@@ -164,6 +167,12 @@ def make_report(
         net = sum(b.net_cents for b in shared if b.category == "kdu")
         p, f = Decimal("0.719"), Decimal("0.721")
         kdu = KduLine("BW", 2025, net, p, f, share_cents(net, p), share_cents(net, f))
+    # Each title's funds drawn as one draw at the end of March (Mittelabrufe lists them).
+    draws = [
+        DrawLine(title, date(2025, 3, 31), cents, f"HKR-2025-{i:03d}", "kasse")
+        for i, (title, cents) in enumerate(drawn.items())
+        if cents
+    ]
     if shuffle:  # the writer must not rely on the builder's order
         random.Random(4711).shuffle(shared)
     return KoaVvReport(
@@ -180,6 +189,7 @@ def make_report(
         belege=shared,
         parameters=[("Land", "BW"), ("Verwaltungskostenanteil des Bundes", "0.874"), ("Satz kdu", "0.721")],
         not_yet_built=dict(NOT_YET_BUILT if not_yet_built is None else not_yet_built),
+        draws=draws,
     )
 
 
@@ -298,7 +308,15 @@ def standard(tmp_path_factory) -> tuple[KoaVvReport, Path, LoadedWorkbook]:
 
 def test_sheets_in_order(standard) -> None:
     _, _, wb = standard
-    assert wb.sheetnames == ["Übersicht", "Verwaltungskosten", "Eingliederung", "KdU", "Belege", "Protokoll"]
+    assert wb.sheetnames == [
+        "Übersicht",
+        "Verwaltungskosten",
+        "Eingliederung",
+        "KdU",
+        "Mittelabrufe",
+        "Belege",
+        "Protokoll",
+    ]
 
 
 def test_overview_figures_to_the_cent(standard) -> None:
@@ -510,6 +528,11 @@ def test_every_formula_is_accounted_for_and_evaluates(standard) -> None:
     expected_rows |= {(s, str(find_row(wb[s], "Summe"))) for s in ("Verwaltungskosten", "Eingliederung")}
     kdu_header = header_row_of(wb["KdU"], "Land")
     expected_rows |= {("KdU", str(kdu_header + 1))}
+    transfers = wb["Mittelabrufe"]
+    expected_rows |= {
+        ("Mittelabrufe", str(find_row(transfers, f"Summe {d.federal_title}"))) for d in report.draws
+    }
+    expected_rows |= {("Mittelabrufe", str(find_row(transfers, "Gesamt")))}
     assert rows_with_formulas == expected_rows
     for (sheet, _), formula in formulas.items():
         evaluate(wb, sheet, formula)  # every one parses and its references resolve
@@ -614,6 +637,7 @@ def test_print_setup_on_every_sheet(standard) -> None:
         "Verwaltungskosten": ("Kostenart", "C"),
         "Eingliederung": ("Instrument", "C"),
         "KdU": ("Land", "A"),
+        "Mittelabrufe": ("Titel", "A"),
         "Belege": ("Titel", "C"),
         "Protokoll": ("Angabe", "A"),
     }
@@ -653,7 +677,15 @@ def test_empty_report(tmp_path: Path) -> None:
     path = tmp_path / "empty.xlsx"
     write_workbook(report, path)
     wb = load_workbook(path)
-    assert wb.sheetnames == ["Übersicht", "Verwaltungskosten", "Eingliederung", "KdU", "Belege", "Protokoll"]
+    assert wb.sheetnames == [
+        "Übersicht",
+        "Verwaltungskosten",
+        "Eingliederung",
+        "KdU",
+        "Mittelabrufe",
+        "Belege",
+        "Protokoll",
+    ]
     assert EMPTY_PERIOD in all_text(wb["Übersicht"]) and EMPTY_PERIOD in all_text(wb["Protokoll"])
     ov = wb["Übersicht"]
     r = find_row(ov, "Gesamt")
@@ -681,6 +713,70 @@ def test_title_with_draws_but_no_bookings(tmp_path: Path) -> None:
     assert evaluate(wb, "Übersicht", ov[f"{col['Bundesanteil']}{r}"].value) == 0
     assert evaluate(wb, "Übersicht", ov[f"{col[DIFFERENCE_LABEL]}{r}"].value) * 100 == -70_000
     assert ov[f"B{r - 1}"].value == "keine Buchungen im Zeitraum"
+
+
+def test_mittelabrufe_list_the_draws_and_repayments_behind_funds_drawn(tmp_path: Path) -> None:
+    """Each title's funds drawn in the Übersicht lead to its draws and repayments: their total on
+    Mittelabrufe is the figure (draws less repayments), and the figure links to that total."""
+    bg, egt = "1101/681 12", "1101/685 11"
+    report = make_report(
+        [beleg("X-1", "buergergeld", 150_000_00), beleg("X-2", "egt.aktivierung", 90_000_00)],
+        drawn={bg: 100_000_00, egt: 80_000_00},
+    )
+    draws = [*report.draws, DrawLine(bg, date(2025, 1, 31), 60_000_00, "HKR-2025-001", "kasse")]
+    repayments = [RepaymentLine(bg, date(2025, 2, 14), 10_000_00, 12_34, "RZ-2025-1", "kasse")]
+    titles = [
+        replace(t, drawn_cents=t.drawn_cents + 60_000_00 - 10_000_00) if t.federal_title == bg else t
+        for t in report.titles
+    ]
+    report = replace(report, draws=draws, repayments=repayments, titles=titles)
+    path = tmp_path / "m.xlsx"
+    write_workbook(report, path)
+    wb = load_workbook(path)
+    ws = wb["Mittelabrufe"]
+    col = header_columns(ws, header_row_of(ws, "Titel"))
+    rows = [
+        (r[0].value, r[1].value.date(), r[2].value, r[3].value, to_cents(r[4].value), r[6].value)
+        for r in ws.iter_rows(min_row=header_row_of(ws, "Titel") + 1)
+        if r[0].value in (bg, egt) and isinstance(r[1].value, datetime)
+    ]
+    assert rows == [  # per title in settlement order, by value date
+        (bg, date(2025, 1, 31), "Abruf (HKR)", "HKR-2025-001", 60_000_00, "kasse"),
+        (bg, date(2025, 2, 14), "Rückzahlung an den Bund", "RZ-2025-1", -10_000_00, "kasse"),
+        (bg, date(2025, 3, 31), "Abruf (HKR)", "HKR-2025-000", 100_000_00, "kasse"),
+        (egt, date(2025, 3, 31), "Abruf (HKR)", "HKR-2025-001", 80_000_00, "kasse"),
+    ]
+    repaid = find_row(ws, "RZ-2025-1", col["Beleg"])
+    assert to_cents(ws[f"{col['Zinsen (kommunal)']}{repaid}"].value) == 12_34
+    ov = wb["Übersicht"]
+    ov_col = header_columns(ov, header_row_of(ov, "Titel / Kategorie"))
+    for t in report.titles:
+        total = find_row(ws, f"Summe {t.federal_title}")
+        assert evaluate(wb, "Mittelabrufe", ws[f"{col['Betrag']}{total}"].value) * 100 == t.drawn_cents
+        drawn = ov[f"{ov_col['Abgerufene Mittel']}{find_row(ov, f'Summe {t.federal_title}')}"]
+        assert to_cents(drawn.value) == t.drawn_cents
+        assert drawn.hyperlink.location == f"Mittelabrufe!A{total}"
+    gesamt = find_row(ws, "Gesamt")
+    assert evaluate(wb, "Mittelabrufe", ws[f"{col['Betrag']}{gesamt}"].value) * 100 == 230_000_00
+    assert evaluate(wb, "Mittelabrufe", ws[f"{col['Zinsen (kommunal)']}{gesamt}"].value) * 100 == 12_34
+    figs = figures(report)
+    assert [d["document_ref"] for d in figs["draws"]] == ["HKR-2025-000", "HKR-2025-001", "HKR-2025-001"]
+    assert figs["repayments"][0]["recorded_by"] == "kasse"
+    # a draw's voucher is part of the figures: the hash moves with it
+    moved = replace(report, draws=[replace(draws[0], document_ref="HKR-2025-999"), *draws[1:]])
+    assert figures_sha256(moved) != figures_sha256(report)
+
+
+def test_a_period_without_draws_says_so_on_mittelabrufe(tmp_path: Path) -> None:
+    report = make_report([beleg("X-1", "buergergeld", 100)])
+    assert "draws" not in figures(report)  # absent, so earlier reports keep their hash
+    path = tmp_path / "none.xlsx"
+    write_workbook(report, path)
+    wb = load_workbook(path)
+    assert NO_TRANSFERS in all_text(wb["Mittelabrufe"])
+    ov = wb["Übersicht"]
+    drawn = ov[f"K{find_row(ov, 'Summe 1101/681 12')}"]
+    assert to_cents(drawn.value) == 0 and drawn.hyperlink is None
 
 
 def test_no_value_of_the_belegliste_can_look_like_a_formula() -> None:
@@ -758,8 +854,12 @@ def test_inconsistent_report_is_refused_and_nothing_is_written(tmp_path: Path) -
         report, categories=[replace(c, booking_count=c.booking_count + 1), *report.categories[1:]]
     )
     extra = replace(report, belege=[*report.belege, beleg("Z-1", "kdu_sonst", 0)])
+    draws_off = replace(
+        report, draws=[replace(report.draws[0], amount_cents=report.draws[0].amount_cents - 1)]
+    )
     for bad, message in (
         (bad_title, "1101/681 12: federal_cents is not the sum"),
+        (draws_off, "funds drawn are not its draws less its repayments"),
         (bad_line, "do not add up"),
         (extra, "do not add up"),
     ):

@@ -63,7 +63,7 @@ def test_a_clerk_repays_what_was_drawn_beyond_the_share_with_interest(koa, setti
     assert after["vwk"]["drawn_cents"] == 699_200 and after["vwk"]["to_settle_cents"] == 0
     assert after["repayments"] == [
         {"amount_cents": 100_800, "document_ref": "RZ-1", "federal_title": VWK, "interest_cents": 3_042,
-         "value_date": "2026-03-15"}
+         "recorded_by": "tester", "value_date": "2026-03-15"}
     ]  # fmt: skip
     # The report as of the moment before the repayment is the one made then, to the figures' hash.
     again_before = _titles(koa, tmp_path, "again.json", "--as-of", moment, "--position", str(before["protocol"]["last_position"]))

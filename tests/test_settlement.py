@@ -154,6 +154,16 @@ def test_funds_drawn_show_against_what_is_due(cli, settings, tmp_path):
     bg = next(t for t in doc["titles"] if t["federal_title"] == "1101/681 12")
     assert bg["drawn_cents"] == 100_000
     assert bg["to_settle_cents"] == bg["federal_cents"] - 100_000 == 3 * 56_300 - 100_000
+    # the figure leads to the draw behind it (the workbook's Mittelabrufe)
+    assert doc["draws"] == [
+        {
+            "federal_title": "1101/681 12",
+            "value_date": "2025-03-31",
+            "amount_cents": 100_000,
+            "document_ref": "HKR-1",
+            "recorded_by": doc["draws"][0]["recorded_by"],
+        }
+    ]
 
 
 def test_an_empty_period_is_a_valid_report(cli, settings, tmp_path):
@@ -210,9 +220,16 @@ def test_workbook_submission_and_changes_since(cli, settings, tmp_path):
 
     with open_books(settings) as b:
         b.ledger.record_booking(booking("AFTER", amount_cents=10_000), recorded_by="clerk")
+    drew = cli(
+        "draw", "--title", "1101/681 12", "--year", "2025", "--date", "31.03.2025",
+        "--amount", "500,00", "--document-ref", "HKR-LATE",
+    )  # fmt: skip
+    assert drew.exit_code == 0, drew.output
     changes = cli("export", "koa-vv", "--year", "2025", "--quarter", "1", "--changes-since-submission")
     assert changes.exit_code == 0, changes.output
     assert "1101/632 11 kdu net:" in changes.output
+    assert "1101/681 12 drawn: 0,00 -> 500,00" in changes.output
+    assert "draw HKR-LATE (1101/681 12, 2025-03-31, 500,00): new since the submission" in changes.output
     assert "booking AFTER (kdu, 100,00): new since the submission" in changes.output
     none_yet = cli("export", "koa-vv", "--year", "2025", "--changes-since-submission")
     assert none_yet.exit_code == 1 and "no submitted report" in none_yet.stderr
