@@ -2,9 +2,10 @@
 Datenträgerüberlassung", which the audit software IDEA imports as it is.
 
     buchungen.csv         the split read model's bookings of one fiscal year
+    mittelabrufe.csv      the year's draws of federal funds (HKR) and repayments to the Bund
     ereignisse.csv        the sealed event log, one record per event
     ereignisse.jsonl      the same events as JSON Lines, for tools that read JSON
-    index.xml             describes both CSV tables column by column (DOCTYPE gdpdu-01-09-2004.dtd)
+    index.xml             describes the CSV tables column by column (DOCTYPE gdpdu-01-09-2004.dtd)
     gdpdu-01-09-2004.dtd  the standard's DTD, next to index.xml, where the DOCTYPE finds it
 
 The CSV files have no header line. Under the standard, index.xml is the description of a table:
@@ -42,6 +43,7 @@ from projections.split_view import BookingRow
 DTD_NAME = "gdpdu-01-09-2004.dtd"
 INDEX_NAME = "index.xml"
 BOOKINGS_FILE = "buchungen.csv"
+TRANSFERS_FILE = "mittelabrufe.csv"
 EVENTS_FILE = "ereignisse.csv"
 EVENTS_JSONL_FILE = "ereignisse.jsonl"
 
@@ -72,6 +74,24 @@ class SealedEvent:
     state: bytes  # the stored JSON bytes of the event
     seal: str  # hex SHA-256 hash-chain seal covering this event
     prev_seal: str  # hex seal of the previous event ('' for the first)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Federal funds drawn for a fiscal year (HKR-Mittelabruf) or repaid to the Bund: what the
+    KoA-VV report's funds drawn add up from (draws less repayments, per title)."""
+
+    kind: str  # "draw" | "repayment"
+    document_ref: str  # unique per kind
+    federal_title: str
+    fiscal_year: int
+    value_date: date
+    amount_cents: int
+    interest_cents: int  # repayments: the interest paid from municipal money; draws: 0
+    reason: str  # repayments: why (the Bund's notice); draws: ''
+    recorded_by: str
+    recorded_at: datetime
+    notification_id: int
 
 
 def _state_text(e: SealedEvent) -> str:
@@ -111,7 +131,8 @@ def _value(col: Column, obj: Any) -> Any:
 class TableSpec:
     url: str
     name: str
-    columns: tuple[Column, ...]  # the first is the primary key (the DTD wants keys first)
+    columns: tuple[Column, ...]  # the primary key's columns first (the DTD wants keys first)
+    key_columns: int = 1
 
 
 def _col(
@@ -170,6 +191,30 @@ BOOKINGS = TableSpec(
     ),
 )
 
+TRANSFERS = TableSpec(
+    TRANSFERS_FILE,
+    "Mittelabrufe",
+    (
+        _col("kind", T, "Art: draw = Abruf beim Bund (HKR), repayment = Rückzahlung an den Bund"),
+        _col("document_ref", T, "Beleg (je Art eindeutig)"),
+        _col("federal_title", T, "Haushaltstitel des Bundes (Kapitel 1101)"),
+        _col("fiscal_year", INT, "Haushaltsjahr, für das abgerufen bzw. zurückgezahlt wurde"),
+        _col("value_date", D, "Wertstellung"),
+        _col("amount", EUR, "Betrag in Euro (Rückzahlungen ohne Zinsen)", "amount_cents"),
+        _col(
+            "interest",
+            EUR,
+            "Zinsen auf die Rückzahlung (Basiszins + Aufschlag), aus kommunalen Mitteln; bei Abrufen 0",
+            "interest_cents",
+        ),
+        _col("reason", T, "Grund der Rückzahlung (leer bei Abrufen)"),
+        _col("recorded_by", T, "Erfasst von"),
+        _col("recorded_at", TS, "Erfasst am (ISO 8601, UTC)"),
+        _col("notification_id", INT, "Position des Ereignisses im Ereignisprotokoll"),
+    ),
+    key_columns=2,
+)
+
 EVENTS = TableSpec(
     EVENTS_FILE,
     "Ereignisse",
@@ -201,13 +246,15 @@ def write_audit_export(
     year: int,
     bookings: Iterable[BookingRow],
     events: Iterable[SealedEvent],
+    transfers: Iterable[Transfer] = (),
     supplier: str = "koa-ledger",
     location: str = "",
     created_at: datetime,
 ) -> list[Path]:
     """Write the export of fiscal year `year` into `out_dir` (created if missing); return its files.
 
-    `bookings` may hold other years; only rows of `year` are written, in the order given.
+    `bookings` and `transfers` may hold other years; only rows of `year` are written, in the order
+    given.
     `events` must come in log order (strictly ascending positions) and should be the whole log:
     the bookings' notification_id refers to it, and the seal chain is only checkable from its
     start. Same input, same bytes: `created_at` is the only time that enters the files.
@@ -221,6 +268,8 @@ def write_audit_export(
         with _staging(out_dir) as stage:
             with stage(BOOKINGS_FILE) as f:
                 n_bookings = _write_bookings(f, year, bookings)
+            with stage(TRANSFERS_FILE) as f:
+                n_transfers = _write_of_year(f, TRANSFERS, year, transfers)
             with stage(EVENTS_FILE) as f_csv, stage(EVENTS_JSONL_FILE) as f_jsonl:
                 n_events, first, last = _write_events(f_csv, f_jsonl, events)
             index = _index_xml(
@@ -229,6 +278,7 @@ def write_audit_export(
                 location=location,
                 created_at=created,
                 n_bookings=n_bookings,
+                n_transfers=n_transfers,
                 n_events=n_events,
                 positions=(first, last),
             )
@@ -244,7 +294,8 @@ def write_audit_export(
         where = f" ({e.filename})" if e.filename else ""
         message = f"cannot write the audit export into {out_dir}: {reason}{where}"
         raise (AuditExportError(e.errno, message) if e.errno else AuditExportError(message)) from e
-    return [out_dir / name for name in (BOOKINGS_FILE, EVENTS_FILE, EVENTS_JSONL_FILE, INDEX_NAME, DTD_NAME)]
+    names = (BOOKINGS_FILE, TRANSFERS_FILE, EVENTS_FILE, EVENTS_JSONL_FILE, INDEX_NAME, DTD_NAME)
+    return [out_dir / name for name in names]
 
 
 @contextmanager
@@ -276,11 +327,15 @@ def _staging(out_dir: Path) -> Iterator[Callable[..., Any]]:
 
 
 def _write_bookings(f: IO[str], year: int, bookings: Iterable[BookingRow]) -> int:
+    return _write_of_year(f, BOOKINGS, year, bookings)
+
+
+def _write_of_year(f: IO[str], table: TableSpec, year: int, rows: Iterable[Any]) -> int:
     n = 0
-    for b in bookings:
-        if b.fiscal_year != year:
+    for row in rows:
+        if row.fiscal_year != year:
             continue
-        f.write(_record(BOOKINGS, b))
+        f.write(_record(table, row))
         n += 1
     return n
 
@@ -380,6 +435,7 @@ def _index_xml(
     location: str,
     created_at: datetime,
     n_bookings: int,
+    n_transfers: int,
     n_events: int,
     positions: tuple[int | None, int | None],
 ) -> str:
@@ -387,7 +443,8 @@ def _index_xml(
     span = f", Positionen {first} bis {last}" if n_events else ""
     comment = (
         f"Datenträgerüberlassung nach dem Beschreibungsstandard (GDPdU/GoBD): Buchungen des "
-        f"Haushaltsjahres {year} und versiegeltes Ereignisprotokoll. Erstellt am "
+        f"Haushaltsjahres {year}, Mittelabrufe und Rückzahlungen des Jahres und versiegeltes "
+        f"Ereignisprotokoll. Erstellt am "
         f"{_german_date(created_at)} um {created_at:%H:%M:%S} UTC."
     )
     lines = [
@@ -408,6 +465,13 @@ def _index_xml(
             f"eingeschlossen); {_records(n_bookings)}",
             validity=(date(year, 1, 1), date(year, 12, 31)),
             # Each booking leads to the event that recorded it: its position in the log.
+            foreign_key=("notification_id", EVENTS.name, EVENTS.columns[0].name),
+        ),
+        *_table_xml(
+            TRANSFERS,
+            f"Mittelabrufe beim Bund (HKR) und Rückzahlungen an den Bund für das Haushaltsjahr {year}; "
+            f"je Titel ergeben Abrufe abzüglich Rückzahlungen die abgerufenen Mittel der "
+            f"KoA-VV-Abrechnung; {_records(n_transfers)}",
             foreign_key=("notification_id", EVENTS.name, EVENTS.columns[0].name),
         ),
         *_table_xml(
@@ -455,7 +519,7 @@ def _table_xml(
         f"        <TextEncapsulator>{_x(TEXT_ENCAPSULATOR)}</TextEncapsulator>",
     ]
     for i, col in enumerate(table.columns):
-        tag = "VariablePrimaryKey" if i == 0 else "VariableColumn"
+        tag = "VariablePrimaryKey" if i < table.key_columns else "VariableColumn"
         out += [
             f"        <{tag}>",
             f"          <Name>{_x(col.name)}</Name>",

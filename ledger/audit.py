@@ -10,7 +10,8 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from exports.audit_export import SealedEvent
+from domain.settlement import FundsDraw, FundsRepayment
+from exports.audit_export import SealedEvent, Transfer
 from ledger import seals
 from ledger.application import Ledger
 
@@ -134,3 +135,18 @@ def sealed_events(app: Ledger) -> Iterator[SealedEvent]:
             prev_seal=prev,
         )
         prev = e.seal.hex()
+
+
+def transfers(app: Ledger) -> list[Transfer]:
+    """Every draw of federal funds and every repayment to the Bund, in log order, as the auditors'
+    export writes them (the KoA-VV report's funds drawn are made of them)."""
+    found = [
+        Transfer("draw", e.document_ref, e.federal_title, e.fiscal_year, e.value_date,
+                 e.amount_cents, 0, "", e.recorded_by, e.timestamp, position)
+        for position, e in app.recorded_at_positions(FundsDraw.Recorded)
+    ] + [
+        Transfer("repayment", e.document_ref, e.federal_title, e.fiscal_year, e.value_date,
+                 e.amount_cents, e.interest_cents, e.reason, e.recorded_by, e.timestamp, position)
+        for position, e in app.recorded_at_positions(FundsRepayment.Recorded)
+    ]  # fmt: skip
+    return sorted(found, key=lambda t: t.notification_id)

@@ -278,19 +278,23 @@ def export_(ctx: click.Context, year: int, out_dir: Path) -> None:
         raise Refused(f"the log does not verify, nothing exported: {verdict}")
     catch_up(books.ledger, books.split_view)
     rows = books.split_view.bookings(year, counted_only=False)
+    transfers = audit_service.transfers(books.ledger)
     try:
         paths = write_audit_export(
             out_dir,
             year=year,
             bookings=sorted(rows, key=lambda r: r.booking_key),
             events=audit_service.sealed_events(books.ledger),
+            transfers=transfers,
             location=books.where,
             created_at=datetime.now(UTC),
         )
     except AuditExportError as e:
         raise Refused(f"--out: {e}") from None
+    drawn = sum(t.fiscal_year == year for t in transfers)
     click.echo(
-        f"{len(rows)} bookings of {year} and {verdict.count} sealed events (head {verdict.position}:"
+        f"{len(rows)} bookings of {year}, {drawn} draws and repayments of {year} and "
+        f"{verdict.count} sealed events (head {verdict.position}:"
         f"{verdict.head.hex()}) written:"
     )
     for p in paths:

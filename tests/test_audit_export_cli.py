@@ -4,6 +4,7 @@ holds every booking of the year and every sealed event."""
 from __future__ import annotations
 
 import csv
+from datetime import date
 
 from click.testing import CliRunner
 from lxml import etree
@@ -19,6 +20,14 @@ def test_export_validates_and_is_complete(store, settings, tmp_path, monkeypatch
     with open_books(settings) as books:
         books.ledger.import_bookings([booking(f"A-{i}") for i in range(25)], recorded_by="a")
         books.ledger.reverse_booking("A-3", reason="falsch", reversed_by="a")
+        books.ledger.record_funds_draw(
+            federal_title="1101/681 12",
+            fiscal_year=2025,
+            value_date=date(2025, 3, 31),
+            amount_cents=500_000,
+            document_ref="HKR-1",
+            recorded_by="kasse",
+        )
         events = books.ledger.max_notification_id()
     out = tmp_path / "pruefung"
     result = CliRunner().invoke(main, ["audit", "export", "--year", "2025", "--out", str(out)])
@@ -28,7 +37,14 @@ def test_export_validates_and_is_complete(store, settings, tmp_path, monkeypatch
     with (out / "buchungen.csv").open(encoding="utf-8", newline="") as f:
         assert len(list(csv.reader(f, delimiter=";"))) == 26  # 25 bookings + 1 counter-booking
     with (out / "ereignisse.csv").open(encoding="utf-8", newline="") as f:
-        assert len(list(csv.reader(f, delimiter=";"))) == events
+        logged = list(csv.reader(f, delimiter=";"))
+    assert len(logged) == events
+    with (out / "mittelabrufe.csv").open(encoding="utf-8", newline="") as f:
+        (draw,) = csv.reader(f, delimiter=";")
+    assert draw[:6] == ["draw", "HKR-1", "1101/681 12", "2025", "31.03.2025", "5000,00"]
+    # its notification_id leads to the event that recorded it
+    assert next(e for e in logged if e[0] == draw[-1])[3] == "domain.settlement:FundsDraw.Recorded"
+    assert "1 draws and repayments of 2025" in result.output
     assert len((out / "ereignisse.jsonl").read_text(encoding="utf-8").splitlines()) == events
 
 

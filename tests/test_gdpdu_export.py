@@ -27,8 +27,10 @@ from domain.money import AMOUNT_CENTS_MAX
 from exports.audit_export import (
     BOOKINGS,
     DTD_NAME,
+    TRANSFERS,
     AuditExportError,
     SealedEvent,
+    Transfer,
     write_audit_export,
 )
 from ledger import seals
@@ -103,12 +105,30 @@ def sealed_events(count: int, state_padding: int = 0) -> Iterator[SealedEvent]:
         prev = sealed
 
 
-def export(out: Path, bookings=None, events=None, **kwargs) -> list[Path]:
+def transfer(n: int, **changes) -> Transfer:
+    row = Transfer(
+        kind="draw",
+        document_ref=f"HKR-{YEAR}-{n:03d}",
+        federal_title="1101/681 12",
+        fiscal_year=YEAR,
+        value_date=date(YEAR, 3, 31),
+        amount_cents=1_000_000_00 + n,
+        interest_cents=0,
+        reason="",
+        recorded_by="kasse",
+        recorded_at=datetime(YEAR, 3, 31, 14, 0, tzinfo=UTC),
+        notification_id=1 + n,
+    )
+    return replace(row, **changes)
+
+
+def export(out: Path, bookings=None, events=None, transfers=None, **kwargs) -> list[Path]:
     return write_audit_export(
         out,
         year=YEAR,
         bookings=[booking(i) for i in range(5)] if bookings is None else bookings,
         events=sealed_events(7) if events is None else events,
+        transfers=[transfer(i) for i in range(2)] if transfers is None else transfers,
         location="Musterstadt",
         created_at=CREATED,
         **kwargs,
@@ -135,6 +155,7 @@ def test_index_xml_is_valid_under_the_dtd_next_to_it(tmp_path: Path) -> None:
     paths = export(tmp_path)
     assert [p.name for p in paths] == [
         "buchungen.csv",
+        "mittelabrufe.csv",
         "ereignisse.csv",
         "ereignisse.jsonl",
         "index.xml",
@@ -305,8 +326,13 @@ def test_every_field_of_the_read_model_is_exported_in_its_order() -> None:
 
 
 def test_csv_tables_have_one_record_per_input_and_the_declared_columns(tmp_path: Path) -> None:
-    export(tmp_path, bookings=[booking(i) for i in range(12)], events=sealed_events(30))
-    expected_rows = {"buchungen.csv": 12, "ereignisse.csv": 30}
+    export(
+        tmp_path,
+        bookings=[booking(i) for i in range(12)],
+        events=sealed_events(30),
+        transfers=[transfer(i) for i in range(3)],
+    )
+    expected_rows = {"buchungen.csv": 12, "mittelabrufe.csv": 3, "ereignisse.csv": 30}
     for url, table in tables(tmp_path / "index.xml").items():
         raw = (tmp_path / url).read_bytes()
         assert raw.endswith(b"\r\n") and b"\r\n\r\n" not in raw
@@ -341,6 +367,54 @@ def test_booking_values_are_written_the_german_way(tmp_path: Path) -> None:
     # Numbers and dates are bare; only text is encapsulated.
     raw = (tmp_path / "buchungen.csv").read_text(encoding="utf-8").split("\r\n")[0]
     assert ';1234567,89;1;2025;1;"cash";27.02.2025;01.03.2025;31.03.2025;' in raw
+
+
+def test_draws_and_repayments_of_the_year_lead_to_their_events(tmp_path: Path) -> None:
+    rows = [
+        transfer(1),
+        transfer(2, fiscal_year=YEAR - 1),  # another year's: not in this year's export
+        transfer(
+            3,
+            kind="repayment",
+            document_ref="RZ-1",
+            amount_cents=100_800,
+            interest_cents=3_042,
+            reason='Bescheid "BMAS" vom 1.3.',
+            value_date=date(YEAR, 3, 15),
+        ),
+    ]
+    export(tmp_path, transfers=rows)
+    names = [c.name for c in TRANSFERS.columns]
+    draw, repayment = (dict(zip(names, r, strict=True)) for r in read_rows(tmp_path / "mittelabrufe.csv"))
+    assert (draw["kind"], draw["document_ref"], draw["amount"], draw["interest"]) == (
+        "draw",
+        "HKR-2025-001",
+        "1000000,01",
+        "0,00",
+    )
+    assert (draw["value_date"], draw["recorded_at"], draw["notification_id"]) == (
+        "31.03.2025",
+        "2025-03-31T14:00:00.000000Z",
+        "2",
+    )
+    assert (repayment["kind"], repayment["amount"], repayment["interest"]) == (
+        "repayment",
+        "1008,00",
+        "30,42",
+    )
+    assert repayment["reason"] == 'Bescheid "BMAS" vom 1.3.'
+    table = tables(tmp_path / "index.xml")["mittelabrufe.csv"]
+    # A voucher is unique per kind: the key is both columns.
+    assert [k.findtext("Name") for k in table.findall("VariableLength/VariablePrimaryKey")] == [
+        "kind",
+        "document_ref",
+    ]
+    assert table.findtext("Description").endswith("; 2 Datensätze")  # the other year's is not counted
+    fk = table.find("VariableLength/ForeignKey")
+    assert (fk.findtext("Name"), fk.findtext("Alias/To")) == ("notification_id", "position")
+    by_name = {c.findtext("Name"): c for c in declared_columns(table)}
+    assert by_name["amount"].findtext("Numeric/Accuracy") == "2"
+    assert by_name["value_date"].findtext("Date/Format") == "DD.MM.YYYY"
 
 
 @settings(max_examples=60, deadline=None)
