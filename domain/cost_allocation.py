@@ -25,7 +25,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.booking import ALLOCATION_KEY_PREFIX, REF_RE, check_user
 from domain.budget import check_year
 from domain.errors import DomainError, ValidationError
-from domain.money import AMOUNT_CENTS_MAX, half_up
+from domain.money import AMOUNT_CENTS_MAX, format_eur, half_up
 from domain.periods import YEAR, label
 
 ALLOCATION_NAMESPACE = uuid5(NAMESPACE_URL, "urn:koa-ledger:cost-allocation")
@@ -259,6 +259,31 @@ def refuse_overlap(year: int, quarter: int, in_force: list[str]) -> None:
             "or reverse its bookings first"
         )
     raise OverlappingAllocation(reason, "quarter")
+
+
+class CostsBookedDirectly(DomainError):
+    """Cost types a run computes were also booked by hand in its period: both would count."""
+
+
+DIRECT_KEYS_SHOWN_MAX = 5
+
+
+def refuse_direct_bookings(year: int, quarter: int, booked: dict[str, tuple[int, list[str]]]) -> None:
+    """`booked`: per computed cost type, the net cents and keys of the period's bookings not made
+    by a run (reversals included, so a booking reversed by hand nets to nothing). A run books
+    these types from the staff list; what was booked by hand beside it would count twice."""
+    left = {category: (net, keys) for category, (net, keys) in sorted(booked.items()) if net}
+    if not left:
+        return
+    parts = []
+    for category, (net, keys) in left.items():
+        shown = ", ".join(keys[:DIRECT_KEYS_SHOWN_MAX]) + (" …" if len(keys) > DIRECT_KEYS_SHOWN_MAX else "")
+        parts.append(f"{category} {format_eur(net)} € ({shown})")
+    raise CostsBookedDirectly(
+        f"{label(year, quarter)} holds Verwaltungskosten booked by hand of cost types the run computes: "
+        f"{'; '.join(parts)}; they would count twice beside the run: reverse them first",
+        "quarter",
+    )
 
 
 class CostAllocation(Aggregate):

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.booking import ALLOCATION_KEY_PREFIX, REVERSAL_SUFFIX, Booking, BookingContent, Kind
 from domain.cost_allocation import (
+    COMPUTED_TYPES,
     DIRECT_TYPES,
     AllocationParameters,
     CostAllocation,
@@ -27,6 +28,7 @@ from domain.cost_allocation import (
     compute,
     parameters_from_json,
     period_code,
+    refuse_direct_bookings,
     shared_from_json,
     staff_from_json,
 )
@@ -45,7 +47,9 @@ ALLOCATION_PARAMETERS = (
     "personalnebenkosten_per_vzae",
     "sachkosten_per_vzae",
 )
-RUN_KEY_PREFIX = ALLOCATION_KEY_PREFIX  # keys of the bookings of allocation runs (and, with /storno, their reversals)
+RUN_KEY_PREFIX = (
+    ALLOCATION_KEY_PREFIX  # keys of the bookings of allocation runs (and, with /storno, their reversals)
+)
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,17 @@ def run_allocation(
             cents = sum(r.net_cents for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX))
             if rows:
                 direct[category] = cents
+        # The types the run computes may not have been booked by hand in the period as well
+        # (awaiting approval included: they count once approved).
+        booked: dict[str, tuple[int, list[str]]] = {}
+        for category in COMPUTED_TYPES:
+            rows = books.split_view.bookings(
+                year, None if quarter == YEAR else quarter, category, counted_only=False
+            )
+            by_hand = [r for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX)]
+            if by_hand:
+                booked[category] = (sum(r.net_cents for r in by_hand), [r.booking_key for r in by_hand])
+        refuse_direct_bookings(year, quarter, booked)
         previous_keys = list(allocation.booking_keys)
         number, results = allocation.run(
             staff=staff,

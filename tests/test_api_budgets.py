@@ -392,6 +392,16 @@ def test_runs_that_would_count_twice_or_whose_key_is_taken_are_409_and_not_to_be
         in taken.json()["detail"]
     )
 
+    # Personalkosten booked by hand in a period: a run computing them there would count them twice.
+    d = {"payment_date": "2023-02-02", "service_from": "2023-02-01", "service_to": "2023-02-28"}
+    by_hand = booking_body("PK-2023-1", category="vwk.personal", case_ref="", amount="1.234,56", **d)
+    assert _post(client, "/bookings", by_hand, "clerk").status_code == 201
+    twice = _post(client, "/allocations", RUN_2025 | {"year": 2023, "quarter": 1}, "clerk")
+    assert twice.status_code == 409, twice.text
+    assert twice.json()["type"] == P + "costs-booked-directly" and "retry-after" not in twice.headers
+    assert _errors(twice) == ["quarter"]
+    assert "vwk.personal 1.234,56 € (PK-2023-1)" in twice.json()["detail"]
+
 
 def test_bad_staff_records_are_422_naming_each_record_and_field(client):
     staff = [

@@ -11,6 +11,7 @@ import pytest
 
 from domain.cost_allocation import (
     AllocationParameters,
+    CostsBookedDirectly,
     OverlappingAllocation,
     SharedCost,
     StaffRecord,
@@ -285,6 +286,36 @@ def test_directly_booked_investitionen_and_sonstige_are_reported_beside_the_run(
     second = run(books, quarter=2)
     assert computed_events(books, quarter=2)[1].direct_cents == direct
     assert second.allocation.direct_cents == direct
+
+
+def test_a_run_is_refused_while_its_cost_types_are_booked_by_hand_in_the_period(books):
+    """Personalkosten booked by hand and a run computing them for the same period would both count;
+    the run refuses, naming type, amount and keys, until the bookings are reversed."""
+    d = dict(
+        payment_date=date(2025, 5, 5),
+        service_from=date(2025, 5, 1),
+        service_to=date(2025, 5, 31),
+        case_ref="",
+    )
+    books.ledger.record_booking(
+        booking("PK-1", category="vwk.personal", amount_cents=410_000, **d), recorded_by="clerk"
+    )
+    books.ledger.record_booking(  # above the approval threshold: awaits approval, still refused
+        booking("SK-1", category="vwk.sachkosten", amount_cents=2_000_000, **d), recorded_by="clerk"
+    )
+    before = books.ledger.max_notification_id()
+    for quarter in (2, YEAR):
+        with pytest.raises(CostsBookedDirectly) as e:
+            run(books, quarter=quarter)
+        assert e.value.field == "quarter"
+        assert "vwk.personal 4.100,00 € (PK-1)" in e.value.reason
+        assert "vwk.sachkosten 20.000,00 € (SK-1)" in e.value.reason
+        assert "reverse them first" in e.value.reason
+    assert books.ledger.max_notification_id() == before  # nothing written
+    assert run(books, quarter=1, shared=[]).number == 1  # another quarter is free of them
+    for key in ("PK-1", "SK-1"):
+        books.ledger.reverse_booking(key, reason="gehört in die Kostenaufteilung", reversed_by="clerk")
+    assert run(books, quarter=2, shared=[]).number == 1  # reversed by hand: they net to nothing
 
 
 # ---- a year run and quarterly runs of the same year never both count -------------------------

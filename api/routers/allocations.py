@@ -34,6 +34,7 @@ from api.schemas.budgets import (
 )
 from api.services import Svc
 from domain.cost_allocation import (
+    CostsBookedDirectly,
     OverlappingAllocation,
     SharedCost,
     StaffRecord,
@@ -150,7 +151,8 @@ def _fields_from_zero(e: ValidationError) -> ValidationError:
     responses=documented(
         {
             409: "the period is closed; a run of the whole year while quarterly runs of it are in force, or "
-            "the other way round (allocation-overlap); a booking by hand holds one of the run's keys "
+            "the other way round (allocation-overlap); cost types the run computes were booked by hand in the period "
+            "(costs-booked-directly); a booking by hand holds one of the run's keys "
             "(key-conflict); a concurrent run or closing"
         }
     ),
@@ -167,6 +169,8 @@ def run(body: AllocationRunCreate, caller: Clerk, idem: Idem, svc: Svc) -> Respo
             raise _fields_from_zero(e) from None
         except OverlappingAllocation as e:
             raise state_conflict("allocation-overlap", "Runs would overlap", e) from None
+        except CostsBookedDirectly as e:
+            raise state_conflict("costs-booked-directly", "Cost types of the run were booked by hand", e) from None
         svc.view.poke()
         period = period_of(quarter)
         total = sum(out.results_cents.values())
