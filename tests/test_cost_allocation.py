@@ -266,13 +266,14 @@ def test_a_run_for_a_closed_period_is_refused_naming_it(books):
     assert "cost allocation for 2025: the period is closed" in str(e.value)
 
 
+# An administrative cost paid in May 2025 (Q2), without a case.
+IN_MAY = dict(
+    payment_date=date(2025, 5, 5), service_from=date(2025, 5, 1), service_to=date(2025, 5, 31), case_ref=""
+)
+
+
 def test_directly_booked_investitionen_and_sonstige_are_reported_beside_the_run(books):
-    d = dict(
-        payment_date=date(2025, 5, 5),
-        service_from=date(2025, 5, 1),
-        service_to=date(2025, 5, 31),
-        case_ref="",
-    )
+    d = IN_MAY
     books.ledger.record_booking(
         booking("INV-1", category="vwk.investitionen", amount_cents=300_000, **d), recorded_by="clerk"
     )
@@ -291,12 +292,7 @@ def test_directly_booked_investitionen_and_sonstige_are_reported_beside_the_run(
 def test_a_run_is_refused_while_its_cost_types_are_booked_by_hand_in_the_period(books):
     """Personalkosten booked by hand and a run computing them for the same period would both count;
     the run refuses, naming type, amount and keys, until the bookings are reversed."""
-    d = dict(
-        payment_date=date(2025, 5, 5),
-        service_from=date(2025, 5, 1),
-        service_to=date(2025, 5, 31),
-        case_ref="",
-    )
+    d = IN_MAY
     books.ledger.record_booking(
         booking("PK-1", category="vwk.personal", amount_cents=410_000, **d), recorded_by="clerk"
     )

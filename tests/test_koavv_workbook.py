@@ -306,17 +306,12 @@ def standard(tmp_path_factory) -> tuple[KoaVvReport, Path, LoadedWorkbook]:
 # Figures
 
 
+SHEETS = ["Übersicht", "Verwaltungskosten", "Eingliederung", "KdU", "Mittelabrufe", "Belege", "Protokoll"]
+
+
 def test_sheets_in_order(standard) -> None:
     _, _, wb = standard
-    assert wb.sheetnames == [
-        "Übersicht",
-        "Verwaltungskosten",
-        "Eingliederung",
-        "KdU",
-        "Mittelabrufe",
-        "Belege",
-        "Protokoll",
-    ]
+    assert wb.sheetnames == SHEETS
 
 
 def test_overview_figures_to_the_cent(standard) -> None:
@@ -677,15 +672,7 @@ def test_empty_report(tmp_path: Path) -> None:
     path = tmp_path / "empty.xlsx"
     write_workbook(report, path)
     wb = load_workbook(path)
-    assert wb.sheetnames == [
-        "Übersicht",
-        "Verwaltungskosten",
-        "Eingliederung",
-        "KdU",
-        "Mittelabrufe",
-        "Belege",
-        "Protokoll",
-    ]
+    assert wb.sheetnames == SHEETS
     assert EMPTY_PERIOD in all_text(wb["Übersicht"]) and EMPTY_PERIOD in all_text(wb["Protokoll"])
     ov = wb["Übersicht"]
     r = find_row(ov, "Gesamt")
