@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.cost_allocation import CostsBookedDirectly
 from domain.errors import DomainError, FourEyesViolation, KeyConflict, NotFound, ValidationError
 from domain.periods import PeriodClosed
 from ledger.commands import InputError
@@ -143,6 +144,10 @@ def problem_for(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]
         return 409, problem(409, "key-conflict", "Key already used", exc.reason), {}, True
     if isinstance(exc, PeriodClosed):
         return 409, problem(409, "period-closed", "Period closed", exc.reason), {}, True
+    if isinstance(exc, CostsBookedDirectly):  # a booking by hand beside a cost allocation run
+        errors = [field_error(exc.field, exc.reason, "body")]
+        title = "Booked by a cost allocation run"
+        return 409, problem(409, "costs-booked-directly", title, exc.reason, errors), {}, True
     if isinstance(exc, DomainError):
         return 409, problem(409, "conflict", "Refused by the books' state", exc.reason), {}, True
     if isinstance(exc, IntegrityError):
@@ -228,7 +233,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "no or an invalid Bearer token",
         403: "the caller's role does not allow this (or the four-eyes rule)",
         404: "unknown booking",
-        409: "refused by the books' state: key used, period closed, already approved, concurrent change",
+        409: "refused by the books' state: key used, period closed, already approved, a cost type booked "
+        "by a cost allocation run in force, concurrent change",
         413: "body or upload too large",
         422: "invalid input: each field with its reason",
         503: "the store or the identity provider is unreachable",

@@ -5,26 +5,34 @@
   bookings is not reversed (a rerun reverses the run before it; a clerk may reverse them by hand).
 - The run's booking keys must be free: a booking recorded by hand under such a key stays there for
   good (nothing is deleted), so a retry could never book the run.
+- The cost types a run computes may not be booked by hand in its period, before the run
+  (run_allocation refuses) or after it (RunsInForce, on every path a booking is recorded by).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from domain.booking import booking_id
+from domain.booking import ALLOCATION_KEY_PREFIX, BookingContent, booking_id
 from domain.cost_allocation import (
     BOOKABLE_TYPES,
+    COMPUTED_TYPES,
     CostAllocation,
+    CostsBookedDirectly,
     allocation_id,
     overlapping_quarters,
     refuse_overlap,
     run_keys,
 )
 from domain.errors import KeyConflict
+from domain.periods import YEAR, label
 from ledger import event_index
-from ledger.application import Ledger
+
+if TYPE_CHECKING:  # the application records bookings through RunsInForce
+    from ledger.application import Ledger
 
 
 def _stored(ledger: Ledger, year: int, quarter: int) -> CostAllocation | None:
@@ -78,3 +86,31 @@ def refuse_taken_keys(ledger: Ledger, allocation: CostAllocation, version_read: 
         "the allocation runs",
         "key",
     )
+
+
+class RunsInForce:
+    """Refuses a booking by hand of a cost type that a cost allocation run in force for the
+    booking's quarter, or for its whole year, books from the staff list: it would count twice.
+    Runs are looked up once per period (a payment run may hold many rows of one period)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.known: dict[tuple[int, int], str] = {}  # (year, quarter) -> document ref in force, or ''
+
+    def refuse(self, c: BookingContent, year: int, quarter: int) -> None:
+        if c.category not in COMPUTED_TYPES or c.key.startswith(ALLOCATION_KEY_PREFIX):
+            return  # the common case: no lookup at all
+        for q in (quarter, YEAR):
+            if ref := self._in_force(year, q):
+                raise CostsBookedDirectly(
+                    f"{c.category} of {label(year, quarter)} is booked by the cost allocation run {ref} "
+                    "in force: a booking by hand would count twice; rerun the allocation instead (a "
+                    "shared cost goes in as its input), or book Investitionen and sonstige by hand",
+                    "category",
+                )
+
+    def _in_force(self, year: int, quarter: int) -> str:
+        if (year, quarter) not in self.known:
+            run = _stored(self.ledger, year, quarter)
+            self.known[(year, quarter)] = run.document_ref if run and in_force(self.ledger, run) else ""
+        return self.known[(year, quarter)]

@@ -46,6 +46,7 @@ from domain.retention import AccountsAdoption, adoption_id
 from domain.sampling import SampleDraw, check_draw
 from domain.settlement import FundsDraw, FundsRepayment, RepaidTally, Submission, check_transfer
 from ledger import bulk_import, event_index
+from ledger.allocation_checks import RunsInForce
 from ledger.recorders import CalendarChanged, SideRow, SideRowConflict, rows_for_every_save
 
 # A payment run is stored in one transaction; this bounds the transaction. On PostgreSQL a run read
@@ -224,6 +225,7 @@ class Ledger(Application):
             rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
             calendar=calendar,
         )
+        RunsInForce(self).refuse(content, booking.fiscal_year, booking.quarter)
         commitments, refused = self._draw_commitments([booking])
         return booking, commitments, refused
 
@@ -443,20 +445,21 @@ class Ledger(Application):
             conflicts: list[RowConflict] = []
             new: list[Booking] = []
             new_index: dict[int, int] = {}  # id(booking) -> row index, for drawdown refusals
+            runs = RunsInForce(self)
             for i, c in enumerate(contents):
                 old = stored.get(booking_id(c.key))
                 if old is None:
                     try:
-                        new.append(
-                            Booking.record(
-                                c,
-                                recorded_by=recorded_by,
-                                catalogue=self.catalogue,
-                                rates=rates,
-                                calendar=calendar,
-                            )
+                        b = Booking.record(
+                            c,
+                            recorded_by=recorded_by,
+                            catalogue=self.catalogue,
+                            rates=rates,
+                            calendar=calendar,
                         )
-                        new_index[id(new[-1])] = i
+                        runs.refuse(c, b.fiscal_year, b.quarter)
+                        new.append(b)
+                        new_index[id(b)] = i
                     except DomainError as e:  # e.g. a closed period: reported with its row
                         conflicts.append(RowConflict(i, e))
                     continue

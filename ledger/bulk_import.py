@@ -60,6 +60,7 @@ from domain.errors import DomainError
 from domain.fiscal import FiscalPeriod
 from domain.periods import CALENDAR_ID
 from ledger import event_index, seals
+from ledger.allocation_checks import RunsInForce
 from ledger.recorded_events import RECORDED_TOPIC, FastRecorded, recorded_event
 from ledger.recorders import CalendarChanged, SealingPostgresApplicationRecorder, StoredMeanwhile
 from ledger.run_spool import RunSpool, Spooled
@@ -208,6 +209,7 @@ def _decide(
     recorded_by: str,
     calendar: Any,
     conflicts: list[RowConflict],
+    runs: RunsInForce,
 ) -> Any:
     """The new booking's (period, needs approval); SAME if the key is stored (`old`) with this
     content; None if the row is refused (then it is in conflicts)."""
@@ -217,9 +219,11 @@ def _decide(
         if old is not None:
             require_same_content(old, c)
             return SAME
-        return recording_terms(
+        terms = recording_terms(
             c, recorded_by=recorded_by, catalogue=ledger.catalogue, rates=ledger.base_rates, calendar=calendar
         )
+        runs.refuse(c, terms[0].year, terms[0].quarter)
+        return terms
     except DomainError as e:
         if len(conflicts) < CONFLICTS_KEPT_MAX:
             conflicts.append(RowConflict(index, e))
@@ -260,6 +264,7 @@ class _PostgresRun:
             "WHERE e.notification_id > %s AND e.originator_version = 1"
         ).format(schema, table)
         self.finish = stored_form(ledger)
+        self.runs = RunsInForce(ledger)
 
     def store(self, items: Iterable[BookingContent | None], draws: CommitmentChecker) -> ImportResult:
         """Two phases in one transaction. First every row is checked, decided and encoded without
@@ -295,7 +300,7 @@ class _PostgresRun:
                     new = []
                     for i, c, oid in good:
                         old = stored.get(oid)
-                        terms = _decide(ledger, i, c, old, self.recorded_by, calendar, conflicts)
+                        terms = _decide(ledger, i, c, old, self.recorded_by, calendar, conflicts, self.runs)
                         if terms is SAME:
                             unchanged += 1
                         elif terms is not None:
@@ -365,7 +370,7 @@ class _PostgresRun:
                     again.add(r.index, r.oid, r.oid_text.decode(), r.year, r.quarter, r.tail)
                     continue
                 c = _spooled_content(r)
-                terms = _decide(self.ledger, r.index, c, None, self.recorded_by, calendar, conflicts)
+                terms = _decide(self.ledger, r.index, c, None, self.recorded_by, calendar, conflicts, self.runs)
                 if terms is not None:
                     period, approval = terms
                     tail = recorded_state_tail(
@@ -535,6 +540,7 @@ def _store_through_recorder(
     good = [(i, c) for i, c in enumerate(run) if c is not None]
     finish = stored_form(ledger)
     for attempt in range(3):
+        runs = RunsInForce(ledger)
         if attempt:
             draws = CommitmentChecker(ledger)  # a commitment stored meanwhile: look again
             for _, c in good:
@@ -545,7 +551,7 @@ def _store_through_recorder(
         new: list[StoredEvent] = []
         timestamp = datetime_now_with_tzinfo()
         for i, c in good:
-            terms = _decide(ledger, i, c, stored.get(booking_id(c.key)), recorded_by, calendar, conflicts)
+            terms = _decide(ledger, i, c, stored.get(booking_id(c.key)), recorded_by, calendar, conflicts, runs)
             if terms is not None and terms is not SAME:
                 state = recorded_state(
                     c, terms[0], recorded_by=recorded_by, requires_approval=terms[1], timestamp=timestamp

@@ -401,6 +401,14 @@ def test_runs_that_would_count_twice_or_whose_key_is_taken_are_409_and_not_to_be
     assert twice.json()["type"] == P + "costs-booked-directly" and "retry-after" not in twice.headers
     assert _errors(twice) == ["quarter"]
     assert "vwk.personal 1.234,56 € (PK-2023-1)" in twice.json()["detail"]
+    # And the other order: the year's run of 2025 is in force, so Personalkosten by hand are refused.
+    d = {"payment_date": "2025-06-02", "service_from": "2025-06-01", "service_to": "2025-06-30"}
+    beside = _post(
+        client, "/bookings", booking_body("PK-2025-1", category="vwk.personal", case_ref="", **d), "clerk"
+    )
+    assert beside.status_code == 409, beside.text
+    assert beside.json()["type"] == P + "costs-booked-directly" and _errors(beside) == ["category"]
+    assert "cost allocation run KOA-2025-J-L1 in force" in beside.json()["detail"]
 
 
 def test_bad_staff_records_are_422_naming_each_record_and_field(client):

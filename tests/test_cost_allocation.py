@@ -24,6 +24,7 @@ from domain.errors import FourEyesViolation, KeyConflict, NotFound, ValidationEr
 from domain.periods import YEAR, PeriodClosed
 from ledger import allocation_commands as ac
 from ledger.allocation_file import read_shared, read_staff
+from ledger.application import ImportRefused
 from ledger.bootstrap import open_books
 from ledger.commands import InputError
 from ledger.payment_run import RunFileError
@@ -312,6 +313,49 @@ def test_a_run_is_refused_while_its_cost_types_are_booked_by_hand_in_the_period(
     for key in ("PK-1", "SK-1"):
         books.ledger.reverse_booking(key, reason="gehört in die Kostenaufteilung", reversed_by="clerk")
     assert run(books, quarter=2, shared=[]).number == 1  # reversed by hand: they net to nothing
+
+
+def test_a_booking_by_hand_of_a_type_a_run_in_force_books_is_refused_on_every_path(books):
+    """The other order: with a run in force for the period (or its year), a booking by hand of one
+    of its cost types is refused, single or in a payment run (both store paths), naming the run."""
+    q2 = run(books, quarter=2, shared=[])
+    ledger = books.ledger
+    before = ledger.max_notification_id()
+    with pytest.raises(CostsBookedDirectly) as e:
+        ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
+    assert e.value.field == "category"
+    assert (
+        "vwk.personal of 2025 Q2 is booked by the cost allocation run KOA-2025-Q2-L1 in force"
+        in e.value.reason
+    )
+    row = booking("PK-2", category="vwk.sachkosten", **IN_MAY)
+    others = [booking(f"BG-{i}", amount_cents=10_000 + i) for i in range(3)]
+    for path in (ledger.import_bookings, ledger._import_with_aggregates):  # bulk and aggregate paths
+        with pytest.raises(ImportRefused) as refused:
+            path([*others, row], recorded_by="clerk")
+        ((conflict,),) = [refused.value.conflicts]
+        assert conflict.index == 3 and isinstance(conflict.error, CostsBookedDirectly)
+    assert ledger.max_notification_id() == before  # nothing written
+    # What the run does not book, and other periods, stay open to bookings by hand.
+    ledger.record_booking(booking("INV-1", category="vwk.investitionen", **IN_MAY), recorded_by="clerk")
+    in_august = dict(
+        IN_MAY, payment_date=date(2025, 8, 5), service_from=date(2025, 8, 1), service_to=date(2025, 8, 31)
+    )
+    ledger.record_booking(booking("PK-3", category="vwk.personal", **in_august), recorded_by="clerk")
+    # Out of force once its bookings are reversed: then the cost may be booked by hand.
+    reverse_run(books, q2)
+    ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
+
+
+def test_a_year_run_in_force_refuses_bookings_by_hand_of_its_types_in_every_quarter(books):
+    run(books)
+    in_november = dict(
+        IN_MAY, payment_date=date(2025, 11, 5), service_from=date(2025, 11, 1), service_to=date(2025, 11, 30)
+    )
+    with pytest.raises(CostsBookedDirectly, match="KOA-2025-J-L1"):
+        books.ledger.record_booking(
+            booking("PK-4", category="vwk.personalnebenkosten", **in_november), recorded_by="clerk"
+        )
 
 
 # ---- a year run and quarterly runs of the same year never both count -------------------------
