@@ -82,6 +82,16 @@ class RepaymentLine:
     recorded_by: str
 
 
+def drawn_by_title(draws: list[DrawLine], repayments: list[RepaymentLine]) -> dict[str, int]:
+    """Each title's funds drawn: its draws less its repayments (what TitleLine.drawn_cents holds)."""
+    drawn: dict[str, int] = {}
+    for d in draws:
+        drawn[d.federal_title] = drawn.get(d.federal_title, 0) + d.amount_cents
+    for r in repayments:
+        drawn[r.federal_title] = drawn.get(r.federal_title, 0) - r.amount_cents
+    return drawn
+
+
 @dataclass(frozen=True, slots=True)
 class KduLine:
     land: str

@@ -33,6 +33,7 @@ from exports.koavv_model import (
     KoaVvReport,
     RepaymentLine,
     TitleLine,
+    drawn_by_title,
 )
 from ledger.application import Ledger
 from projections.split_view import SplitViewQueries
@@ -124,11 +125,7 @@ def build_report(
         ),
         key=transfer_order,
     )
-    drawn: dict[str, int] = defaultdict(int)
-    for d in draws:
-        drawn[d.federal_title] += d.amount_cents
-    for r in repayments:
-        drawn[r.federal_title] -= r.amount_cents
+    drawn = drawn_by_title(draws, repayments)
 
     titles = []
     for title in TITLE_ORDER:

@@ -58,7 +58,7 @@ from openpyxl.xml.functions import tostring
 from domain.money import cents_to_decimal, format_eur
 from exports import koavv_belege
 from exports.koavv_data import figures_sha256
-from exports.koavv_model import TITLE_NAMES, CategoryLine, KoaVvReport
+from exports.koavv_model import TITLE_NAMES, CategoryLine, KoaVvReport, drawn_by_title
 
 BELEGLISTE_SUFFIX = ".belege.csv"
 
@@ -164,11 +164,7 @@ def _check_consistent(report: KoaVvReport, groups: Sequence[koavv_belege.Group])
         for i, f in enumerate(summed):
             if getattr(t, f) != sums[i]:
                 problems.append(f"{title}: {f} is not the sum of its categories")
-    transfers: dict[str, int] = defaultdict(int)
-    for d in report.draws:
-        transfers[d.federal_title] += d.amount_cents
-    for r in report.repayments:
-        transfers[r.federal_title] -= r.amount_cents
+    transfers = drawn_by_title(report.draws, report.repayments)
     for title in sorted(set(transfers) | set(titles)):
         t = titles.get(title)
         if t is None:

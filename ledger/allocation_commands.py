@@ -132,11 +132,12 @@ def run_allocation(
                 "year",
             )
         guard_ids = check_no_overlap(ledger, year, quarter)
+        in_period = None if quarter == YEAR else quarter  # the view's quarter (None: the whole year)
         # Investitionen and sonstige booked directly, reported beside the run: without the bookings
         # of allocation runs (their shared costs) and their reversals.
         direct: dict[str, int] = {}
         for category in DIRECT_TYPES:
-            rows = books.split_view.bookings(year, None if quarter == YEAR else quarter, category)
+            rows = books.split_view.bookings(year, in_period, category)
             cents = sum(r.net_cents for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX))
             if rows:
                 direct[category] = cents
@@ -144,9 +145,7 @@ def run_allocation(
         # (awaiting approval included: they count once approved).
         booked: dict[str, tuple[int, list[str]]] = {}
         for category in COMPUTED_TYPES:
-            rows = books.split_view.bookings(
-                year, None if quarter == YEAR else quarter, category, counted_only=False
-            )
+            rows = books.split_view.bookings(year, in_period, category, counted_only=False)
             by_hand = [r for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX)]
             if by_hand:
                 booked[category] = (sum(r.net_cents for r in by_hand), [r.booking_key for r in by_hand])
