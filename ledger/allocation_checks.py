@@ -6,17 +6,23 @@
 - The run's booking keys must be free: a booking recorded by hand under such a key stays there for
   good (nothing is deleted), so a retry could never book the run.
 - The cost types a run computes may not be booked by hand in its period, before the run
-  (run_allocation refuses) or after it (RunsInForce, on every path a booking is recorded by).
+  (run_allocation refuses) or after it (RunsInForce, on every path a booking is recorded or
+  moved into a period by). Both decide on what they read before the write lock, so each looks
+  again under it: a booking by hand fails its save if the next run of its period was stored
+  meanwhile (`RunsInForce.absent_ids`), a run if a booking by hand was (`hand_bookings_meanwhile`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 
-from domain.booking import ALLOCATION_KEY_PREFIX, BookingContent, booking_id
+from domain.booking import ALLOCATION_KEY_PREFIX, Booking, booking_id
 from domain.cost_allocation import (
     BOOKABLE_TYPES,
     COMPUTED_TYPES,
@@ -28,8 +34,11 @@ from domain.cost_allocation import (
     run_keys,
 )
 from domain.errors import KeyConflict
+from domain.fiscal import FiscalRule
 from domain.periods import YEAR, label
 from ledger import event_index
+from ledger.recorded_events import RECORDED_TOPIC, recorded_event
+from ledger.recorders import Recheck, StoredMeanwhile
 
 if TYPE_CHECKING:  # the application records bookings through RunsInForce
     from ledger.application import Ledger
@@ -88,17 +97,32 @@ def refuse_taken_keys(ledger: Ledger, allocation: CostAllocation, version_read: 
     )
 
 
+def by_hand(category: str, key: str) -> bool:
+    """A booking of a cost type the runs compute, not made by a run."""
+    return category in COMPUTED_TYPES and not key.startswith(ALLOCATION_KEY_PREFIX)
+
+
+def _next_run_ids(run: CostAllocation | None, year: int, quarter: int) -> list[UUID]:
+    """What the next run of the period stores: its aggregate, if absent, and its bookings."""
+    keys = run_keys(year, quarter, (run.runs if run else 0) + 1, BOOKABLE_TYPES)
+    return ([] if run else [allocation_id(year, quarter)]) + [booking_id(k) for k in keys]
+
+
 class RunsInForce:
     """Refuses a booking by hand of a cost type that a cost allocation run in force for the
     booking's quarter, or for its whole year, books from the staff list: it would count twice.
-    Runs are looked up once per period (a payment run may hold many rows of one period)."""
+    Runs are looked up once per period (a payment run may hold many rows of one period).
+    `absent_ids()`: to be stored with the bookings it let through, so that a run stored meanwhile
+    fails the save and the bookings are decided again."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.known: dict[tuple[int, int], str] = {}  # (year, quarter) -> document ref in force, or ''
+        self.next_run_ids: dict[tuple[int, int], list[UUID]] = {}  # of the periods without one in force
 
-    def refuse(self, c: BookingContent, year: int, quarter: int) -> None:
-        if c.category not in COMPUTED_TYPES or c.key.startswith(ALLOCATION_KEY_PREFIX):
+    def refuse(self, c: Any, year: int, quarter: int) -> None:
+        """`c`: a booking's content (or the booking): its category and key."""
+        if not by_hand(c.category, c.key):
             return  # the common case: no lookup at all
         for q in (quarter, YEAR):
             if ref := self._in_force(year, q):
@@ -109,8 +133,52 @@ class RunsInForce:
                     "category",
                 )
 
+    def absent_ids(self) -> list[UUID]:
+        return [i for ids in self.next_run_ids.values() for i in ids]
+
     def _in_force(self, year: int, quarter: int) -> str:
         if (year, quarter) not in self.known:
             run = _stored(self.ledger, year, quarter)
-            self.known[(year, quarter)] = run.document_ref if run and in_force(self.ledger, run) else ""
+            ref = run.document_ref if run and in_force(self.ledger, run) else ""
+            self.known[(year, quarter)] = ref
+            if not ref:
+                self.next_run_ids[(year, quarter)] = _next_run_ids(run, year, quarter)
         return self.known[(year, quarter)]
+
+
+APPROVED_TOPIC = get_topic(Booking.Approved)
+
+
+def hand_bookings_meanwhile(ledger: Ledger, year: int, quarter: int, after: int) -> Recheck:
+    """For a run of the period decided on the split view as of position `after`: refuses its save
+    (StoredMeanwhile: it decides again, on the view caught up) where a booking by hand of a cost
+    type it computes was recorded into the period after that position, or moved into it by an
+    approval after its own period was closed."""
+
+    def in_period(fiscal_year: int, q: int) -> bool:
+        return fiscal_year == year and quarter in (YEAR, q)
+
+    def refuse(events: Sequence[StoredEvent]) -> None:
+        for e in events:
+            if e.topic == RECORDED_TOPIC:
+                b = recorded_event(ledger, e.originator_id, e.state)
+                found = by_hand(b.category, b.key) and in_period(b.fiscal_year, b.quarter)
+            else:
+                a = ledger.mapper.to_domain_event(e)
+                found = (
+                    a.fiscal_rule == FiscalRule.AFTER_CLOSING
+                    and in_period(a.fiscal_year, a.quarter)
+                    and _by_hand_booking(ledger, e.originator_id)
+                )
+            if found:
+                raise StoredMeanwhile(
+                    f"a booking by hand of a cost type the run of {label(year, quarter)} computes was "
+                    "recorded while the run was decided"
+                )
+
+    return Recheck(after, (RECORDED_TOPIC, APPROVED_TOPIC), refuse)
+
+
+def _by_hand_booking(ledger: Ledger, booking_uuid: UUID) -> bool:
+    b = ledger.repository.get(booking_uuid, version=1)
+    return by_hand(b.category, b.key)

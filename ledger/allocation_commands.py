@@ -34,7 +34,7 @@ from domain.cost_allocation import (
 )
 from domain.errors import NotFound
 from domain.periods import YEAR, PeriodClosed, label
-from ledger.allocation_checks import check_no_overlap, refuse_taken_keys
+from ledger.allocation_checks import check_no_overlap, hand_bookings_meanwhile, refuse_taken_keys
 from ledger.bootstrap import Books
 from ledger.recorders import CalendarChanged
 from projections.split_projection import catch_up
@@ -117,6 +117,9 @@ def run_allocation(
     first, last = period_bounds(year, quarter)
     for _attempt in range(ATTEMPTS_MAX):
         catch_up(ledger, books.split_view)
+        # The view holds at least this much of the log when read below; the save looks under the
+        # write lock at what was recorded after it (hand_bookings_meanwhile).
+        seen_position = books.split_view.max_tracking_id(ledger.name) or 0
         try:
             allocation = ledger.repository.get(allocation_id(year, quarter))
             version_read: int | None = allocation.version
@@ -197,9 +200,16 @@ def run_allocation(
                 )
             )
         try:
-            ledger.save(*changed, calendar_version=seen, absent_ids=guard_ids)
+            ledger.save(
+                *changed,
+                calendar_version=seen,
+                absent_ids=guard_ids,
+                recheck=hand_bookings_meanwhile(ledger, year, quarter, seen_position),
+            )
         except (IntegrityError, CalendarChanged):
-            continue  # a concurrent run (of this period or an overlapping one) or closing: decide again
+            # A concurrent run (of this period or an overlapping one), a closing or a booking by
+            # hand of the run's cost types: decide again.
+            continue
         return RunOutcome(allocation, number, results, list(allocation.booking_keys), previous_keys)
     raise IntegrityError("the cost allocation kept changing under concurrent writers; try again")
 

@@ -184,7 +184,7 @@ class Ledger(Application):
                 return Posted(existing, created=False)
             calendar, seen = self._calendar_seen()
             try:
-                booking, commitments, refused = self._new_booking(content, recorded_by, calendar)
+                booking, commitments, refused, guard_ids = self._new_booking(content, recorded_by, calendar)
                 if refused:
                     raise refused[0][1]
             except DomainError:
@@ -193,31 +193,33 @@ class Ledger(Application):
                 raise
             rows = tuple(side_rows(booking)) if side_rows else ()
             try:
-                self.save(booking, *commitments, calendar_version=seen, side_rows=rows)
+                self.save(booking, *commitments, calendar_version=seen, side_rows=rows, absent_ids=guard_ids)
             except CalendarChanged:
                 continue  # a period was closed meanwhile: decide again against the new calendar
             except SideRowConflict:
                 raise  # not the booking's key: the caller's (nothing was stored)
             except IntegrityError:
-                continue  # another writer stored the same key meanwhile: compare with theirs
+                continue  # the same key (compare with theirs) or an allocation run stored meanwhile
             return Posted(booking, created=True)
         raise IntegrityError(f"booking {content.key!r} kept conflicting with concurrent writers; try again")
 
     def decide_new_booking(self, content: BookingContent, *, recorded_by: str) -> tuple[Booking, int] | None:
         """The first attempt of record_booking, not saved: the booking decided as new against the
         kept calendar, and that calendar's version (for `save_new_bookings`). None where
-        record_booking must decide: an invoice that draws on a commitment. Raises what the rules
-        raise (which, for a key stored before, record_booking answers as a repeat)."""
+        record_booking must decide: an invoice that draws on a commitment, a cost type of the
+        allocation runs booked by hand. Raises what the rules raise (which, for a key stored
+        before, record_booking answers as a repeat)."""
         calendar, seen = self._calendar_seen()
-        booking, commitments, refused = self._new_booking(content, recorded_by, calendar)
-        if commitments or refused:
+        booking, commitments, refused, guard_ids = self._new_booking(content, recorded_by, calendar)
+        if commitments or refused or guard_ids:
             return None
         return booking, seen
 
     def _new_booking(
         self, content: BookingContent, recorded_by: str, calendar: PeriodCalendar
-    ) -> tuple[Booking, list[Commitment], list[tuple[int, DomainError]]]:
-        """A booking decided as new, the commitments it draws on and the drawdown refused, if any."""
+    ) -> tuple[Booking, list[Commitment], list[tuple[int, DomainError]], list[UUID]]:
+        """A booking decided as new, the commitments it draws on, the drawdown refused, if any, and
+        the ids to save it with as `absent_ids` (an allocation run of its period stored meanwhile)."""
         booking = Booking.record(
             content,
             recorded_by=recorded_by,
@@ -225,9 +227,10 @@ class Ledger(Application):
             rates=self.base_rates,  # threshold and run-off days: not parameters (yet)
             calendar=calendar,
         )
-        RunsInForce(self).refuse(content, booking.fiscal_year, booking.quarter)
+        runs = RunsInForce(self)
+        runs.refuse(content, booking.fiscal_year, booking.quarter)
         commitments, refused = self._draw_commitments([booking])
-        return booking, commitments, refused
+        return booking, commitments, refused, runs.absent_ids()
 
     def bookings_stored(self, ids: Sequence[UUID]) -> set[UUID]:
         """Which of these booking ids are stored already (one query, not one per id)."""
@@ -310,12 +313,16 @@ class Ledger(Application):
             refused: list[ApprovalRefusal] = []
             # One instance per commitment: several invoices under it move their drawdowns in turn.
             commitments: dict[str, Commitment | None] = {}
+            runs = RunsInForce(self)
             # Read in bulk (one query per 1,000 keys): a key per query took 10,000 keys ~6 s.
             for i, (key, booking) in enumerate(zip(keys, self.find_bookings(keys), strict=True)):
                 try:
                     if booking is None:
                         raise _booking_not_found(key)
+                    period = (booking.fiscal_year, booking.quarter)
                     booking.approve(approved_by=approved_by, calendar=calendar, on=day)
+                    if (booking.fiscal_year, booking.quarter) != period:  # its own was closed meanwhile
+                        runs.refuse(booking, booking.fiscal_year, booking.quarter)
                     self._drawdown_to_counting_year(booking, commitments)
                 except DomainError as e:
                     refused.append(ApprovalRefusal(i, key, e))
@@ -330,6 +337,7 @@ class Ledger(Application):
                     *moved,
                     calendar_version=seen,
                     side_rows=tuple(side_rows(approved)) if side_rows else (),
+                    absent_ids=runs.absent_ids(),
                 )
             except SideRowConflict:
                 raise  # not the bookings': the caller's (nothing was stored)
@@ -413,11 +421,16 @@ class Ledger(Application):
                 raise ValidationError(f"key {c.key!r} occurs twice in the run", "key")
             keys.add(c.key)
         del keys
-        if self._draws_on_commitments(contents):
-            # Invoices under commitments: the drawdowns are events of the commitments, saved with
-            # the bookings; such runs are small, the aggregate path carries them.
-            return self._import_with_aggregates(contents, recorded_by=recorded_by)
-        return bulk_import.store_run(self, contents, recorded_by=recorded_by)
+        for _attempt in range(2):
+            if self._draws_on_commitments(contents):
+                # Invoices under commitments: the drawdowns are events of the commitments, saved
+                # with the bookings; such runs are small, the aggregate path carries them.
+                return self._import_with_aggregates(contents, recorded_by=recorded_by)
+            try:
+                return bulk_import.store_run(self, contents, recorded_by=recorded_by)
+            except bulk_import.NotThisPath:
+                continue  # a commitment or an allocation run was stored meanwhile: decide again
+        raise IntegrityError("payment run kept conflicting with concurrent writers; try again")
 
     def import_stream(self, contents: Iterable[BookingContent | None], *, recorded_by: str) -> ImportResult:
         """import_bookings for a run streamed from a file: never held in memory as a whole.
@@ -425,7 +438,8 @@ class Ledger(Application):
         The source checks that keys are unique and marks a row it found bad with None: then
         every row is still checked, nothing is stored and bulk_import.RunHadBadRows is raised.
         A row that would draw on a commitment stops it with bulk_import.DrawsOnCommitment (nothing
-        stored): such a run goes through import_bookings."""
+        stored), as does a cost allocation run booked meanwhile (AllocationRunMeanwhile; both are
+        bulk_import.NotThisPath): such a run goes through import_bookings."""
         check_user(recorded_by, "recorded_by")
         return bulk_import.store_run(self, contents, recorded_by=recorded_by)
 
@@ -474,9 +488,12 @@ class Ledger(Application):
             if not new:
                 return ImportResult(0, len(contents), None)
             try:
-                recordings = self.save(*new, *commitments, calendar_version=calendar_version)
+                recordings = self.save(
+                    *new, *commitments, calendar_version=calendar_version, absent_ids=runs.absent_ids()
+                )
             except IntegrityError:
-                # A concurrent writer took some of the keys meanwhile: look again. (The failed save
+                # A concurrent writer took some of the keys (or booked an allocation run of their
+                # period) meanwhile: look again. (The failed save
                 # consumed the new aggregates' pending events; they are built afresh.)
                 continue
             last = recordings[-1].notification.id if recordings else None

@@ -137,9 +137,18 @@ class RunHadBadRows(Exception):
         self.conflicts = conflicts  # found besides the source's own errors
 
 
-class DrawsOnCommitment(Exception):
+class NotThisPath(Exception):
+    """Nothing was stored: the run must go through Ledger.import_bookings (read whole)."""
+
+
+class DrawsOnCommitment(NotThisPath):
     """A row of the run is a payment under a measure commitment: its drawdown is an event of the
     commitment, which this path does not write. Nothing was stored; use Ledger.import_bookings."""
+
+
+class AllocationRunMeanwhile(NotThisPath):
+    """A cost allocation run was booked, while the rows were checked, for a period the run books
+    its cost types into by hand. Nothing was stored; decided again, those rows are refused."""
 
 
 class CommitmentChecker:
@@ -324,6 +333,13 @@ class _PostgresRun:
                     rec.require_absent(curs, draws.absent_ids())
                 except StoredMeanwhile:
                     raise _commitment_made_meanwhile() from None
+                try:
+                    rec.require_absent(curs, self.runs.absent_ids())
+                except StoredMeanwhile:
+                    raise AllocationRunMeanwhile(
+                        "a cost allocation run was booked for a period of this run while the run was "
+                        "checked; rows booking its cost types by hand would count twice"
+                    ) from None
                 curs.execute(self.select_taken, (watermark,))
                 taken = {r["originator_id"].bytes for r in curs.fetchall()}  # judged as they are copied
                 curs.execute(rec.select_calendar_version, (CALENDAR_ID,))
@@ -566,11 +582,13 @@ def _store_through_recorder(
         if not new:
             return ImportResult(0, len(good), None)
         try:
-            ids = ledger.recorder.insert_events(new, calendar_version=seen, absent_ids=draws.absent_ids())
+            ids = ledger.recorder.insert_events(
+                new, calendar_version=seen, absent_ids=[*draws.absent_ids(), *runs.absent_ids()]
+            )
         except CalendarChanged:
             ledger._calendar_fresh()
             continue  # a period closed meanwhile: decide again against the new calendar
         except IntegrityError:
-            continue  # a key or a commitment stored meanwhile: look and decide again
+            continue  # a key, a commitment or an allocation run stored meanwhile: look and decide again
         return ImportResult(len(new), len(good) - len(new), ids[-1] if ids else None)
     raise IntegrityError("payment run kept conflicting with concurrent writers; try again")

@@ -15,7 +15,7 @@ from exports.split_report import format_split_table, write_split_csv
 from ledger import demo as demo_data
 from ledger.application import APPROVE_KEYS_MAX, ApprovalsRefused, ImportRefused
 from ledger.bootstrap import Books
-from ledger.bulk_import import DrawsOnCommitment, RunHadBadRows
+from ledger.bulk_import import NotThisPath, RunHadBadRows
 from ledger.cli_support import (
     ERRORS_SHOWN_MAX,
     USER_OPTION,
@@ -175,8 +175,8 @@ def import_payments(ctx: click.Context, file: Path, user: str | None) -> None:
     with _open_run(file, books) as run:
         try:
             result = books.ledger.import_stream(run, recorded_by=user)
-        except DrawsOnCommitment:
-            result = None  # invoices under a commitment: stored with their drawdowns, below
+        except NotThisPath:
+            result = None  # e.g. invoices under a commitment: stored with their drawdowns, below
         except RunHadBadRows:
             _refuse_bad_rows(file, run.errors)
         except ImportRefused as e:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
@@ -84,6 +85,30 @@ def _refuse_if_found(curs: Any) -> None:
     """After looking up aggregates the command found absent (under the write lock)."""
     if curs.fetchone() is not None:
         raise StoredMeanwhile(STORED_MEANWHILE)
+
+
+RECHECK_EVENTS_MAX = 10_000  # more stored since the command read its state: it decides again
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """A look under the write lock, before the command's events go in, at the events of `topics`
+    that others stored after position `after` (where the command read the state it decided on):
+    `refuse(events)` raises an IntegrityError (StoredMeanwhile) where one of them changes the
+    decision, so the command decides again. For rare commands that decide on a projection (a cost
+    allocation run reads the split view); it costs them a round trip under the lock."""
+
+    after: int
+    topics: tuple[str, ...]
+    refuse: Callable[[list[StoredEvent]], None]
+
+
+def _recheck(recheck: Recheck, rows: Sequence[tuple[Any, int, str, bytes]]) -> None:
+    if len(rows) > RECHECK_EVENTS_MAX:
+        raise StoredMeanwhile(f"over {RECHECK_EVENTS_MAX} events stored while the command ran")
+    recheck.refuse(
+        [StoredEvent(UUID(str(oid)), version, topic, bytes(state)) for oid, version, topic, state in rows]
+    )
 
 
 class SideRowConflict(IntegrityError):
@@ -166,6 +191,10 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
             "ORDER BY notification_id LIMIT %s"
         ).format(schema, table)
+        self.select_since = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
+            "WHERE notification_id > %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
+        ).format(schema, events)
         self.select_any = SQL(
             "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
         ).format(schema, events)
@@ -219,9 +248,11 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         on its own (see the module's docstring)."""
         calendar_version = kwargs.get("calendar_version")
         absent_ids = list(kwargs.get("absent_ids", ()))
+        recheck: Recheck | None = kwargs.get("recheck")
         parts = list(chunks(stored_events))
+        single = len(parts) == 1 and recheck is None  # all in one round trip
         ids: list[int] = []
-        with conn.cursor() as curs, conn.cursor() as inserted:
+        with conn.cursor() as curs, conn.cursor() as inserted, conn.cursor() as since:
             with conn.pipeline():  # its end sends everything queued and reads the answers
                 curs.execute(b"BEGIN")
                 self._lock_table(curs)
@@ -234,11 +265,22 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                     curs.execute(
                         self.refuse_if_any_stored, (absent_ids, STORED_MEANWHILE_SQLSTATE, STORED_MEANWHILE)
                     )
+                if recheck is not None:
+                    since.execute(
+                        self.select_since, (recheck.after, list(recheck.topics), RECHECK_EVENTS_MAX + 1)
+                    )
                 self._notify_channel(curs)
-                if len(parts) == 1:
+                if single:
                     self._insert_chunk(inserted, parts[0])
                     self._side_rows_and_commit(curs, kwargs)
-            if len(parts) == 1:
+            if recheck is not None:
+                rows = since.fetchall()
+                try:
+                    _recheck(recheck, [tuple(r.values()) for r in rows])
+                except Exception:
+                    conn.rollback()  # before the pool gets the connection back
+                    raise
+            if single:
                 ids.extend(inserted.fetchone()["ids"])
             else:
                 for chunk in parts:
@@ -311,6 +353,15 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 some,
             )
             _refuse_if_found(c)
+        recheck: Recheck | None = kwargs.get("recheck")
+        if recheck is not None and ids:
+            c.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name} "
+                f"WHERE rowid > ? AND rowid < ? AND topic IN ({','.join('?' * len(recheck.topics))}) "
+                "ORDER BY rowid LIMIT ?",
+                (recheck.after, ids[0], *recheck.topics, RECHECK_EVENTS_MAX + 1),
+            )
+            _recheck(recheck, c.fetchall())
         if ids:
             c.execute(f"SELECT seal FROM {SQLITE_SEALS_TABLE} ORDER BY notification_id DESC LIMIT 1")
             row = c.fetchone()
@@ -343,7 +394,7 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT notification_id, seal FROM {SQLITE_SEALS_TABLE} WHERE notification_id > ? "
-                "ORDER BY notification_id LIMIT ?",
+                "ORDER BY rowid LIMIT ?",
                 (after, limit),
             )
             return [(r[0], bytes(r[1])) for r in c.fetchall()]

@@ -358,6 +358,136 @@ def test_a_year_run_in_force_refuses_bookings_by_hand_of_its_types_in_every_quar
         )
 
 
+# ---- a run and a booking by hand decided at the same time: one of them is refused ---------------
+
+
+def test_a_run_stored_while_a_booking_by_hand_is_decided_makes_the_booking_refuse(
+    books, settings, monkeypatch
+):
+    """The race: the booking finds no run in force, then a run of its quarter is stored before the
+    booking is: its save fails (the run's bookings were to be absent), it decides again, refused."""
+    from ledger.allocation_checks import RunsInForce
+
+    decide = RunsInForce.refuse
+    raced: list[str] = []
+
+    def run_meanwhile(self, c, year, quarter):
+        decide(self, c, year, quarter)
+        if not raced:
+            raced.append(c.key)
+            with open_books(settings) as other:
+                run(other, quarter=2, shared=[])
+
+    monkeypatch.setattr(RunsInForce, "refuse", run_meanwhile)
+    with pytest.raises(CostsBookedDirectly, match="KOA-2025-Q2-L1"):
+        books.ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
+    assert raced == ["PK-1"]
+    assert books.ledger._find("PK-1") is None
+    assert ac.get_allocation(books, 2025, 2).runs == 1
+
+
+def test_a_payment_run_checked_while_an_allocation_run_is_stored_books_nothing_of_its_types(
+    books, settings, monkeypatch
+):
+    """The same race for a payment run: an allocation run of a quarter the payment run books
+    Personalkosten into by hand is stored while its rows are checked. Nothing is stored; decided
+    again, the row is refused by name (the streamed PostgreSQL path hands the file over to
+    import_bookings for that, as for invoices under a commitment)."""
+    from ledger import bulk_import
+    from ledger.bulk_import import AllocationRunMeanwhile
+    from ledger.recorders import SealingPostgresApplicationRecorder
+
+    monkeypatch.setattr(bulk_import, "CHUNK_ROWS", 2)  # the rows are decided before the run is stored
+    rows = [booking("BG-1"), booking("PK-1", category="vwk.personal", **IN_MAY)]
+
+    def rows_then_a_run():
+        yield from rows
+        with open_books(settings) as other:  # after the rows were checked, before they are stored
+            run(other, quarter=2, shared=[])
+
+    before = books.ledger.max_notification_id()
+    streamed = isinstance(books.ledger.recorder, SealingPostgresApplicationRecorder)
+    with pytest.raises(AllocationRunMeanwhile if streamed else ImportRefused):
+        books.ledger.import_stream(rows_then_a_run(), recorded_by="clerk")
+    assert books.ledger._find("BG-1") is None and books.ledger._find("PK-1") is None
+    with pytest.raises(ImportRefused) as refused:
+        books.ledger.import_bookings(rows, recorded_by="clerk")
+    ((conflict,),) = [refused.value.conflicts]
+    assert conflict.index == 1 and isinstance(conflict.error, CostsBookedDirectly)
+    assert books.ledger.max_notification_id() > before  # the allocation run only
+    assert books.ledger._find("BG-1") is None
+
+
+def test_a_booking_by_hand_stored_while_a_run_is_decided_makes_the_run_refuse(books, settings, monkeypatch):
+    """The other side of the race: the run reads the split view without the booking, the booking is
+    stored before the run is; the run's save looks at what was recorded since, decides again and
+    refuses, naming the booking."""
+    decide = ac.check_no_overlap
+    raced: list[int] = []
+
+    def booking_meanwhile(ledger, year, quarter):
+        guard = decide(ledger, year, quarter)
+        if not raced:
+            raced.append(quarter)
+            with open_books(settings) as other:
+                other.ledger.record_booking(
+                    booking("PK-1", category="vwk.personal", amount_cents=410_000, **IN_MAY),
+                    recorded_by="clerk",
+                )
+        return guard
+
+    monkeypatch.setattr(ac, "check_no_overlap", booking_meanwhile)
+    with pytest.raises(CostsBookedDirectly, match=r"vwk.personal 4.100,00 € \(PK-1\)"):
+        run(books, quarter=2, shared=[])
+    assert raced == [2]
+    with pytest.raises(NotFound):
+        ac.get_allocation(books, 2025, 2)
+
+
+def test_a_booking_by_hand_of_another_period_or_type_stored_meanwhile_does_not_stop_the_run(
+    books, settings, monkeypatch
+):
+    decide = ac.check_no_overlap
+    in_august = dict(
+        IN_MAY, payment_date=date(2025, 8, 5), service_from=date(2025, 8, 1), service_to=date(2025, 8, 31)
+    )
+
+    def bookings_meanwhile(ledger, year, quarter):
+        with open_books(settings) as other:
+            for key, category, when in (
+                ("PK-8", "vwk.personal", in_august),
+                ("INV-1", "vwk.investitionen", IN_MAY),
+                ("BG-1", "buergergeld", IN_MAY),
+            ):
+                other.ledger.record_booking(booking(key, category=category, **when), recorded_by="clerk")
+        return decide(ledger, year, quarter)
+
+    monkeypatch.setattr(ac, "check_no_overlap", bookings_meanwhile)
+    assert run(books, quarter=2, shared=[]).number == 1  # at the first attempt: nothing to decide again
+
+
+def test_an_approval_that_moves_a_booking_by_hand_into_a_period_with_a_run_in_force_is_refused(books):
+    """A booking awaiting approval whose own quarter is closed counts, once approved, in the quarter
+    of the approval: where a run books its cost type, that would count twice."""
+    ledger = books.ledger
+    in_march = dict(
+        IN_MAY, payment_date=date(2025, 3, 5), service_from=date(2025, 3, 1), service_to=date(2025, 3, 31)
+    )
+    ledger.record_booking(  # above the approval threshold
+        booking("PK-1", category="vwk.personal", amount_cents=2_000_000, **in_march), recorded_by="clerk"
+    )
+    ledger.close_period(year=2025, quarter=1, closed_by="head")
+    run(books, quarter=2, shared=[])
+    with pytest.raises(
+        CostsBookedDirectly, match="vwk.personal of 2025 Q2 is booked by the cost allocation run"
+    ):
+        ledger.approve_booking("PK-1", approved_by="approver", on=date(2025, 5, 20))
+    assert ledger.get_booking("PK-1").state == "awaiting_approval"
+    # Approved in a quarter without a run, it is let through.
+    ledger.approve_booking("PK-1", approved_by="approver", on=date(2025, 8, 20))
+    assert (ledger.get_booking("PK-1").fiscal_year, ledger.get_booking("PK-1").quarter) == (2025, 3)
+
+
 # ---- a year run and quarterly runs of the same year never both count -------------------------
 
 
