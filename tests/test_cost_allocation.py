@@ -444,6 +444,37 @@ def test_a_booking_by_hand_stored_while_a_run_is_decided_makes_the_run_refuse(bo
         ac.get_allocation(books, 2025, 2)
 
 
+def test_an_approval_moving_a_booking_by_hand_into_the_period_while_a_run_is_decided_makes_it_refuse(
+    books, settings, monkeypatch
+):
+    """The race through an approval: a booking awaiting approval in a quarter closed since counts,
+    approved, in the approval's quarter; approved there while that quarter's run is decided, the
+    run decides again and refuses, naming it."""
+    in_march = dict(
+        IN_MAY, payment_date=date(2025, 3, 5), service_from=date(2025, 3, 1), service_to=date(2025, 3, 31)
+    )
+    books.ledger.record_booking(  # above the approval threshold
+        booking("PK-1", category="vwk.personal", amount_cents=2_000_000, **in_march), recorded_by="clerk"
+    )
+    books.ledger.close_period(year=2025, quarter=1, closed_by="head")
+    decide = ac.check_no_overlap
+    raced: list[int] = []
+
+    def approval_meanwhile(ledger, year, quarter):
+        guard = decide(ledger, year, quarter)
+        if not raced:
+            raced.append(quarter)
+            with open_books(settings) as other:
+                other.ledger.approve_booking("PK-1", approved_by="approver", on=date(2025, 5, 20))
+        return guard
+
+    monkeypatch.setattr(ac, "check_no_overlap", approval_meanwhile)
+    with pytest.raises(CostsBookedDirectly, match=r"vwk.personal 20.000,00 € \(PK-1\)"):
+        run(books, quarter=2, shared=[])
+    assert raced == [2]
+    assert books.ledger.get_booking("PK-1").quarter == 2
+
+
 def test_a_booking_by_hand_of_another_period_or_type_stored_meanwhile_does_not_stop_the_run(
     books, settings, monkeypatch
 ):
