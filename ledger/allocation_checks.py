@@ -8,8 +8,8 @@
 - The cost types a run computes may not be booked by hand in its period, before the run
   (run_allocation refuses) or after it (RunsInForce, on every path a booking is recorded or
   moved into a period by). Both decide on what they read before the write lock, so each looks
-  again under it: a booking by hand fails its save if the next run of its period was stored
-  meanwhile (`RunsInForce.absent_ids`), a run if a booking by hand was (`hand_bookings_meanwhile`).
+  again under it: a booking by hand fails its save if a run of its period was stored meanwhile
+  (`RunsInForce.versions_read`), a run if a booking by hand was (`hand_bookings_meanwhile`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from eventsourcing.utils import get_topic
 
 from domain.booking import ALLOCATION_KEY_PREFIX, Booking, booking_id
 from domain.cost_allocation import (
-    BOOKABLE_TYPES,
     COMPUTED_TYPES,
     CostAllocation,
     CostsBookedDirectly,
     allocation_id,
     overlapping_quarters,
     refuse_overlap,
-    run_keys,
 )
 from domain.errors import KeyConflict
 from domain.fiscal import FiscalRule
@@ -55,24 +53,22 @@ def in_force(ledger: Ledger, allocation: CostAllocation) -> bool:
     return any(not ledger.get_booking(key).reversal_key for key in allocation.booking_keys)
 
 
-def check_no_overlap(ledger: Ledger, year: int, quarter: int) -> list[UUID]:
+def check_no_overlap(ledger: Ledger, year: int, quarter: int) -> list[tuple[UUID, int]]:
     """Refuse (OverlappingAllocation) while a run of an overlapping period is in force.
 
-    Returns the ids to store the run with as `absent_ids`: the bookings the overlapping periods'
-    next runs would make, as far as they are absent now. A concurrent run of such a period stores
-    one of them, so the save fails and the command decides again (and refuses) instead of both
-    runs being booked."""
+    Returns what to store the run with as `versions_read`: the overlapping periods' allocations
+    as read (version 0: none yet). A concurrent run of such a period stores another version, even
+    one that books nothing, so the save fails and the command decides again (and refuses)
+    instead of both runs being booked."""
     refs: list[str] = []
-    next_keys: list[str] = []
+    versions: list[tuple[UUID, int]] = []
     for q in overlapping_quarters(quarter):
         other = _stored(ledger, year, q)
         if other is not None and in_force(ledger, other):
             refs.append(other.document_ref)
-        next_keys += run_keys(year, q, (other.runs if other else 0) + 1, BOOKABLE_TYPES)
+        versions.append((allocation_id(year, q), other.version if other else 0))
     refuse_overlap(year, quarter, refs)
-    ids = [booking_id(k) for k in next_keys]
-    taken = event_index.stored_ids(ledger, ids)
-    return [i for i in ids if i not in taken]
+    return versions
 
 
 def refuse_taken_keys(ledger: Ledger, allocation: CostAllocation, version_read: int | None) -> None:
@@ -102,23 +98,18 @@ def by_hand(category: str, key: str) -> bool:
     return category in COMPUTED_TYPES and not key.startswith(ALLOCATION_KEY_PREFIX)
 
 
-def _next_run_ids(run: CostAllocation | None, year: int, quarter: int) -> list[UUID]:
-    """What the next run of the period stores: its aggregate, if absent, and its bookings."""
-    keys = run_keys(year, quarter, (run.runs if run else 0) + 1, BOOKABLE_TYPES)
-    return ([] if run else [allocation_id(year, quarter)]) + [booking_id(k) for k in keys]
-
-
 class RunsInForce:
     """Refuses a booking by hand of a cost type that a cost allocation run in force for the
     booking's quarter, or for its whole year, books from the staff list: it would count twice.
     Runs are looked up once per period (a payment run may hold many rows of one period).
-    `absent_ids()`: to be stored with the bookings it let through, so that a run stored meanwhile
-    fails the save and the bookings are decided again."""
+    `versions_read()`: to be stored with the bookings it let through, so that a run stored
+    meanwhile (any run stores a new version of its period's allocation) fails the save and the
+    bookings are decided again."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.known: dict[tuple[int, int], str] = {}  # (year, quarter) -> document ref in force, or ''
-        self.next_run_ids: dict[tuple[int, int], list[UUID]] = {}  # of the periods without one in force
+        self.versions: dict[tuple[int, int], tuple[UUID, int]] = {}  # of the periods without one in force
 
     def refuse(self, c: Any, year: int, quarter: int) -> None:
         """`c`: a booking's content (or the booking): its category and key."""
@@ -133,8 +124,8 @@ class RunsInForce:
                     "category",
                 )
 
-    def absent_ids(self) -> list[UUID]:
-        return [i for ids in self.next_run_ids.values() for i in ids]
+    def versions_read(self) -> list[tuple[UUID, int]]:
+        return list(self.versions.values())
 
     def _in_force(self, year: int, quarter: int) -> str:
         if (year, quarter) not in self.known:
@@ -142,7 +133,7 @@ class RunsInForce:
             ref = run.document_ref if run and in_force(self.ledger, run) else ""
             self.known[(year, quarter)] = ref
             if not ref:
-                self.next_run_ids[(year, quarter)] = _next_run_ids(run, year, quarter)
+                self.versions[(year, quarter)] = (allocation_id(year, quarter), run.version if run else 0)
         return self.known[(year, quarter)]
 
 

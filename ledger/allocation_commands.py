@@ -134,7 +134,7 @@ def run_allocation(
                 "book the correction into the open period",
                 "year",
             )
-        guard_ids = check_no_overlap(ledger, year, quarter)
+        overlapping_read = check_no_overlap(ledger, year, quarter)
         in_period = None if quarter == YEAR else quarter  # the view's quarter (None: the whole year)
         # Investitionen and sonstige booked directly, reported beside the run: without the bookings
         # of allocation runs (their shared costs) and their reversals.
@@ -145,13 +145,18 @@ def run_allocation(
             if rows:
                 direct[category] = cents
         # The types the run computes may not have been booked by hand in the period as well
-        # (awaiting approval included: they count once approved).
+        # (awaiting approval included: they count once approved). A Storno here of a booking of
+        # another, closed period corrects that period's figure, not this one's costs.
         booked: dict[str, tuple[int, list[str]]] = {}
         for category in COMPUTED_TYPES:
             rows = books.split_view.bookings(year, in_period, category, counted_only=False)
             by_hand = [r for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX)]
+            here = {r.booking_key for r in by_hand}
+            by_hand = [r for r in by_hand if not r.reverses_key or r.reverses_key in here]
             if by_hand:
                 booked[category] = (sum(r.net_cents for r in by_hand), [r.booking_key for r in by_hand])
+        if (books.split_view.max_tracking_id(ledger.name) or 0) < seen_position:
+            continue  # the view was emptied for a rebuild while it was read: read it again
         refuse_direct_bookings(year, quarter, booked)
         previous_keys = list(allocation.booking_keys)
         number, results = allocation.run(
@@ -203,7 +208,7 @@ def run_allocation(
             ledger.save(
                 *changed,
                 calendar_version=seen,
-                absent_ids=guard_ids,
+                versions_read=overlapping_read,
                 recheck=hand_bookings_meanwhile(ledger, year, quarter, seen_position),
             )
         except (IntegrityError, CalendarChanged):

@@ -184,7 +184,7 @@ class Ledger(Application):
                 return Posted(existing, created=False)
             calendar, seen = self._calendar_seen()
             try:
-                booking, commitments, refused, guard_ids = self._new_booking(content, recorded_by, calendar)
+                booking, commitments, refused, guard = self._new_booking(content, recorded_by, calendar)
                 if refused:
                     raise refused[0][1]
             except DomainError:
@@ -193,7 +193,7 @@ class Ledger(Application):
                 raise
             rows = tuple(side_rows(booking)) if side_rows else ()
             try:
-                self.save(booking, *commitments, calendar_version=seen, side_rows=rows, absent_ids=guard_ids)
+                self.save(booking, *commitments, calendar_version=seen, side_rows=rows, versions_read=guard)
             except CalendarChanged:
                 continue  # a period was closed meanwhile: decide again against the new calendar
             except SideRowConflict:
@@ -210,16 +210,16 @@ class Ledger(Application):
         allocation runs booked by hand. Raises what the rules raise (which, for a key stored
         before, record_booking answers as a repeat)."""
         calendar, seen = self._calendar_seen()
-        booking, commitments, refused, guard_ids = self._new_booking(content, recorded_by, calendar)
-        if commitments or refused or guard_ids:
+        booking, commitments, refused, guard = self._new_booking(content, recorded_by, calendar)
+        if commitments or refused or guard:
             return None
         return booking, seen
 
     def _new_booking(
         self, content: BookingContent, recorded_by: str, calendar: PeriodCalendar
-    ) -> tuple[Booking, list[Commitment], list[tuple[int, DomainError]], list[UUID]]:
+    ) -> tuple[Booking, list[Commitment], list[tuple[int, DomainError]], list[tuple[UUID, int]]]:
         """A booking decided as new, the commitments it draws on, the drawdown refused, if any, and
-        the ids to save it with as `absent_ids` (an allocation run of its period stored meanwhile)."""
+        what to save it with as `versions_read` (an allocation run of its period stored meanwhile)."""
         booking = Booking.record(
             content,
             recorded_by=recorded_by,
@@ -230,7 +230,7 @@ class Ledger(Application):
         runs = RunsInForce(self)
         runs.refuse(content, booking.fiscal_year, booking.quarter)
         commitments, refused = self._draw_commitments([booking])
-        return booking, commitments, refused, runs.absent_ids()
+        return booking, commitments, refused, runs.versions_read()
 
     def bookings_stored(self, ids: Sequence[UUID]) -> set[UUID]:
         """Which of these booking ids are stored already (one query, not one per id)."""
@@ -337,7 +337,7 @@ class Ledger(Application):
                     *moved,
                     calendar_version=seen,
                     side_rows=tuple(side_rows(approved)) if side_rows else (),
-                    absent_ids=runs.absent_ids(),
+                    versions_read=runs.versions_read(),
                 )
             except SideRowConflict:
                 raise  # not the bookings': the caller's (nothing was stored)
@@ -489,7 +489,7 @@ class Ledger(Application):
                 return ImportResult(0, len(contents), None)
             try:
                 recordings = self.save(
-                    *new, *commitments, calendar_version=calendar_version, absent_ids=runs.absent_ids()
+                    *new, *commitments, calendar_version=calendar_version, versions_read=runs.versions_read()
                 )
             except IntegrityError:
                 # A concurrent writer took some of the keys (or booked an allocation run of their

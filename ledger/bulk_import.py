@@ -334,7 +334,7 @@ class _PostgresRun:
                 except StoredMeanwhile:
                     raise _commitment_made_meanwhile() from None
                 try:
-                    rec.require_absent(curs, self.runs.absent_ids())
+                    rec.require_versions(curs, self.runs.versions_read())
                 except StoredMeanwhile:
                     raise AllocationRunMeanwhile(
                         "a cost allocation run was booked for a period of this run while the run was "
@@ -583,7 +583,7 @@ def _store_through_recorder(
             return ImportResult(0, len(good), None)
         try:
             ids = ledger.recorder.insert_events(
-                new, calendar_version=seen, absent_ids=[*draws.absent_ids(), *runs.absent_ids()]
+                new, calendar_version=seen, absent_ids=draws.absent_ids(), versions_read=runs.versions_read()
             )
         except CalendarChanged:
             ledger._calendar_fresh()

@@ -43,7 +43,7 @@ class CalendarChanged(IntegrityError):
 
 
 CALENDAR_CHANGED = "a period was closed while the command ran"
-STORED_MEANWHILE = "an aggregate the command found absent was stored meanwhile"
+STORED_MEANWHILE = "an aggregate the command read was stored or changed meanwhile"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,8 @@ def rows_for_every_save() -> tuple[SideRow, ...]:
 
 class StoredMeanwhile(IntegrityError):
     """An aggregate the command found absent (`absent_ids`: a payment run's contracts without a
-    commitment) was stored before the command's events: it must look again."""
+    commitment) was stored, or one it read (`versions_read`: an allocation run's period) changed,
+    before the command's events: it must look again."""
 
 
 def _refuse_if_found(curs: Any) -> None:
@@ -195,6 +196,12 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE notification_id > %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
         ).format(schema, events)
+        # Aggregates the command read (`versions_read`: id and version, 0 for absent) of which
+        # another version was stored meanwhile.
+        self.select_changed = SQL(
+            "SELECT 1 FROM unnest(%s::uuid[], %s::bigint[]) AS r(id, v) WHERE r.v <> COALESCE("
+            "(SELECT MAX(originator_version) FROM {0}.{1} e WHERE e.originator_id = r.id), 0) LIMIT 1"
+        ).format(schema, events)
         self.select_any = SQL(
             "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
         ).format(schema, events)
@@ -204,6 +211,9 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         )
         self.refuse_if_any_stored = SQL("SELECT {0}.{1}(EXISTS ({2}), %s, %s)").format(
             schema, refuse_if, self.select_any
+        )
+        self.refuse_if_changed = SQL("SELECT {0}.{1}(EXISTS ({2}), %s, %s)").format(
+            schema, refuse_if, self.select_changed
         )
         # The library's insert, with its rows as four arrays sent in binary (its array of a
         # composite type is dumped as text, every byte of the states escaped in Python), and the
@@ -248,6 +258,7 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         on its own (see the module's docstring)."""
         calendar_version = kwargs.get("calendar_version")
         absent_ids = list(kwargs.get("absent_ids", ()))
+        versions_read = list(kwargs.get("versions_read", ()))
         recheck: Recheck | None = kwargs.get("recheck")
         parts = list(chunks(stored_events))
         single = len(parts) == 1 and recheck is None  # all in one round trip
@@ -264,6 +275,12 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                 if absent_ids:
                     curs.execute(
                         self.refuse_if_any_stored, (absent_ids, STORED_MEANWHILE_SQLSTATE, STORED_MEANWHILE)
+                    )
+                if versions_read:
+                    read_ids, versions = zip(*versions_read, strict=True)
+                    curs.execute(
+                        self.refuse_if_changed,
+                        (list(read_ids), list(versions), STORED_MEANWHILE_SQLSTATE, STORED_MEANWHILE),
                     )
                 if recheck is not None:
                     since.execute(
@@ -316,6 +333,13 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             curs.execute(self.select_any, (list(ids),))
             _refuse_if_found(curs)
 
+    def require_versions(self, curs: Any, versions_read: Sequence[tuple[UUID, int]]) -> None:
+        """Under the table lock: these aggregates are at the versions read (else StoredMeanwhile)."""
+        if versions_read:
+            ids, versions = zip(*versions_read, strict=True)
+            curs.execute(self.select_changed, (list(ids), list(versions)))
+            _refuse_if_found(curs)
+
     def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_seals, (after, limit))
@@ -353,6 +377,14 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 some,
             )
             _refuse_if_found(c)
+        for oid, version in kwargs.get("versions_read", ()):
+            c.execute(
+                f"SELECT COALESCE(MAX(originator_version), 0) FROM {self.events_table_name} "
+                "WHERE originator_id = ?",
+                (oid.hex,),
+            )
+            if c.fetchone()[0] != version:
+                raise StoredMeanwhile(STORED_MEANWHILE)
         recheck: Recheck | None = kwargs.get("recheck")
         if recheck is not None and ids:
             c.execute(

@@ -418,6 +418,51 @@ def test_a_payment_run_checked_while_an_allocation_run_is_stored_books_nothing_o
     assert books.ledger._find("BG-1") is None
 
 
+def test_two_runs_stored_while_a_booking_by_hand_is_decided_make_the_booking_refuse(
+    books, settings, monkeypatch
+):
+    """The race with a run that books nothing (every result zero) and the next one after it: the
+    booking's save finds its period's allocation changed, not just the next run's keys stored."""
+    from ledger.allocation_checks import RunsInForce
+
+    reverse_run(books, run(books, quarter=2, shared=[]))  # out of force: bookings by hand may come
+    decide = RunsInForce.refuse
+    raced: list[str] = []
+
+    def runs_meanwhile(self, c, year, quarter):
+        decide(self, c, year, quarter)
+        if not raced:
+            raced.append(c.key)
+            with open_books(settings) as other:
+                nothing = [StaffRecord("Z-1", D(1), D(0), 0, "beschaeftigter")]
+                assert run(other, quarter=2, staff=nothing, shared=[]).booked_keys == []
+                assert run(other, quarter=2, shared=[]).number == 3
+
+    monkeypatch.setattr(RunsInForce, "refuse", runs_meanwhile)
+    with pytest.raises(CostsBookedDirectly, match="KOA-2025-Q2-L3"):
+        books.ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
+    assert raced == ["PK-1"]
+    assert books.ledger._find("PK-1") is None
+
+
+def test_a_storno_in_the_period_of_a_booking_of_a_closed_one_does_not_stop_a_rerun(books):
+    """Correcting a closed quarter books the Storno into the open one, where a run may be in force:
+    the correction belongs to the closed quarter's figure, so the run may still be rerun."""
+    in_march = dict(
+        IN_MAY, payment_date=date(2025, 3, 5), service_from=date(2025, 3, 1), service_to=date(2025, 3, 31)
+    )
+    books.ledger.record_booking(
+        booking("PK-1", category="vwk.personal", amount_cents=100_000, **in_march), recorded_by="clerk"
+    )
+    books.ledger.close_period(year=2025, quarter=1, closed_by="head")
+    run(books, quarter=2, shared=[])
+    storno = books.ledger.reverse_booking("PK-1", reason="falsch", reversed_by="head", on=date(2025, 5, 20))
+    assert (storno.fiscal_year, storno.quarter) == (2025, 2)
+    assert run(books, quarter=2, shared=[]).number == 2
+    with pytest.raises(CostsBookedDirectly, match="KOA-2025-Q2-L2"):  # a cost by hand is still refused
+        books.ledger.record_booking(booking("PK-2", category="vwk.personal", **IN_MAY), recorded_by="clerk")
+
+
 def test_a_booking_by_hand_stored_while_a_run_is_decided_makes_the_run_refuse(books, settings, monkeypatch):
     """The other side of the race: the run reads the split view without the booking, the booking is
     stored before the run is; the run's save looks at what was recorded since, decides again and
