@@ -23,11 +23,14 @@ from domain.cost_allocation import (
 from domain.errors import FourEyesViolation, KeyConflict, NotFound, ValidationError
 from domain.periods import YEAR, PeriodClosed
 from ledger import allocation_commands as ac
+from ledger import bulk_import
+from ledger.allocation_checks import RunsInForce
 from ledger.allocation_file import read_shared, read_staff
 from ledger.application import ImportRefused
 from ledger.bootstrap import open_books
 from ledger.commands import InputError
 from ledger.payment_run import RunFileError
+from ledger.recorders import SealingPostgresApplicationRecorder
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 from tests.factories import booking
@@ -271,6 +274,12 @@ def test_a_run_for_a_closed_period_is_refused_naming_it(books):
 IN_MAY = dict(
     payment_date=date(2025, 5, 5), service_from=date(2025, 5, 1), service_to=date(2025, 5, 31), case_ref=""
 )
+IN_MARCH = dict(
+    IN_MAY, payment_date=date(2025, 3, 5), service_from=date(2025, 3, 1), service_to=date(2025, 3, 31)
+)
+IN_AUGUST = dict(
+    IN_MAY, payment_date=date(2025, 8, 5), service_from=date(2025, 8, 1), service_to=date(2025, 8, 31)
+)
 
 
 def test_directly_booked_investitionen_and_sonstige_are_reported_beside_the_run(books):
@@ -338,10 +347,7 @@ def test_a_booking_by_hand_of_a_type_a_run_in_force_books_is_refused_on_every_pa
     assert ledger.max_notification_id() == before  # nothing written
     # What the run does not book, and other periods, stay open to bookings by hand.
     ledger.record_booking(booking("INV-1", category="vwk.investitionen", **IN_MAY), recorded_by="clerk")
-    in_august = dict(
-        IN_MAY, payment_date=date(2025, 8, 5), service_from=date(2025, 8, 1), service_to=date(2025, 8, 31)
-    )
-    ledger.record_booking(booking("PK-3", category="vwk.personal", **in_august), recorded_by="clerk")
+    ledger.record_booking(booking("PK-3", category="vwk.personal", **IN_AUGUST), recorded_by="clerk")
     # Out of force once its bookings are reversed: then the cost may be booked by hand.
     reverse_run(books, q2)
     ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
@@ -361,29 +367,54 @@ def test_a_year_run_in_force_refuses_bookings_by_hand_of_its_types_in_every_quar
 # ---- a run and a booking by hand decided at the same time: one of them is refused ---------------
 
 
+def meanwhile(monkeypatch, settings, owner, name, act) -> list:
+    """The other side of a race: `owner.name`, a decision of the command under test, runs
+    `act(other)` once right after it decided, `other` being another process's books. Returns the
+    arguments of that decision."""
+    decide = getattr(owner, name)
+    raced: list = []
+
+    def deciding(*args):
+        decided = decide(*args)
+        if not raced:
+            raced.append(args)
+            with open_books(settings) as other:
+                act(other)
+        return decided
+
+    monkeypatch.setattr(owner, name, deciding)
+    return raced
+
+
 def test_a_run_stored_while_a_booking_by_hand_is_decided_makes_the_booking_refuse(
     books, settings, monkeypatch
 ):
     """The race: the booking finds no run in force, then a run of its quarter is stored before the
-    booking is: its save fails (the run's bookings were to be absent), it decides again, refused."""
-    from ledger.allocation_checks import RunsInForce
-
-    decide = RunsInForce.refuse
-    raced: list[str] = []
-
-    def run_meanwhile(self, c, year, quarter):
-        decide(self, c, year, quarter)
-        if not raced:
-            raced.append(c.key)
-            with open_books(settings) as other:
-                run(other, quarter=2, shared=[])
-
-    monkeypatch.setattr(RunsInForce, "refuse", run_meanwhile)
+    booking is: its save fails (its period's allocation changed), it decides again, refused."""
+    raced = meanwhile(monkeypatch, settings, RunsInForce, "refuse", lambda o: run(o, quarter=2, shared=[]))
     with pytest.raises(CostsBookedDirectly, match="KOA-2025-Q2-L1"):
         books.ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
-    assert raced == ["PK-1"]
+    assert raced[0][1].key == "PK-1"
     assert books.ledger._find("PK-1") is None
     assert ac.get_allocation(books, 2025, 2).runs == 1
+
+
+def test_two_runs_stored_while_a_booking_by_hand_is_decided_make_the_booking_refuse(
+    books, settings, monkeypatch
+):
+    """The race with a run that books nothing (every result zero) and the next one after it: not
+    just the next run's keys, any new version of the period's allocation fails the booking's save."""
+    reverse_run(books, run(books, quarter=2, shared=[]))  # out of force: bookings by hand may come
+
+    def two_runs(other):
+        nothing = [StaffRecord("Z-1", D(1), D(0), 0, "beschaeftigter")]
+        assert run(other, quarter=2, staff=nothing, shared=[]).booked_keys == []
+        assert run(other, quarter=2, shared=[]).number == 3
+
+    raced = meanwhile(monkeypatch, settings, RunsInForce, "refuse", two_runs)
+    with pytest.raises(CostsBookedDirectly, match="KOA-2025-Q2-L3"):
+        books.ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
+    assert raced and books.ledger._find("PK-1") is None
 
 
 def test_a_payment_run_checked_while_an_allocation_run_is_stored_books_nothing_of_its_types(
@@ -393,10 +424,6 @@ def test_a_payment_run_checked_while_an_allocation_run_is_stored_books_nothing_o
     Personalkosten into by hand is stored while its rows are checked. Nothing is stored; decided
     again, the row is refused by name (the streamed PostgreSQL path hands the file over to
     import_bookings for that, as for invoices under a commitment)."""
-    from ledger import bulk_import
-    from ledger.bulk_import import AllocationRunMeanwhile
-    from ledger.recorders import SealingPostgresApplicationRecorder
-
     monkeypatch.setattr(bulk_import, "CHUNK_ROWS", 2)  # the rows are decided before the run is stored
     rows = [booking("BG-1"), booking("PK-1", category="vwk.personal", **IN_MAY)]
 
@@ -407,7 +434,7 @@ def test_a_payment_run_checked_while_an_allocation_run_is_stored_books_nothing_o
 
     before = books.ledger.max_notification_id()
     streamed = isinstance(books.ledger.recorder, SealingPostgresApplicationRecorder)
-    with pytest.raises(AllocationRunMeanwhile if streamed else ImportRefused):
+    with pytest.raises(bulk_import.AllocationRunMeanwhile if streamed else ImportRefused):
         books.ledger.import_stream(rows_then_a_run(), recorded_by="clerk")
     assert books.ledger._find("BG-1") is None and books.ledger._find("PK-1") is None
     with pytest.raises(ImportRefused) as refused:
@@ -418,41 +445,11 @@ def test_a_payment_run_checked_while_an_allocation_run_is_stored_books_nothing_o
     assert books.ledger._find("BG-1") is None
 
 
-def test_two_runs_stored_while_a_booking_by_hand_is_decided_make_the_booking_refuse(
-    books, settings, monkeypatch
-):
-    """The race with a run that books nothing (every result zero) and the next one after it: the
-    booking's save finds its period's allocation changed, not just the next run's keys stored."""
-    from ledger.allocation_checks import RunsInForce
-
-    reverse_run(books, run(books, quarter=2, shared=[]))  # out of force: bookings by hand may come
-    decide = RunsInForce.refuse
-    raced: list[str] = []
-
-    def runs_meanwhile(self, c, year, quarter):
-        decide(self, c, year, quarter)
-        if not raced:
-            raced.append(c.key)
-            with open_books(settings) as other:
-                nothing = [StaffRecord("Z-1", D(1), D(0), 0, "beschaeftigter")]
-                assert run(other, quarter=2, staff=nothing, shared=[]).booked_keys == []
-                assert run(other, quarter=2, shared=[]).number == 3
-
-    monkeypatch.setattr(RunsInForce, "refuse", runs_meanwhile)
-    with pytest.raises(CostsBookedDirectly, match="KOA-2025-Q2-L3"):
-        books.ledger.record_booking(booking("PK-1", category="vwk.personal", **IN_MAY), recorded_by="clerk")
-    assert raced == ["PK-1"]
-    assert books.ledger._find("PK-1") is None
-
-
 def test_a_storno_in_the_period_of_a_booking_of_a_closed_one_does_not_stop_a_rerun(books):
     """Correcting a closed quarter books the Storno into the open one, where a run may be in force:
     the correction belongs to the closed quarter's figure, so the run may still be rerun."""
-    in_march = dict(
-        IN_MAY, payment_date=date(2025, 3, 5), service_from=date(2025, 3, 1), service_to=date(2025, 3, 31)
-    )
     books.ledger.record_booking(
-        booking("PK-1", category="vwk.personal", amount_cents=100_000, **in_march), recorded_by="clerk"
+        booking("PK-1", category="vwk.personal", amount_cents=100_000, **IN_MARCH), recorded_by="clerk"
     )
     books.ledger.close_period(year=2025, quarter=1, closed_by="head")
     run(books, quarter=2, shared=[])
@@ -467,24 +464,16 @@ def test_a_booking_by_hand_stored_while_a_run_is_decided_makes_the_run_refuse(bo
     """The other side of the race: the run reads the split view without the booking, the booking is
     stored before the run is; the run's save looks at what was recorded since, decides again and
     refuses, naming the booking."""
-    decide = ac.check_no_overlap
-    raced: list[int] = []
 
-    def booking_meanwhile(ledger, year, quarter):
-        guard = decide(ledger, year, quarter)
-        if not raced:
-            raced.append(quarter)
-            with open_books(settings) as other:
-                other.ledger.record_booking(
-                    booking("PK-1", category="vwk.personal", amount_cents=410_000, **IN_MAY),
-                    recorded_by="clerk",
-                )
-        return guard
+    def book_by_hand(other):
+        other.ledger.record_booking(
+            booking("PK-1", category="vwk.personal", amount_cents=410_000, **IN_MAY), recorded_by="clerk"
+        )
 
-    monkeypatch.setattr(ac, "check_no_overlap", booking_meanwhile)
+    raced = meanwhile(monkeypatch, settings, ac, "check_no_overlap", book_by_hand)
     with pytest.raises(CostsBookedDirectly, match=r"vwk.personal 4.100,00 € \(PK-1\)"):
         run(books, quarter=2, shared=[])
-    assert raced == [2]
+    assert raced[0][1:] == (2025, 2)
     with pytest.raises(NotFound):
         ac.get_allocation(books, 2025, 2)
 
@@ -495,62 +484,42 @@ def test_an_approval_moving_a_booking_by_hand_into_the_period_while_a_run_is_dec
     """The race through an approval: a booking awaiting approval in a quarter closed since counts,
     approved, in the approval's quarter; approved there while that quarter's run is decided, the
     run decides again and refuses, naming it."""
-    in_march = dict(
-        IN_MAY, payment_date=date(2025, 3, 5), service_from=date(2025, 3, 1), service_to=date(2025, 3, 31)
-    )
     books.ledger.record_booking(  # above the approval threshold
-        booking("PK-1", category="vwk.personal", amount_cents=2_000_000, **in_march), recorded_by="clerk"
+        booking("PK-1", category="vwk.personal", amount_cents=2_000_000, **IN_MARCH), recorded_by="clerk"
     )
     books.ledger.close_period(year=2025, quarter=1, closed_by="head")
-    decide = ac.check_no_overlap
-    raced: list[int] = []
 
-    def approval_meanwhile(ledger, year, quarter):
-        guard = decide(ledger, year, quarter)
-        if not raced:
-            raced.append(quarter)
-            with open_books(settings) as other:
-                other.ledger.approve_booking("PK-1", approved_by="approver", on=date(2025, 5, 20))
-        return guard
+    def approve_in_may(other):
+        other.ledger.approve_booking("PK-1", approved_by="approver", on=date(2025, 5, 20))
 
-    monkeypatch.setattr(ac, "check_no_overlap", approval_meanwhile)
+    raced = meanwhile(monkeypatch, settings, ac, "check_no_overlap", approve_in_may)
     with pytest.raises(CostsBookedDirectly, match=r"vwk.personal 20.000,00 € \(PK-1\)"):
         run(books, quarter=2, shared=[])
-    assert raced == [2]
-    assert books.ledger.get_booking("PK-1").quarter == 2
+    assert raced and books.ledger.get_booking("PK-1").quarter == 2
 
 
 def test_a_booking_by_hand_of_another_period_or_type_stored_meanwhile_does_not_stop_the_run(
     books, settings, monkeypatch
 ):
-    decide = ac.check_no_overlap
-    in_august = dict(
-        IN_MAY, payment_date=date(2025, 8, 5), service_from=date(2025, 8, 1), service_to=date(2025, 8, 31)
-    )
+    def other_bookings(other):
+        for key, category, when in (
+            ("PK-8", "vwk.personal", IN_AUGUST),
+            ("INV-1", "vwk.investitionen", IN_MAY),
+            ("BG-1", "buergergeld", IN_MAY),
+        ):
+            other.ledger.record_booking(booking(key, category=category, **when), recorded_by="clerk")
 
-    def bookings_meanwhile(ledger, year, quarter):
-        with open_books(settings) as other:
-            for key, category, when in (
-                ("PK-8", "vwk.personal", in_august),
-                ("INV-1", "vwk.investitionen", IN_MAY),
-                ("BG-1", "buergergeld", IN_MAY),
-            ):
-                other.ledger.record_booking(booking(key, category=category, **when), recorded_by="clerk")
-        return decide(ledger, year, quarter)
-
-    monkeypatch.setattr(ac, "check_no_overlap", bookings_meanwhile)
-    assert run(books, quarter=2, shared=[]).number == 1  # at the first attempt: nothing to decide again
+    raced = meanwhile(monkeypatch, settings, ac, "check_no_overlap", other_bookings)
+    assert run(books, quarter=2, shared=[]).number == 1
+    assert len(raced) == 1  # decided once: nothing to decide again
 
 
 def test_an_approval_that_moves_a_booking_by_hand_into_a_period_with_a_run_in_force_is_refused(books):
     """A booking awaiting approval whose own quarter is closed counts, once approved, in the quarter
     of the approval: where a run books its cost type, that would count twice."""
     ledger = books.ledger
-    in_march = dict(
-        IN_MAY, payment_date=date(2025, 3, 5), service_from=date(2025, 3, 1), service_to=date(2025, 3, 31)
-    )
     ledger.record_booking(  # above the approval threshold
-        booking("PK-1", category="vwk.personal", amount_cents=2_000_000, **in_march), recorded_by="clerk"
+        booking("PK-1", category="vwk.personal", amount_cents=2_000_000, **IN_MARCH), recorded_by="clerk"
     )
     ledger.close_period(year=2025, quarter=1, closed_by="head")
     run(books, quarter=2, shared=[])
@@ -612,21 +581,10 @@ def test_a_quarterly_run_stored_while_a_year_run_is_decided_makes_the_year_run_r
 ):
     """The race: both decide on books without the other; the year run's save finds a booking of the
     quarter's run stored meanwhile, decides again and refuses instead of both being booked."""
-    decide = ac.check_no_overlap
-    raced: list[int] = []
-
-    def quarter_run_meanwhile(ledger, year, quarter):
-        guard = decide(ledger, year, quarter)
-        if not raced:
-            raced.append(quarter)
-            with open_books(settings) as other:
-                run(other, quarter=1, shared=[])
-        return guard
-
-    monkeypatch.setattr(ac, "check_no_overlap", quarter_run_meanwhile)
+    raced = meanwhile(monkeypatch, settings, ac, "check_no_overlap", lambda o: run(o, quarter=1, shared=[]))
     with pytest.raises(OverlappingAllocation, match=r"KOA-2025-Q1-L1"):
         run(books)
-    assert raced == [YEAR]
+    assert raced[0][1:] == (2025, YEAR)
     with pytest.raises(NotFound):
         ac.get_allocation(books, 2025, YEAR)
     assert ac.get_allocation(books, 2025, 1).runs == 1
