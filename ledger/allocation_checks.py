@@ -113,16 +113,19 @@ class RunsInForce:
 
     def refuse(self, c: Any, year: int, quarter: int) -> None:
         """`c`: a booking's content (or the booking): its category and key."""
+        if ref := self.run_in_force(c, year, quarter):
+            raise CostsBookedDirectly(
+                f"{c.category} of {label(year, quarter)} is booked by the cost allocation run {ref} "
+                "in force: a booking by hand would count twice; rerun the allocation instead (a "
+                "shared cost goes in as its input), or book Investitionen and sonstige by hand",
+                "category",
+            )
+
+    def run_in_force(self, c: Any, year: int, quarter: int) -> str:
+        """The run in force that books `c`'s cost type in the period, if `c` is by hand; else ''."""
         if not by_hand(c.category, c.key):
-            return  # the common case: no lookup at all
-        for q in (quarter, YEAR):
-            if ref := self._in_force(year, q):
-                raise CostsBookedDirectly(
-                    f"{c.category} of {label(year, quarter)} is booked by the cost allocation run {ref} "
-                    "in force: a booking by hand would count twice; rerun the allocation instead (a "
-                    "shared cost goes in as its input), or book Investitionen and sonstige by hand",
-                    "category",
-                )
+            return ""  # the common case: no lookup at all
+        return self._in_force(year, quarter) or self._in_force(year, YEAR)
 
     def versions_read(self) -> list[tuple[UUID, int]]:
         return list(self.versions.values())

@@ -27,6 +27,7 @@ from domain.booking import (
 from domain.budget import Budget, budget_id
 from domain.catalogue import Catalogue
 from domain.commitment import Commitment, CommitmentExceeded, commitment_id
+from domain.cost_allocation import CostsBookedDirectly
 from domain.errors import (
     AlreadyApproved,
     BookingNotFound,
@@ -40,7 +41,7 @@ from domain.errors import (
 from domain.interest import Interest, repayment_interest
 from domain.money import format_eur
 from domain.parameters import PARAMETERS_ID, ParameterBook
-from domain.periods import CALENDAR_ID, PeriodCalendar, PeriodClosed
+from domain.periods import CALENDAR_ID, PeriodCalendar, PeriodClosed, label
 from domain.rates import RateTable
 from domain.retention import AccountsAdoption, adoption_id
 from domain.sampling import SampleDraw, check_draw
@@ -106,7 +107,8 @@ class ApprovalRefusal:
 
     @property
     def kind(self) -> str:
-        """invalid, not-found, four-eyes, already-approved, period-closed, commitment-exceeded or refused."""
+        """invalid, not-found, four-eyes, already-approved, period-closed, commitment-exceeded,
+        costs-booked-directly or refused."""
         for cls, kind in _REFUSAL_KINDS:
             if isinstance(self.error, cls):
                 return kind
@@ -120,6 +122,7 @@ _REFUSAL_KINDS: tuple[tuple[type[DomainError], str], ...] = (
     (AlreadyApproved, "already-approved"),
     (PeriodClosed, "period-closed"),
     (CommitmentExceeded, "commitment-exceeded"),
+    (CostsBookedDirectly, "costs-booked-directly"),
 )
 
 
@@ -131,6 +134,19 @@ class ApprovalsRefused(DomainError):
         super().__init__(f"{len(refusals)} of {total} keys refused; nothing was approved", "keys")
         self.refusals = refusals
         self.total = total
+
+
+def _refuse_moving_into_run(runs: RunsInForce, booking: Booking, period: tuple[int, int]) -> None:
+    """An approval moves the booking from its closed period into the approval's: refused where a
+    cost allocation run books its cost type there, with what the clerk can do instead."""
+    if ref := runs.run_in_force(booking, booking.fiscal_year, booking.quarter):
+        now = label(booking.fiscal_year, booking.quarter)
+        raise CostsBookedDirectly(
+            f"approved now, {booking.key} would count in {now} (its own period {label(*period)} is "
+            f"closed), where the cost allocation run {ref} in force books {booking.category}: it would "
+            f"count twice; withdraw it (koa reverse {booking.key}) and put the cost into the run's input",
+            "on",
+        )
 
 
 def _booking_not_found(key: str) -> BookingNotFound:
@@ -322,7 +338,7 @@ class Ledger(Application):
                     period = (booking.fiscal_year, booking.quarter)
                     booking.approve(approved_by=approved_by, calendar=calendar, on=day)
                     if (booking.fiscal_year, booking.quarter) != period:  # its own was closed meanwhile
-                        runs.refuse(booking, booking.fiscal_year, booking.quarter)
+                        _refuse_moving_into_run(runs, booking, period)
                     self._drawdown_to_counting_year(booking, commitments)
                 except DomainError as e:
                     refused.append(ApprovalRefusal(i, key, e))

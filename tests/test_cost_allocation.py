@@ -26,7 +26,7 @@ from ledger import allocation_commands as ac
 from ledger import bulk_import
 from ledger.allocation_checks import RunsInForce
 from ledger.allocation_file import read_shared, read_staff
-from ledger.application import ImportRefused
+from ledger.application import ApprovalsRefused, ImportRefused
 from ledger.bootstrap import open_books
 from ledger.commands import InputError
 from ledger.payment_run import RunFileError
@@ -523,10 +523,17 @@ def test_an_approval_that_moves_a_booking_by_hand_into_a_period_with_a_run_in_fo
     )
     ledger.close_period(year=2025, quarter=1, closed_by="head")
     run(books, quarter=2, shared=[])
-    with pytest.raises(
-        CostsBookedDirectly, match="vwk.personal of 2025 Q2 is booked by the cost allocation run"
-    ):
+    with pytest.raises(CostsBookedDirectly) as e:
         ledger.approve_booking("PK-1", approved_by="approver", on=date(2025, 5, 20))
+    assert e.value.field == "on"
+    assert e.value.reason == (
+        "approved now, PK-1 would count in 2025 Q2 (its own period 2025 Q1 is closed), where the cost "
+        "allocation run KOA-2025-Q2-L1 in force books vwk.personal: it would count twice; withdraw it "
+        "(koa reverse PK-1) and put the cost into the run's input"
+    )
+    with pytest.raises(ApprovalsRefused) as batch:  # in a Sammelanordnung: named by its kind
+        ledger.approve_bookings(["PK-1"], approved_by="approver", on=date(2025, 5, 20))
+    assert [r.kind for r in batch.value.refusals] == ["costs-booked-directly"]
     assert ledger.get_booking("PK-1").state == "awaiting_approval"
     # Approved in a quarter without a run, it is let through.
     ledger.approve_booking("PK-1", approved_by="approver", on=date(2025, 8, 20))
