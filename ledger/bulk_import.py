@@ -330,7 +330,7 @@ class _PostgresRun:
                 rec._lock_table(curs)
                 # Nobody can store events now. What others stored while the rows were checked:
                 try:
-                    rec.require_absent(curs, draws.absent_ids())
+                    rec.require_versions(curs, [(oid, 0) for oid in draws.absent_ids()])
                 except StoredMeanwhile:
                     raise _commitment_made_meanwhile() from None
                 try:

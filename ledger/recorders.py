@@ -82,6 +82,11 @@ class StoredMeanwhile(IntegrityError):
     before the command's events: it must look again."""
 
 
+def _versions_read(kwargs: dict[str, Any]) -> list[tuple[UUID, int]]:
+    """A save's `versions_read` with its `absent_ids` (read as absent: version 0)."""
+    return [*kwargs.get("versions_read", ()), *((oid, 0) for oid in kwargs.get("absent_ids", ()))]
+
+
 def _refuse_if_found(curs: Any) -> None:
     """After looking up aggregates the command found absent (under the write lock)."""
     if curs.fetchone() is not None:
@@ -119,7 +124,7 @@ class SideRowConflict(IntegrityError):
 CHUNK_BYTES_MAX = 1024 * 1024  # well below the ~7 MB at which the pipeline was seen to hang
 CHUNK_EVENTS_MAX = 5000
 SQLITE_SEALS_TABLE = "event_seals"
-ABSENT_IDS_PER_QUERY = 500  # well below SQLite's limit of bound parameters
+VERSIONS_READ_PER_QUERY = 500  # well below SQLite's limit of bound parameters
 
 
 def chunks(events: Sequence[StoredEvent]) -> Iterator[Sequence[StoredEvent]]:
@@ -202,15 +207,9 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             "SELECT 1 FROM unnest(%s::uuid[], %s::bigint[]) AS r(id, v) WHERE r.v <> COALESCE("
             "(SELECT MAX(originator_version) FROM {0}.{1} e WHERE e.originator_id = r.id), 0) LIMIT 1"
         ).format(schema, events)
-        self.select_any = SQL(
-            "SELECT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s) LIMIT 1"
-        ).format(schema, events)
         # The two checks above as refusals inside a save: (..., SQLSTATE, message).
         self.refuse_if_calendar_changed = SQL("SELECT {0}.{1}(({2}) <> %s, %s, %s)").format(
             schema, refuse_if, self.select_calendar_version
-        )
-        self.refuse_if_any_stored = SQL("SELECT {0}.{1}(EXISTS ({2}), %s, %s)").format(
-            schema, refuse_if, self.select_any
         )
         self.refuse_if_changed = SQL("SELECT {0}.{1}(EXISTS ({2}), %s, %s)").format(
             schema, refuse_if, self.select_changed
@@ -257,8 +256,7 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         pool's connection block, which rolls the transaction back. Larger saves send each chunk
         on its own (see the module's docstring)."""
         calendar_version = kwargs.get("calendar_version")
-        absent_ids = list(kwargs.get("absent_ids", ()))
-        versions_read = list(kwargs.get("versions_read", ()))
+        versions_read = _versions_read(kwargs)
         recheck: Recheck | None = kwargs.get("recheck")
         parts = list(chunks(stored_events))
         single = len(parts) == 1 and recheck is None  # all in one round trip
@@ -271,10 +269,6 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
                     curs.execute(
                         self.refuse_if_calendar_changed,
                         (CALENDAR_ID, calendar_version, CALENDAR_CHANGED_SQLSTATE, CALENDAR_CHANGED),
-                    )
-                if absent_ids:
-                    curs.execute(
-                        self.refuse_if_any_stored, (absent_ids, STORED_MEANWHILE_SQLSTATE, STORED_MEANWHILE)
                     )
                 if versions_read:
                     read_ids, versions = zip(*versions_read, strict=True)
@@ -327,12 +321,6 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             curs.executemany(sql, [side.params for side in rows])
         curs.execute(b"COMMIT")
 
-    def require_absent(self, curs: Any, ids: Sequence[Any]) -> None:
-        """Under the table lock: none of these aggregates is stored (else StoredMeanwhile)."""
-        if ids:
-            curs.execute(self.select_any, (list(ids),))
-            _refuse_if_found(curs)
-
     def require_versions(self, curs: Any, versions_read: Sequence[tuple[UUID, int]]) -> None:
         """Under the table lock: these aggregates are at the versions read (else StoredMeanwhile)."""
         if versions_read:
@@ -368,22 +356,17 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             )
             if c.fetchone()[0] != calendar_version:
                 raise CalendarChanged(CALENDAR_CHANGED)
-        absent = [oid.hex for oid in kwargs.get("absent_ids", ())]
-        for start in range(0, len(absent), ABSENT_IDS_PER_QUERY):
-            some = absent[start : start + ABSENT_IDS_PER_QUERY]
+        read = {oid.hex: version for oid, version in _versions_read(kwargs)}
+        hexes = list(read)
+        for start in range(0, len(hexes), VERSIONS_READ_PER_QUERY):
+            some = hexes[start : start + VERSIONS_READ_PER_QUERY]
             c.execute(
-                f"SELECT 1 FROM {self.events_table_name} WHERE originator_id IN ({','.join('?' * len(some))}) "
-                "LIMIT 1",
+                f"SELECT originator_id, MAX(originator_version) FROM {self.events_table_name} "
+                f"WHERE originator_id IN ({','.join('?' * len(some))}) GROUP BY originator_id",
                 some,
             )
-            _refuse_if_found(c)
-        for oid, version in kwargs.get("versions_read", ()):
-            c.execute(
-                f"SELECT COALESCE(MAX(originator_version), 0) FROM {self.events_table_name} "
-                "WHERE originator_id = ?",
-                (oid.hex,),
-            )
-            if c.fetchone()[0] != version:
+            stored = dict(c.fetchall())
+            if any(stored.get(oid, 0) != read[oid] for oid in some):
                 raise StoredMeanwhile(STORED_MEANWHILE)
         recheck: Recheck | None = kwargs.get("recheck")
         if recheck is not None and ids:
