@@ -22,6 +22,7 @@ from domain.cost_allocation import CostsBookedDirectly
 from domain.errors import DomainError, FourEyesViolation, KeyConflict, NotFound, ValidationError
 from domain.periods import PeriodClosed
 from ledger.commands import InputError
+from projections.split_view import ViewBehind
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:koa-ledger:problem:"
@@ -156,6 +157,13 @@ def problem_for(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]
             409,
             problem(409, "concurrent-change", "Concurrent change", detail),
             {"Retry-After": "1"},
+            False,
+        )
+    if isinstance(exc, ViewBehind):
+        return (
+            503,
+            problem(503, "view-rebuilding", "Split view rebuilding", str(exc)),
+            {"Retry-After": "5"},
             False,
         )
     if isinstance(exc, PersistenceError):

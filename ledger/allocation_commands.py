@@ -38,6 +38,7 @@ from ledger.allocation_checks import check_no_overlap, hand_bookings_meanwhile, 
 from ledger.bootstrap import Books
 from ledger.recorders import CalendarChanged
 from projections.split_projection import catch_up
+from projections.split_view import SplitViewQueries, ViewBehind
 
 ATTEMPTS_MAX = 3
 COST_CENTRE = "KOA-VV18"
@@ -115,11 +116,10 @@ def run_allocation(
     ledger = books.ledger
     on = on or date.today()
     first, last = period_bounds(year, quarter)
+    behind: ViewBehind | None = None
     for _attempt in range(ATTEMPTS_MAX):
-        catch_up(ledger, books.split_view)
-        # The view holds at least this much of the log when read below; the save looks under the
-        # write lock at what was recorded after it (hand_bookings_meanwhile).
-        seen_position = books.split_view.max_tracking_id(ledger.name) or 0
+        behind = None
+        caught = catch_up(ledger, books.split_view).position
         try:
             allocation = ledger.repository.get(allocation_id(year, quarter))
             version_read: int | None = allocation.version
@@ -135,28 +135,17 @@ def run_allocation(
                 "year",
             )
         overlapping_read = check_no_overlap(ledger, year, quarter)
-        in_period = None if quarter == YEAR else quarter  # the view's quarter (None: the whole year)
-        # Investitionen and sonstige booked directly, reported beside the run: without the bookings
-        # of allocation runs (their shared costs) and their reversals.
-        direct: dict[str, int] = {}
-        for category in DIRECT_TYPES:
-            rows = books.split_view.bookings(year, in_period, category)
-            cents = sum(r.net_cents for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX))
-            if rows:
-                direct[category] = cents
-        # The types the run computes may not have been booked by hand in the period as well
-        # (awaiting approval included: they count once approved). A Storno here of a booking of
-        # another, closed period corrects that period's figure, not this one's costs.
-        booked: dict[str, tuple[int, list[str]]] = {}
-        for category in COMPUTED_TYPES:
-            rows = books.split_view.bookings(year, in_period, category, counted_only=False)
-            by_hand = [r for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX)]
-            here = {r.booking_key for r in by_hand}
-            by_hand = [r for r in by_hand if not r.reverses_key or r.reverses_key in here]
-            if by_hand:
-                booked[category] = (sum(r.net_cents for r in by_hand), [r.booking_key for r in by_hand])
-        if (books.split_view.max_tracking_id(ledger.name) or 0) < seen_position:
-            continue  # the view was emptied for a rebuild while it was read: read it again
+        # One state of the view at a known position; the save looks under the write lock at what
+        # was recorded after it (hand_bookings_meanwhile).
+        with books.split_view.snapshot(ledger.name) as view:
+            seen_position = view.position or 0
+            if seen_position < caught:  # emptied for a rebuild since: it would hide bookings
+                behind = ViewBehind(
+                    f"cost allocation for {label(year, quarter)}: the split view is being rebuilt "
+                    f"(it has not reached log position {caught}); try again when the rebuild is done"
+                )
+                continue
+            direct, booked = _booked_in_period(view, year, quarter)
         refuse_direct_bookings(year, quarter, booked)
         previous_keys = list(allocation.booking_keys)
         number, results = allocation.run(
@@ -216,7 +205,36 @@ def run_allocation(
             # hand of the run's cost types: decide again.
             continue
         return RunOutcome(allocation, number, results, list(allocation.booking_keys), previous_keys)
+    if behind:
+        raise behind
     raise IntegrityError("the cost allocation kept changing under concurrent writers; try again")
+
+
+def _booked_in_period(
+    view: SplitViewQueries, year: int, quarter: int
+) -> tuple[dict[str, int], dict[str, tuple[int, list[str]]]]:
+    """What the period holds besides the runs: Investitionen and sonstige booked directly (the
+    run reports them beside its own figures), and bookings by hand of the types the run computes
+    (refused: they may not count twice)."""
+    in_period = None if quarter == YEAR else quarter  # the view's quarter (None: the whole year)
+    # Without the bookings of allocation runs (their shared costs) and their reversals.
+    direct: dict[str, int] = {}
+    for category in DIRECT_TYPES:
+        rows = view.bookings(year, in_period, category)
+        cents = sum(r.net_cents for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX))
+        if rows:
+            direct[category] = cents
+    # Awaiting approval included: they count once approved. A Storno here of a booking of
+    # another, closed period corrects that period's figure, not this one's costs.
+    booked: dict[str, tuple[int, list[str]]] = {}
+    for category in COMPUTED_TYPES:
+        rows = view.bookings(year, in_period, category, counted_only=False)
+        by_hand = [r for r in rows if not r.booking_key.startswith(RUN_KEY_PREFIX)]
+        here = {r.booking_key for r in by_hand}
+        by_hand = [r for r in by_hand if not r.reverses_key or r.reverses_key in here]
+        if by_hand:
+            booked[category] = (sum(r.net_cents for r in by_hand), [r.booking_key for r in by_hand])
+    return direct, booked
 
 
 def approve_allocation(

@@ -16,6 +16,7 @@ from ledger.bootstrap import Books, StoreUnreachable, open_books
 from ledger.commands import InputError
 from ledger.payment_run import RunFileError
 from ledger.settings import Settings
+from projections.split_view import ViewBehind
 
 ERRORS_SHOWN_MAX = 200
 EXIT_REFUSED = 1
@@ -36,7 +37,7 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DomainError, InputError, RunFileError, Refused, StoreUnreachable) as e:
+        except (DomainError, InputError, RunFileError, Refused, StoreUnreachable, ViewBehind) as e:
             _fail(str(e))
         except pydantic.ValidationError as e:
             first = e.errors()[0]

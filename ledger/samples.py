@@ -18,7 +18,9 @@ from datetime import date
 from domain.sampling import SampleDraw, branch_fingerprint, check_draw, draw, population_fingerprint
 from ledger.application import Ledger
 from projections.split_projection import catch_up
-from projections.split_view import BookingRow, SplitViewQueries
+from projections.split_view import BookingRow, SplitViewQueries, ViewBehind
+
+VIEW_ATTEMPTS_MAX = 3
 
 
 class NoPopulation(ValueError):
@@ -49,8 +51,8 @@ def draw_sample(
     to the view beyond it meanwhile are left out, so the population is exactly the one as of it."""
     check_draw(month, per_branch, seed)
     first, last = month_bounds(month)
-    position = catch_up(ledger, view).position
-    population = population_of(view.bookings_paid_between(first, last), position)
+    position, rows = _month_at_least_as_of(ledger, view, first, last, catch_up(ledger, view).position)
+    population = population_of(rows, position)
     if not population:
         raise NoPopulation(f"no bookings paid in {month}")
     return ledger.record_sample_draw(
@@ -105,9 +107,27 @@ def check_draws(
     draws = [(p, d) for p, d in ledger.sample_draws_at(month) if seed is None or d.seed == seed]
     if not draws:
         return []
+    needed = max(d.position if d.position is not None else p - 1 for p, d in draws)
     catch_up(ledger, view)
-    rows = view.bookings_paid_between(first, last)
+    _, rows = _month_at_least_as_of(ledger, view, first, last, needed)
     return [_check(rows, event_position, d) for event_position, d in draws]
+
+
+def _month_at_least_as_of(
+    ledger: Ledger, view: SplitViewQueries, first: date, last: date, position: int
+) -> tuple[int, list[BookingRow]]:
+    """The bookings paid in [first, last] from one state of the view, and that state's position,
+    at least `position`: a rebuild empties the view and refills it from the log, and a population
+    read in between would miss bookings that were there."""
+    for _attempt in range(VIEW_ATTEMPTS_MAX):
+        with view.snapshot(ledger.name) as state:
+            if (state.position or 0) >= position:
+                return state.position or 0, state.bookings_paid_between(first, last)
+        catch_up(ledger, view)
+    raise ViewBehind(
+        f"the split view is being rebuilt (it has not reached log position {position}); "
+        "try again when the rebuild is done"
+    )
 
 
 def _check(rows: Sequence[BookingRow], event_position: int, d: SampleDraw) -> DrawCheck:

@@ -145,6 +145,10 @@ class SnapshotReadOnly(RuntimeError):
     """A write through a snapshot of the view."""
 
 
+class ViewBehind(RuntimeError):
+    """The view stays behind a log position a reader needs: a rebuild is refilling it."""
+
+
 _ENDED = object()  # the connection of a snapshot whose context has ended
 
 
@@ -663,6 +667,12 @@ class PostgresSplitView(SplitViewQueries, PostgresTrackingRecorder):
             # Belegliste: ~6 s), longer than the library's idle_in_transaction_session_timeout (5 s
             # by default): the server would end the session, and with it the exported snapshot.
             conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{SNAPSHOT_IDLE_SECONDS_MAX}s'")
+            # TRUNCATE (a rebuild's reset) is not MVCC-safe: committed after the state is fixed, it
+            # would show this transaction the tables empty beside the old position. Held from
+            # before the state is fixed to its end, this lock makes a reset wait for the snapshot.
+            conn.execute(
+                f"LOCK TABLE {self.prefix}split_bookings, {self.prefix}split_totals IN ACCESS SHARE MODE"
+            )
             # The transaction's first query: it fixes the state, and other connections can take
             # the same state by its name while this transaction is open (parallel_read).
             found = conn.execute("SELECT pg_export_snapshot() AS token").fetchone()

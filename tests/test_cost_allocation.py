@@ -34,6 +34,7 @@ from ledger.recorders import SealingPostgresApplicationRecorder
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 from tests.factories import booking
+from tests.races import meanwhile
 
 D = Decimal
 STAFF = [
@@ -367,25 +368,6 @@ def test_a_year_run_in_force_refuses_bookings_by_hand_of_its_types_in_every_quar
 # ---- a run and a booking by hand decided at the same time: one of them is refused ---------------
 
 
-def meanwhile(monkeypatch, settings, owner, name, act) -> list:
-    """The other side of a race: `owner.name`, a decision of the command under test, runs
-    `act(other)` once right after it decided, `other` being another process's books. Returns the
-    arguments of that decision."""
-    decide = getattr(owner, name)
-    raced: list = []
-
-    def deciding(*args):
-        decided = decide(*args)
-        if not raced:
-            raced.append(args)
-            with open_books(settings) as other:
-                act(other)
-        return decided
-
-    monkeypatch.setattr(owner, name, deciding)
-    return raced
-
-
 def test_a_run_stored_while_a_booking_by_hand_is_decided_makes_the_booking_refuse(
     books, settings, monkeypatch
 ):
@@ -512,6 +494,31 @@ def test_a_booking_by_hand_of_another_period_or_type_stored_meanwhile_does_not_s
     raced = meanwhile(monkeypatch, settings, ac, "check_no_overlap", other_bookings)
     assert run(books, quarter=2, shared=[]).number == 1
     assert len(raced) == 1  # decided once: nothing to decide again
+
+
+def test_a_view_emptied_for_a_rebuild_while_a_run_is_decided_hides_nothing_from_it(
+    books, settings, monkeypatch
+):
+    """A rebuild empties the split view, then refills it from the log. A run that read the view in
+    between would see neither the costs booked directly (reported beside it) nor the bookings by
+    hand of its types (refused). It reads the view again until it holds what the run caught up to."""
+    for key, category in (("INV-1", "vwk.investitionen"), ("PK-1", "vwk.personal")):
+        books.ledger.record_booking(
+            booking(key, category=category, amount_cents=300_000, **IN_MAY), recorded_by="clerk"
+        )
+    empty_view = meanwhile(
+        monkeypatch, settings, ac, "check_no_overlap", lambda o: o.split_view.reset(o.ledger.name)
+    )
+    with pytest.raises(CostsBookedDirectly, match=r"vwk.personal 3.000,00 € \(PK-1\)"):
+        run(books, quarter=2, shared=[])
+    assert empty_view
+    books.ledger.reverse_booking("PK-1", reason="gehört in die Kostenaufteilung", reversed_by="clerk")
+    empty_view = meanwhile(
+        monkeypatch, settings, ac, "check_no_overlap", lambda o: o.split_view.reset(o.ledger.name)
+    )
+    outcome = run(books, quarter=2, shared=[])
+    assert empty_view and outcome.number == 1
+    assert outcome.allocation.direct_cents == {"vwk.investitionen": 300_000}
 
 
 def test_an_approval_that_moves_a_booking_by_hand_into_a_period_with_a_run_in_force_is_refused(books):

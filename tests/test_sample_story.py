@@ -13,9 +13,11 @@ from click.testing import Result
 from eventsourcing.persistence import StoredEvent
 
 from domain.sampling import METHOD_HMAC, METHOD_RANDOM_SAMPLE
+from ledger import samples
 from ledger.bootstrap import Books
 from ledger.recorded_events import plain_mapper
 from tests.factories import SAMPLE_BRANCHES, forged_sample_draw, sample_sha256, seed_sample_month
+from tests.races import meanwhile
 
 MONTH = "2025-11"
 BRANCHES = SAMPLE_BRANCHES
@@ -176,3 +178,25 @@ def test_check_and_draw_refuse_what_they_cannot_do(koa, books: Books):
     other_seed = koa("audit", "sample", "--month", MONTH, "--check", "--seed", "other")
     assert other_seed.exit_code == 1
     assert other_seed.stderr.strip() == f"koa: --month: no recorded draws for {MONTH} with seed other"
+
+
+def test_a_view_emptied_for_a_rebuild_while_a_draw_reads_it_leaves_out_nobody(
+    books: Books, settings, monkeypatch
+):
+    """A rebuild empties the split view, then refills it from the log. A draw or a re-check that
+    read the month's population in between would find it empty or partial, and record (or compare
+    with) the wrong one; both read it again once the view holds their position."""
+    population = seed_bookings(books)
+    emptied = meanwhile(
+        monkeypatch, settings, samples, "catch_up", lambda o: o.split_view.reset(o.ledger.name)
+    )
+    drawn = samples.draw_sample(books.ledger, books.split_view, MONTH, 5, "4711", drawn_by="pruefer")
+    assert emptied
+    assert drawn.position == books.ledger.max_notification_id() - 1
+    assert drawn.population_sha256 == {b: sample_sha256(keys) for b, keys in population.items()}
+
+    emptied_again = meanwhile(
+        monkeypatch, settings, samples, "catch_up", lambda o: o.split_view.reset(o.ledger.name)
+    )
+    [check] = samples.check_draws(books.ledger, books.split_view, MONTH)
+    assert emptied_again and check.reproduced and check.population_size == 36
