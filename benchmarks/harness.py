@@ -78,6 +78,17 @@ def create_database(name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def copy_database(source: str, name: str) -> None:
+    """A copy of a database as it stands (its template); then settle(), so that the copy's writes
+    are not left to the phase that follows."""
+    drop_database(name)
+    with admin_connect() as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source))
+        )
+    settle()
+
+
 def drop_database(name: str) -> None:
     # FORCE: a child that died midway may leave connections behind.
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
