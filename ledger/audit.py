@@ -22,15 +22,23 @@ BELOW_ALL_POSITIONS = -(2**63)
 
 
 def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
-    """Events and seals merged by position, in pages; either side may be missing at a position."""
+    """Events and seals merged by position, in pages; either side may be missing at a position.
+
+    Both sides end at the log's end as it stood when verification began. An event and its seal
+    are committed together, but the two sides are read by separate queries: a save committed
+    between the last page of events and the last page of seals would otherwise show as an event
+    missing beside its seal."""
     recorder: Any = app.recorder
     if not hasattr(recorder, "seal_pages"):
         raise RuntimeError("this store was opened without the sealing recorder")
+    upto = recorder.log_end()
+    if upto is None:
+        return
 
     def events() -> Iterator[Any]:
         after = BELOW_ALL_POSITIONS
         while True:
-            page = recorder.select_notifications(start=after, limit=PAGE, inclusive_of_start=False)
+            page = recorder.select_notifications(start=after, limit=PAGE, stop=upto, inclusive_of_start=False)
             if not page:
                 return
             yield from page
@@ -39,7 +47,7 @@ def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
     def seal_rows() -> Iterator[tuple[int, bytes]]:
         after = BELOW_ALL_POSITIONS
         while True:
-            page = recorder.seal_pages(after, PAGE)
+            page = recorder.seal_pages(after, PAGE, upto)
             if not page:
                 return
             yield from page

@@ -195,8 +195,12 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         ).format(schema, events)
         self.select_seals = SQL(
             "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
-            "ORDER BY notification_id LIMIT %s"
+            "AND notification_id <= %s ORDER BY notification_id LIMIT %s"
         ).format(schema, table)
+        self.select_log_end = SQL(
+            "SELECT GREATEST((SELECT MAX(notification_id) FROM {0}.{1}), "
+            "(SELECT MAX(notification_id) FROM {0}.{2})) AS log_end"
+        ).format(schema, events, table)
         self.select_since = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE notification_id > %s AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
@@ -328,10 +332,17 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             curs.execute(self.select_changed, (list(ids), list(versions)))
             _refuse_if_found(curs)
 
-    def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+    def seal_pages(self, after: int, limit: int, upto: int) -> list[tuple[int, bytes]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_seals, (after, limit))
+            curs.execute(self.select_seals, (after, upto, limit))
             return [(r["notification_id"], bytes(r["seal"])) for r in curs.fetchall()]
+
+    def log_end(self) -> int | None:
+        """The last position of events or seals (None: neither), read in one statement."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_log_end)
+            found = curs.fetchone()
+            return None if found is None else found["log_end"]
 
 
 class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -405,11 +416,21 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             )
             return {r[0]: str(r[1]) for r in c.fetchall()}
 
-    def seal_pages(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+    def seal_pages(self, after: int, limit: int, upto: int) -> list[tuple[int, bytes]]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT notification_id, seal FROM {SQLITE_SEALS_TABLE} WHERE notification_id > ? "
-                "ORDER BY rowid LIMIT ?",
-                (after, limit),
+                "AND notification_id <= ? ORDER BY rowid LIMIT ?",
+                (after, upto, limit),
             )
             return [(r[0], bytes(r[1])) for r in c.fetchall()]
+
+    def log_end(self) -> int | None:
+        """The last position of events or seals (None: neither), read in one statement."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT MAX(COALESCE((SELECT MAX(rowid) FROM {self.events_table_name}), {-(2**63)}), "
+                f"COALESCE((SELECT MAX(notification_id) FROM {SQLITE_SEALS_TABLE}), {-(2**63)}))"
+            )
+            found = c.fetchone()[0]
+            return None if found == -(2**63) else found

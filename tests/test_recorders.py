@@ -183,7 +183,7 @@ def test_seals_stored_with_a_save_are_those_of_seals_seal(books, events):
     rec = books.ledger.recorder
     stored = [StoredEvent(uuid4(), version, topic.replace("\0", ""), state) for version, topic, state in events]
     before = books.ledger.max_notification_id()
-    prev = rec.seal_pages(before - 1, 1)[0][1] if before else seals.GENESIS
+    prev = rec.seal_pages(before - 1, 1, before)[0][1] if before else seals.GENESIS
     ids = rec.insert_events(stored)
     assert list(ids) == list(range(before + 1, before + 1 + len(stored)))
-    assert rec.seal_pages(before, 100) == seals.chain(prev, ids, stored)
+    assert rec.seal_pages(before, 100, rec.log_end()) == seals.chain(prev, ids, stored)

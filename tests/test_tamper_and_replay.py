@@ -295,3 +295,26 @@ def test_a_reader_that_fails_stops_the_writer(tmp_path: Path, writers):
     with pytest.raises(psycopg.OperationalError, match="went away"):
         write_in_writer_process(tmp_path / "stopped.sqlite", "Ledger", 10, pages())
     assert [w.returncode for w in writers] == [1]  # it ended on its own when its pipe closed
+
+
+def test_a_booking_saved_while_the_log_is_verified_is_no_missing_event(books, settings, monkeypatch):
+    """Events and seals are read by separate queries. A booking saved by another process after the
+    last page of events was read, before the last page of seals, left a seal without its event:
+    a false 'deleted' verdict. Verification ends both at the log's end as it began."""
+    _fill(books)
+    recorder = books.ledger.recorder
+    read_events = recorder.select_notifications
+
+    def at_the_end_of_the_events(*args, **kwargs):
+        page = read_events(*args, **kwargs)
+        if not page and not saved:
+            with open_books(settings) as other:
+                saved.append(other.ledger.record_booking(booking("DURING"), recorded_by="a"))
+        return page
+
+    saved: list = []
+    monkeypatch.setattr(recorder, "select_notifications", at_the_end_of_the_events)
+    verdict = audit.verify_log(books.ledger)
+    assert saved and verdict.intact, verdict.reason
+    assert verdict.count == 16 == books.ledger.max_notification_id() - 1
+    assert audit.verify_log(books.ledger).count == 17  # the next verification covers it
