@@ -215,15 +215,16 @@ class Ledger(Application):
             except SideRowConflict:
                 raise  # not the booking's key: the caller's (nothing was stored)
             except IntegrityError:
-                continue  # the same key (compare with theirs) or an allocation run stored meanwhile
+                continue  # the same key (compare with theirs), an allocation run or a commitment stored meanwhile
             return Posted(booking, created=True)
         raise IntegrityError(f"booking {content.key!r} kept conflicting with concurrent writers; try again")
 
     def decide_new_booking(self, content: BookingContent, *, recorded_by: str) -> tuple[Booking, int] | None:
         """The first attempt of record_booking, not saved: the booking decided as new against the
         kept calendar, and that calendar's version (for `save_new_bookings`). None where
-        record_booking must decide: an invoice that draws on a commitment, a cost type of the
-        allocation runs booked by hand. Raises what the rules raise (which, for a key stored
+        record_booking must decide: an invoice under a contract (with a commitment it draws on it,
+        without one it must find none made before its save), a cost type of the allocation runs
+        booked by hand. Raises what the rules raise (which, for a key stored
         before, record_booking answers as a repeat)."""
         calendar, seen = self._calendar_seen()
         booking, commitments, refused, guard = self._new_booking(content, recorded_by, calendar)
@@ -245,8 +246,8 @@ class Ledger(Application):
         )
         runs = RunsInForce(self)
         runs.refuse(content, booking.fiscal_year, booking.quarter)
-        commitments, refused = self._draw_commitments([booking])
-        return booking, commitments, refused, runs.versions_read()
+        commitments, refused, absent = self._draw_commitments([booking])
+        return booking, commitments, refused, runs.versions_read() + absent
 
     def bookings_stored(self, ids: Sequence[UUID]) -> set[UUID]:
         """Which of these booking ids are stored already (one query, not one per id)."""
@@ -497,7 +498,7 @@ class Ledger(Application):
                     require_same_content(old, c)
                 except KeyConflict as e:
                     conflicts.append(RowConflict(i, e))
-            commitments, refused = self._draw_commitments(new)
+            commitments, refused, absent = self._draw_commitments(new)
             conflicts += [RowConflict(new_index[id(new[i])], e) for i, e in refused]
             if conflicts:
                 raise ImportRefused(sorted(conflicts, key=lambda c: c.index))
@@ -505,11 +506,14 @@ class Ledger(Application):
                 return ImportResult(0, len(contents), None)
             try:
                 recordings = self.save(
-                    *new, *commitments, calendar_version=calendar_version, versions_read=runs.versions_read()
+                    *new,
+                    *commitments,
+                    calendar_version=calendar_version,
+                    versions_read=runs.versions_read() + absent,
                 )
             except IntegrityError:
                 # A concurrent writer took some of the keys (or booked an allocation run of their
-                # period) meanwhile: look again. (The failed save
+                # period, or made a commitment for their contract) meanwhile: look again. (The failed save
                 # consumed the new aggregates' pending events; they are built afresh.)
                 continue
             last = recordings[-1].notification.id if recordings else None
@@ -872,11 +876,13 @@ class Ledger(Application):
 
     def _draw_commitments(
         self, bookings: Sequence[Booking]
-    ) -> tuple[list[Commitment], list[tuple[int, DomainError]]]:
+    ) -> tuple[list[Commitment], list[tuple[int, DomainError]], list[tuple[UUID, int]]]:
         """Payments under the contract of a commitment draw down its slice of their fiscal year.
 
-        Returns the commitments drawn on (to be saved with the bookings) and the refused drawdowns
-        by position. Contract references without a commitment are left alone.
+        Returns the commitments drawn on (to be saved with the bookings), the refused drawdowns by
+        position, and the commitments found absent as `versions_read` (version 0): a payment under
+        a contract without a commitment draws on none, so a commitment made before it is saved
+        must fail the save, or its payment would count as committed and as spent.
         """
         touched: dict[str, Commitment | None] = {}
         refused: list[tuple[int, DomainError]] = []
@@ -897,7 +903,8 @@ class Ledger(Application):
                 commitment.draw(booking_key=b.key, year=b.fiscal_year, amount_cents=b.amount_cents)
             except DomainError as e:
                 refused.append((i, e))
-        return [c for c in touched.values() if c is not None], refused
+        absent = [(commitment_id(ref), 0) for ref, c in touched.items() if c is None]
+        return [c for c in touched.values() if c is not None], refused, absent
 
     def _commitment(self, contract_ref: str) -> Commitment | None:
         try:

@@ -17,10 +17,8 @@ from datetime import date
 
 from domain.sampling import SampleDraw, branch_fingerprint, check_draw, draw, population_fingerprint
 from ledger.application import Ledger
-from projections.split_projection import catch_up
-from projections.split_view import BookingRow, SplitViewQueries, ViewBehind
-
-VIEW_ATTEMPTS_MAX = 3
+from projections.split_projection import catch_up, snapshot_holding
+from projections.split_view import BookingRow, SplitViewQueries
 
 
 class NoPopulation(ValueError):
@@ -117,17 +115,9 @@ def _month_at_least_as_of(
     ledger: Ledger, view: SplitViewQueries, first: date, last: date, position: int
 ) -> tuple[int, list[BookingRow]]:
     """The bookings paid in [first, last] from one state of the view, and that state's position,
-    at least `position`: a rebuild empties the view and refills it from the log, and a population
-    read in between would miss bookings that were there."""
-    for _attempt in range(VIEW_ATTEMPTS_MAX):
-        with view.snapshot(ledger.name) as state:
-            if (state.position or 0) >= position:
-                return state.position or 0, state.bookings_paid_between(first, last)
-        catch_up(ledger, view)
-    raise ViewBehind(
-        f"the split view is being rebuilt (it has not reached log position {position}); "
-        "try again when the rebuild is done"
-    )
+    at least `position` (a population read from a view emptied for a rebuild would miss some)."""
+    with snapshot_holding(ledger, view, position) as state:
+        return state.position or 0, state.bookings_paid_between(first, last)
 
 
 def _check(rows: Sequence[BookingRow], event_position: int, d: SampleDraw) -> DrawCheck:

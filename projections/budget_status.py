@@ -25,6 +25,7 @@ from domain.commitment import Commitment
 from domain.money import share_cents
 from domain.split import GroupTotal
 from ledger.application import Ledger
+from projections.split_projection import snapshot_holding
 from projections.split_view import SplitViewQueries
 
 
@@ -109,19 +110,24 @@ def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Bud
     committed: dict[str, int] = {}
     for c in commitments:
         committed[c.instrument] = committed.get(c.instrument, 0) + c.remaining_cents(year)
-    # An invoice awaiting approval has left its commitment but is not spent yet: it stays bound.
-    for category, cents in view.awaiting_by_category(year).items():
-        if category.startswith(("egt.", "vwk.")):
-            committed[category] = committed.get(category, 0) + cents
-    # The mirror image: a reversal gives its invoice's drawdown back to the commitment's slice of
-    # the invoice's year at once, but the invoice stays spent in that year while the reversal awaits
-    # approval, and for good when the reversal counts in a later year (the invoice's year was
-    # closed). That money is not bound again in the year (else it would count twice).
-    for c in commitments:
-        given = {key: cents for key, (y, cents) in c.given_back.items() if y == year}
-        for key in view.reversals_not_counted_in(list(given), year) if given else ():
-            committed[c.instrument] -= given[key]
-    totals = view.totals(year)  # read once: spending and the Bund's share of it
+    # The drawdowns read above came with invoices stored up to this position: the view must hold
+    # them (else their money counts nowhere, gone from the commitment, not awaiting nor spent), and
+    # all its figures come from one state (else an approval caught up between two reads counts
+    # as awaiting and spent).
+    with snapshot_holding(ledger, view, ledger.max_notification_id() or 0) as state:
+        # An invoice awaiting approval has left its commitment but is not spent yet: it stays bound.
+        for category, cents in state.awaiting_by_category(year).items():
+            if category.startswith(("egt.", "vwk.")):
+                committed[category] = committed.get(category, 0) + cents
+        # The mirror image: a reversal gives its invoice's drawdown back to the commitment's slice of
+        # the invoice's year at once, but the invoice stays spent in that year while the reversal awaits
+        # approval, and for good when the reversal counts in a later year (the invoice's year was
+        # closed). That money is not bound again in the year (else it would count twice).
+        for c in commitments:
+            given = {key: cents for key, (y, cents) in c.given_back.items() if y == year}
+            for key in state.reversals_not_counted_in(list(given), year) if given else ():
+                committed[c.instrument] -= given[key]
+        totals = state.totals(year)  # read once: spending and the Bund's share of it
     spent = spent_by_category(totals)
     plan = dict(budget.plan_cents) if budget else {}
     lines: list[StatusLine] = []

@@ -9,8 +9,9 @@ accepts a higher position, so a page applied twice is refused and rolled back as
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -29,7 +30,13 @@ from psycopg.rows import tuple_row
 from domain.booking import Booking
 from ledger.recorded_events import RECORDED_TOPIC, FastRecorded, plain_mapper
 from projections.batch import ViewBatch
-from projections.split_view import BookingRow, PostgresSplitView, SplitViewQueries, SQLiteSplitView
+from projections.split_view import (
+    BookingRow,
+    PostgresSplitView,
+    SplitViewQueries,
+    SQLiteSplitView,
+    ViewBehind,
+)
 
 PAGE_SIZE = 10_000  # events per transaction (measured: 1,000 -> 10,000 about +15 %; more gains little)
 CONFLICTS_MAX = 1000  # another runner winning this often means something else is wrong
@@ -275,6 +282,26 @@ def catch_up(
                 progress(len(notes))
         ahead.result()
     return CatchUp(done, position, time.perf_counter() - t0)
+
+
+HOLDING_ATTEMPTS_MAX = 3
+
+
+@contextmanager
+def snapshot_holding(app: Application, view: SplitViewQueries, position: int) -> Iterator[SplitViewQueries]:
+    """One state of the view (a snapshot) that holds the log at least up to `position`, caught up
+    again if it does not: a rebuild empties the view and refills it, and what was read of the log
+    up to `position` elsewhere would be missing from it. ViewBehind if it stays behind."""
+    for _attempt in range(HOLDING_ATTEMPTS_MAX):
+        with view.snapshot(app.name) as state:
+            if (state.position or 0) >= position:
+                yield state
+                return
+        catch_up(app, view)
+    raise ViewBehind(
+        f"the split view is being rebuilt (it has not reached log position {position}); "
+        "try again when the rebuild is done"
+    )
 
 
 def _events_table(app: Application) -> str:

@@ -18,6 +18,7 @@ from ledger import budget_commands as bc
 from ledger.application import ImportRefused
 from ledger.bootstrap import open_books
 from tests.factories import booking
+from tests.races import meanwhile
 
 AGH = "AGH-2025-07"
 INSTRUMENT_AGH = "egt.arbeitsgelegenheiten"
@@ -525,3 +526,39 @@ def test_a_streamed_run_with_an_invoice_under_a_commitment_stops_and_the_sequenc
     result = books.ledger.import_bookings(run, recorded_by="clerk")
     assert result.created == 2
     assert books.ledger.get_commitment("V-S").remaining_cents(2025) == 300_000
+
+
+@pytest.mark.parametrize("path", ["single", "run"])
+def test_a_commitment_made_while_a_payment_under_its_contract_is_decided_is_drawn_on(
+    books, settings, monkeypatch, path
+):
+    """The payment finds no commitment for its contract and draws on none; another process makes
+    the commitment before the payment is saved. Saved as decided, the payment would count twice
+    against the Eingliederungsbudget, committed and spent. Its save fails, it decides again, draws.
+    (A run takes this path when another of its invoices draws on a commitment; else the bulk path.)"""
+    allocate(books, 100_000_000)
+    commit(books, {2025: 500_000}, ref="V-OTHER")
+    made = meanwhile(monkeypatch, settings, books.ledger, "_draw_commitments", lambda o: commit(o, {2025: 1_000_000}))
+    if path == "single":
+        pay(books, "INV-1", 200_000)
+    else:
+        run = [content("INV-0", 100_000, contract="V-OTHER"), content("INV-1", 200_000)]
+        assert books.ledger.import_bookings(run, recorded_by="clerk").created == 2
+        assert get(books, "V-OTHER").remaining_cents(2025) == 400_000
+    assert made
+    assert event_names(books) == ["Made", "Drawn"]
+    assert get(books).remaining_cents(2025) == 800_000
+
+
+def test_an_invoice_stored_while_the_budget_is_read_counts_once(books, settings, monkeypatch):
+    """Another process stores an invoice under the commitment after this one caught the view up,
+    before it reads the commitment: the commitment shows the drawdown, the view not yet the
+    invoice. Read so, the invoice's money counted nowhere and the budget looked 150.000 € richer."""
+    allocate(books, 100_000_000)
+    commit(books, {2025: 1_000_000})
+    stored = meanwhile(monkeypatch, settings, books.ledger, "budget_as_of", lambda o: pay(o, "INV-1", 150_000))
+    status = egt(books)
+    assert stored
+    assert get(books).remaining_cents(2025) == 850_000
+    assert status.committed_cents + status.spent_cents == 1_000_000
+    assert status.available_cents == 99_000_000
