@@ -37,8 +37,8 @@ from domain.periods import YEAR, PeriodClosed, label
 from ledger.allocation_checks import check_no_overlap, hand_bookings_meanwhile, refuse_taken_keys
 from ledger.bootstrap import Books
 from ledger.recorders import CalendarChanged
-from projections.split_projection import catch_up
-from projections.split_view import SplitViewQueries, ViewBehind
+from projections.split_projection import catch_up, snapshot_holding
+from projections.split_view import SplitViewQueries
 
 ATTEMPTS_MAX = 3
 COST_CENTRE = "KOA-VV18"
@@ -116,9 +116,7 @@ def run_allocation(
     ledger = books.ledger
     on = on or date.today()
     first, last = period_bounds(year, quarter)
-    behind: ViewBehind | None = None
     for _attempt in range(ATTEMPTS_MAX):
-        behind = None
         caught = catch_up(ledger, books.split_view).position
         try:
             allocation = ledger.repository.get(allocation_id(year, quarter))
@@ -135,16 +133,11 @@ def run_allocation(
                 "year",
             )
         overlapping_read = check_no_overlap(ledger, year, quarter)
-        # One state of the view at a known position; the save looks under the write lock at what
-        # was recorded after it (hand_bookings_meanwhile).
-        with books.split_view.snapshot(ledger.name) as view:
+        # One state of the view holding what was caught up (a rebuild emptying it meanwhile would
+        # hide bookings); the save looks under the write lock at what was recorded after it
+        # (hand_bookings_meanwhile).
+        with snapshot_holding(ledger, books.split_view, caught) as view:
             seen_position = view.position or 0
-            if seen_position < caught:  # emptied for a rebuild since: it would hide bookings
-                behind = ViewBehind(
-                    f"cost allocation for {label(year, quarter)}: the split view is being rebuilt "
-                    f"(it has not reached log position {caught}); try again when the rebuild is done"
-                )
-                continue
             direct, booked = _booked_in_period(view, year, quarter)
         refuse_direct_bookings(year, quarter, booked)
         previous_keys = list(allocation.booking_keys)
@@ -205,8 +198,6 @@ def run_allocation(
             # hand of the run's cost types: decide again.
             continue
         return RunOutcome(allocation, number, results, list(allocation.booking_keys), previous_keys)
-    if behind:
-        raise behind
     raise IntegrityError("the cost allocation kept changing under concurrent writers; try again")
 
 

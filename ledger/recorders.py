@@ -341,8 +341,7 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
         """The last position of events or seals (None: neither), read in one statement."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.select_log_end)
-            found = curs.fetchone()
-            return None if found is None else found["log_end"]
+            return curs.fetchone()["log_end"]
 
 
 class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -429,8 +428,7 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         """The last position of events or seals (None: neither), read in one statement."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT MAX(COALESCE((SELECT MAX(rowid) FROM {self.events_table_name}), {-(2**63)}), "
-                f"COALESCE((SELECT MAX(notification_id) FROM {SQLITE_SEALS_TABLE}), {-(2**63)}))"
+                f"SELECT MAX(n) FROM (SELECT MAX(rowid) AS n FROM {self.events_table_name} "
+                f"UNION ALL SELECT MAX(notification_id) FROM {SQLITE_SEALS_TABLE})"
             )
-            found = c.fetchone()[0]
-            return None if found == -(2**63) else found
+            return c.fetchone()[0]
