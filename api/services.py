@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -22,7 +23,7 @@ from api.booking_writer import BookingWriter
 from api.idempotency import IdempotencyStore
 from api.settings import ApiSettings
 from ledger.bootstrap import Books
-from projections.split_projection import catch_up
+from projections.split_projection import catch_up, snapshot_holding
 from projections.split_view import SplitViewQueries
 
 log = logging.getLogger("koa.api")
@@ -50,6 +51,13 @@ class ViewKeeper:
         with self._lock:
             catch_up(ledger, self.books.split_view, until=target)
         return self.books.split_view
+
+    def snapshot(self) -> AbstractContextManager[SplitViewQueries]:
+        """One state of the view for a read, holding at least every event committed before this
+        call: caught up as by fresh(); a rebuild that empties the view meanwhile is waited for
+        (snapshot_holding), or the read answers 503."""
+        target = self.books.ledger.max_notification_id()
+        return snapshot_holding(self.books.ledger, self.fresh(), target)
 
     def poke(self) -> None:
         self._wake.set()

@@ -850,9 +850,12 @@ class Ledger(Application):
         """Every event of one class from the log, oldest first (few: draws, submissions, samples)."""
         return [e for _, e in self._recorded_notes(event_class, up_to_position=up_to_position)]
 
-    def recorded_at_positions(self, event_class: type) -> list[tuple[int, Any]]:
-        """(log position, event) of every event of one class, oldest first (few: draws, repayments)."""
-        return [(n.id, e) for n, e in self._recorded_notes(event_class)]
+    def recorded_at_positions(
+        self, event_class: type, up_to_position: int | None = None
+    ) -> list[tuple[int, Any]]:
+        """(log position, event) of every event of one class up to a position (default: all),
+        oldest first (few: draws, repayments)."""
+        return [(n.id, e) for n, e in self._recorded_notes(event_class, up_to_position=up_to_position)]
 
     def _recorded_notes(
         self, event_class: type, *, up_to_position: int | None = None

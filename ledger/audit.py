@@ -21,17 +21,18 @@ PAGE = 5000
 BELOW_ALL_POSITIONS = -(2**63)
 
 
-def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
+def log_entries(app: Ledger, upto: int | None = None) -> Iterator[seals.LogEntry]:
     """Events and seals merged by position, in pages; either side may be missing at a position.
 
-    Both sides end at the log's end as it stood when verification began. An event and its seal
-    are committed together, but the two sides are read by separate queries: a save committed
-    between the last page of events and the last page of seals would otherwise show as an event
-    missing beside its seal."""
+    Both sides end at `upto`, by default at the log's end as it stood when verification began.
+    An event and its seal are committed together, but the two sides are read by separate
+    queries: a save committed between the last page of events and the last page of seals would
+    otherwise show as an event missing beside its seal."""
     recorder: Any = app.recorder
     if not hasattr(recorder, "seal_pages"):
         raise RuntimeError("this store was opened without the sealing recorder")
-    upto = recorder.log_end()
+    if upto is None:
+        upto = recorder.log_end()
     if upto is None:
         return
 
@@ -74,8 +75,9 @@ def log_entries(app: Ledger) -> Iterator[seals.LogEntry]:
             e, s = next(ev, None), next(se, None)
 
 
-def verify_log(app: Ledger, anchor: seals.Anchor | None = None) -> seals.Verdict:
-    return seals.verify(log_entries(app), anchor)
+def verify_log(app: Ledger, anchor: seals.Anchor | None = None, *, upto: int | None = None) -> seals.Verdict:
+    """The seal chain verified from its start up to `upto` (default: the log's end)."""
+    return seals.verify(log_entries(app, upto), anchor)
 
 
 def head(app: Ledger) -> seals.Verdict:
@@ -124,10 +126,11 @@ def booking_history(app: Ledger, key: str) -> list[HistoryLine]:
     return sorted(lines, key=lambda h: (h.at, h.key, h.version))
 
 
-def sealed_events(app: Ledger) -> Iterator[SealedEvent]:
-    """The log as the auditors' export writes it: each event with its seal and the one before."""
+def sealed_events(app: Ledger, upto: int | None = None) -> Iterator[SealedEvent]:
+    """The log as the auditors' export writes it, up to `upto` (default: the log's end): each
+    event with its seal and the one before."""
     prev = ""
-    for e in log_entries(app):
+    for e in log_entries(app, upto):
         if e.state is None or e.seal is None:
             raise RuntimeError(f"the log is broken at position {e.position}: run `koa audit verify`")
         stored = StoredEvent(e.originator_id, e.originator_version, e.topic, e.state)
@@ -145,16 +148,17 @@ def sealed_events(app: Ledger) -> Iterator[SealedEvent]:
         prev = e.seal.hex()
 
 
-def transfers(app: Ledger) -> list[Transfer]:
-    """Every draw of federal funds and every repayment to the Bund, in log order, as the auditors'
-    export writes them (the KoA-VV report's funds drawn are made of them)."""
+def transfers(app: Ledger, upto: int | None = None) -> list[Transfer]:
+    """Every draw of federal funds and every repayment to the Bund up to log position `upto`
+    (default: all), in log order, as the auditors' export writes them (the KoA-VV report's funds
+    drawn are made of them)."""
     found = [
         Transfer("draw", e.document_ref, e.federal_title, e.fiscal_year, e.value_date,
                  e.amount_cents, 0, "", e.recorded_by, e.timestamp, position)
-        for position, e in app.recorded_at_positions(FundsDraw.Recorded)
+        for position, e in app.recorded_at_positions(FundsDraw.Recorded, upto)
     ] + [
         Transfer("repayment", e.document_ref, e.federal_title, e.fiscal_year, e.value_date,
                  e.amount_cents, e.interest_cents, e.reason, e.recorded_by, e.timestamp, position)
-        for position, e in app.recorded_at_positions(FundsRepayment.Recorded)
+        for position, e in app.recorded_at_positions(FundsRepayment.Recorded, upto)
     ]  # fmt: skip
     return sorted(found, key=lambda t: t.notification_id)

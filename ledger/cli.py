@@ -26,7 +26,7 @@ from ledger.cli_support import (
 )
 from ledger.commands import BOOKING_FIELDS, parse_booking, parse_date
 from ledger.payment_run import PaymentRunStream, open_payment_run, read_payment_run
-from projections.split_projection import catch_up, rebuild
+from projections.split_projection import catch_up, rebuild, snapshot_now
 from projections.split_queries import split_lines
 
 
@@ -235,15 +235,8 @@ def _open_run(file: Path, books: Books) -> Iterator[PaymentRunStream]:
 def split(ctx: click.Context, year: int, quarter: int | None, csv_path: Path | None) -> None:
     """Federal and municipal shares per quarter and category."""
     books = books_in(ctx)
-    catch_up(books.ledger, books.split_view)
-    lines = split_lines(
-        books.split_view,
-        books.ledger.catalogue,
-        books.ledger.rates,
-        books.settings.land,
-        year,
-        quarter,
-    )
+    with snapshot_now(books.ledger, books.split_view) as view:
+        lines = split_lines(view, books.ledger.catalogue, books.ledger.rates, books.settings.land, year, quarter)
     click.echo(format_split_table(lines), nl=False)
     if csv_path:
         _write_csv(lines, csv_path)

@@ -19,7 +19,7 @@ from ledger import commands, samples
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from ledger.seals import Anchor
 from projections.replay import AsOfBeforeFirstEvent, replay_as_of
-from projections.split_projection import catch_up
+from projections.split_projection import snapshot_now
 from projections.split_queries import booking_shares, split_lines
 from projections.split_view import SplitViewQueries
 
@@ -145,16 +145,18 @@ def explain(ctx: click.Context, year: int, quarter: int, category: str) -> None:
     """The bookings behind one figure of the split, each with its share; they add up to the figure."""
     books = books_in(ctx)
     books.ledger.catalogue.get(category)  # an unknown category is an error, not an empty list
-    catch_up(books.ledger, books.split_view)
-    shares = booking_shares(
-        books.split_view,
-        books.ledger.catalogue,
-        books.ledger.rates,
-        books.settings.land,
-        year,
-        quarter,
-        category,
-    )
+    # One state: with the Eingliederungsbudget's cap, the rows and the capped figure they share
+    # are two reads, and under a catch-up or a rebuild two live reads see two states.
+    with snapshot_now(books.ledger, books.split_view) as view:
+        shares = booking_shares(
+            view,
+            books.ledger.catalogue,
+            books.ledger.rates,
+            books.settings.land,
+            year,
+            quarter,
+            category,
+        )
     for s in shares:
         r = s.row
         click.echo(
@@ -273,18 +275,22 @@ def _check_samples(books, month: str, seed: str | None) -> None:
 def export_(ctx: click.Context, year: int, out_dir: Path) -> None:
     """The auditors' data export (GDPdU/GoBD): bookings, sealed events, index.xml, JSON Lines."""
     books = books_in(ctx)
-    verdict = audit_service.verify_log(books.ledger)
+    # Every file of the export shows the log up to one position: the position of the view's state
+    # its bookings are read from (a snapshot, so that a rebuild refilling the view cannot leave
+    # bookings out). Events, seals and transfers saved after it are in none of the files.
+    with snapshot_now(books.ledger, books.split_view) as state:
+        rows = state.bookings(year, counted_only=False)
+        upto = state.position or 0
+    verdict = audit_service.verify_log(books.ledger, upto=upto)
     if not verdict.intact:
         raise Refused(f"the log does not verify, nothing exported: {verdict}")
-    catch_up(books.ledger, books.split_view)
-    rows = books.split_view.bookings(year, counted_only=False)
-    transfers = audit_service.transfers(books.ledger)
+    transfers = audit_service.transfers(books.ledger, upto)
     try:
         paths = write_audit_export(
             out_dir,
             year=year,
             bookings=sorted(rows, key=lambda r: r.booking_key),
-            events=audit_service.sealed_events(books.ledger),
+            events=audit_service.sealed_events(books.ledger, upto),
             transfers=transfers,
             location=books.where,
             created_at=datetime.now(UTC),

@@ -14,7 +14,7 @@ import click
 from domain.money import format_eur
 from ledger.cli_support import Refused, books_in, with_books
 from projections.booking_list import STATES, BookingFilter, list_bookings
-from projections.split_projection import catch_up
+from projections.split_projection import snapshot_now
 
 PAGE_ROWS = 1_000  # read a page at a time (keyset), so memory does not grow with the books
 ROWS_MAX_DEFAULT = 10_000  # the size of one batch approval (ledger.application.APPROVE_KEYS_MAX)
@@ -53,29 +53,29 @@ def bookings(
     books = books_in(ctx)
     if category is not None and category not in books.ledger.catalogue:
         raise Refused(f"--category: unknown category {category!r}; see `koa categories`")
-    catch_up(books.ledger, books.split_view)
     f = BookingFilter(year, quarter, category, state, case_ref, document_ref)
     shown, after, more = 0, None, False
-    while True:
-        want = min(PAGE_ROWS, limit - shown)
-        page = list_bookings(books.split_view, f, after_key=after, limit=want + 1)  # +1: more to come?
-        for row, row_state in page[:want]:
-            if keys_only:
-                click.echo(row.booking_key)
-                continue
-            amount = format_eur(row.net_cents)  # net: a receipt or a Storno is negative
-            click.echo(
-                f"{row.booking_key:<32} {row_state:<18} {row.fiscal_year} Q{row.quarter}  "
-                f"{row.category:<28} {amount:>16}  {row.payment_date}  {row.document_ref:<20} "
-                f"{row.recorded_by}"
-            )
-        shown += min(want, len(page))
-        if len(page) <= want:
-            break
-        if shown >= limit:
-            more = True
-            break
-        after = page[want - 1][0].booking_key
+    with snapshot_now(books.ledger, books.split_view) as view:  # every page from one state
+        while True:
+            want = min(PAGE_ROWS, limit - shown)
+            page = list_bookings(view, f, after_key=after, limit=want + 1)  # +1: more to come?
+            for row, row_state in page[:want]:
+                if keys_only:
+                    click.echo(row.booking_key)
+                    continue
+                amount = format_eur(row.net_cents)  # net: a receipt or a Storno is negative
+                click.echo(
+                    f"{row.booking_key:<32} {row_state:<18} {row.fiscal_year} Q{row.quarter}  "
+                    f"{row.category:<28} {amount:>16}  {row.payment_date}  {row.document_ref:<20} "
+                    f"{row.recorded_by}"
+                )
+            shown += min(want, len(page))
+            if len(page) <= want:
+                break
+            if shown >= limit:
+                more = True
+                break
+            after = page[want - 1][0].booking_key
     if more:
         click.echo(f"more than {limit} bookings match: raise --limit or narrow the filter", err=True)
     if not keys_only:

@@ -14,8 +14,8 @@ from domain.parameters import NAMES, kind_of, parse_signed_percent, parse_value
 from domain.rates import pct
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from ledger.commands import parse_date
-from projections.split_projection import catch_up
-from projections.split_queries import split_lines
+from projections.split_projection import snapshot_now
+from projections.split_queries import SPLIT_PARAMETERS, federal_before_after, split_lines
 
 
 @click.group()
@@ -124,26 +124,18 @@ def set_(
         rate = parse_value(name, value)
     except ValueError as e:
         raise Refused(f"--value: {e}") from None
-    catch_up(books.ledger, books.split_view)
-
-    def federal() -> int:
-        lines = split_lines(books.split_view, books.ledger.catalogue, books.ledger.rates, land, year)
-        return sum(s.federal_cents for s in lines)
-
-    before = None
-    if name in ("vwk_federal_share", "kdu_quota_provisional", "kdu_quota_final"):  # rates of the split
-        try:
-            before = federal()
-        except Exception:  # noqa: BLE001 - a rate missing before the change: nothing to compare
-            before = None
+    moved = None
+    if name in SPLIT_PARAMETERS:
+        with snapshot_now(books.ledger, books.split_view) as view:
+            moved = federal_before_after(view, books.ledger.catalogue, books.ledger.rates, land, year, (name, rate))
     books.ledger.set_parameter(
         name=name, year=year, value=rate, land=land, reason=reason, set_by=acting_user(ctx, user)
     )
     _allocation_differences(books, name, year)
     shown = {"amount": f"{format_eur(int(rate * 100))} €", "years": f"{rate} years"}.get(kind_of(name), str(rate))
     click.echo(f"{name} {year}{' ' + land if name.startswith('kdu_') else ''} = {shown} set")
-    if before is not None:
-        after = federal()
+    if moved is not None:
+        before, after = moved
         click.echo(
             f"federal share {year}: {format_eur(before)} -> {format_eur(after)} "
             f"(difference {format_eur(after - before)})"
@@ -170,8 +162,8 @@ def reconcile(ctx: click.Context, year: int, show_all: bool) -> None:
     from projections.reconciliation import reconcile as reconcile_year
 
     books = books_in(ctx)
-    catch_up(books.ledger, books.split_view)
-    r = reconcile_year(books.split_view, year)
+    with snapshot_now(books.ledger, books.split_view) as view:
+        r = reconcile_year(view, year)
     click.echo(
         f"{year}: by payment date {format_eur(r.payment_cents)}; by fiscal year (Kameralistik) "
         f"{format_eur(r.cash_cents)}; by service period (Doppik) {format_eur(r.accrual_cents)}"
@@ -198,13 +190,9 @@ def kdu(ctx: click.Context, year: int) -> None:
     from exports.koavv_report import kdu_line
 
     books = books_in(ctx)
-    catch_up(books.ledger, books.split_view)
     land, rates = books.settings.land, books.ledger.rates
-    lines = [
-        s
-        for q in (1, 2, 3, 4)
-        for s in split_lines(books.split_view, books.ledger.catalogue, rates, land, year, q)
-    ]
+    with snapshot_now(books.ledger, books.split_view) as view:
+        lines = [s for q in (1, 2, 3, 4) for s in split_lines(view, books.ledger.catalogue, rates, land, year, q)]
     k = kdu_line(lines, rates, land, year)
     if k is None:
         raise Refused(f"--year: no KdU quota of {land} on file for {year} (koa params set kdu_quota_...)")

@@ -12,7 +12,7 @@ from ledger.cli_audit import parse_moment
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from ledger.commands import parse_date
 from ledger.retention import NOTHING_DELETED, Register, register, year_line
-from projections.split_projection import catch_up
+from projections.split_projection import snapshot_now
 
 # The domain names its fields; the user typed options.
 OPTION_OF = {
@@ -62,8 +62,9 @@ def show(ctx: click.Context, on_text: str | None, as_of: str | None) -> None:
         on = parse_date(on_text) if on_text else (moment.date() if moment else date.today())
     except ValueError as e:
         raise Refused(f"--on: {e}") from None
-    catch_up(books.ledger, books.split_view)
-    _print_register(register(books.ledger, books.split_view, on=on, as_of=moment))
+    with snapshot_now(books.ledger, books.split_view) as view:
+        found = register(books.ledger, view, on=on, as_of=moment)
+    _print_register(found)
 
 
 def _print_register(r: Register) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -302,6 +302,13 @@ def snapshot_holding(app: Application, view: SplitViewQueries, position: int) ->
         f"the split view is being rebuilt (it has not reached log position {position}); "
         "try again when the rebuild is done"
     )
+
+
+def snapshot_now(app: Application, view: SplitViewQueries) -> AbstractContextManager[SplitViewQueries]:
+    """A snapshot of the view holding at least every event committed before this call: what a
+    report of the books as they stand reads, all of it from one state (each read of the live view
+    is a state of its own, and a rebuild may have emptied it)."""
+    return snapshot_holding(app, view, app.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
 
 
 def _events_table(app: Application) -> str:

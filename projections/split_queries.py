@@ -4,8 +4,10 @@ with their own shares (which add up to the figure to the cent)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from domain.catalogue import Catalogue
+from domain.errors import RateMissing
 from domain.money import allocate_proportional_cents_paired, allocate_share_cents_paired
 from domain.rates import RateTable
 from domain.split import SplitLine, split_groups
@@ -25,6 +27,30 @@ def split_lines(
     # The Eingliederungsbudget is used up in quarter order: a quarter's split needs the ones before.
     totals = [t for q in range(1, quarter + 1) for t in view.totals(year, q)]
     return [s for s in split_groups(totals, catalogue, rates, land) if s.quarter == quarter]
+
+
+SPLIT_PARAMETERS = ("vwk_federal_share", "kdu_quota_provisional", "kdu_quota_final")  # rates of the split
+
+
+def federal_before_after(
+    view: SplitViewQueries,
+    catalogue: Catalogue,
+    rates: RateTable,
+    land: str,
+    year: int,
+    setting: tuple[str, Decimal],
+) -> tuple[int, int] | None:
+    """The year's federal share now and with one rate of the split (name, value) set for it, of
+    the same bookings: the difference that change makes, whatever else is booked meanwhile. None
+    if a rate of the split is missing now."""
+    totals = view.totals(year)  # one read, for both
+    name, value = setting
+    try:
+        before = split_groups(totals, catalogue, rates, land)
+    except RateMissing:
+        return None
+    after = split_groups(totals, catalogue, rates.with_settings([(name, year, land, value)]), land)
+    return sum(s.federal_cents for s in before), sum(s.federal_cents for s in after)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ def meanwhile(monkeypatch, settings, owner, name, act) -> list:
     decide = getattr(owner, name)
     raced: list = []
 
-    def deciding(*args):
-        decided = decide(*args)
+    def deciding(*args, **kwargs):
+        decided = decide(*args, **kwargs)
         if not raced:
             raced.append(args)
             with open_books(settings) as other:

@@ -11,6 +11,7 @@ from lxml import etree
 
 from ledger.bootstrap import open_books
 from ledger.cli import main
+from projections.split_view import SplitViewQueries
 from tests.factories import booking
 
 
@@ -58,3 +59,53 @@ def test_export_refuses_an_unwritable_directory(store, settings, tmp_path, monke
     result = CliRunner().invoke(main, ["audit", "export", "--year", "2025", "--out", str(blocker / "sub")])
     assert result.exit_code == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "--out" in result.stderr
+
+
+def test_every_file_shows_the_log_up_to_one_position(store, settings, tmp_path, monkeypatch):
+    """The bookings came from the view, the events and the transfers from later passes over the
+    log: a booking and a draw saved by another process in between were in the event files but
+    not in buchungen.csv, and the draw was in mittelabrufe.csv although its booking year's
+    bookings were read before it. Now all files end at the position of the view's state."""
+    for k, v in store.items():
+        monkeypatch.setenv(k, v)
+    with open_books(settings) as books:
+        books.ledger.import_bookings([booking(f"A-{i}") for i in range(25)], recorded_by="a")
+        events = books.ledger.max_notification_id()
+    read_bookings = SplitViewQueries.bookings
+    saved: list[int] = []
+
+    def then_others_save(view, *args, **kwargs):
+        rows = read_bookings(view, *args, **kwargs)
+        if not saved:
+            with open_books(settings) as other:
+                other.ledger.record_booking(booking("DURING"), recorded_by="b")
+                other.ledger.record_funds_draw(
+                    federal_title="1101/681 12",
+                    fiscal_year=2025,
+                    value_date=date(2025, 3, 31),
+                    amount_cents=500_000,
+                    document_ref="HKR-DURING",
+                    recorded_by="kasse",
+                )
+                saved.append(other.ledger.max_notification_id())
+        return rows
+
+    monkeypatch.setattr(SplitViewQueries, "bookings", then_others_save)
+    out = tmp_path / "pruefung"
+    result = CliRunner().invoke(main, ["audit", "export", "--year", "2025", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert saved and saved[0] > events
+    with (out / "buchungen.csv").open(encoding="utf-8", newline="") as f:
+        assert len(list(csv.reader(f, delimiter=";"))) == 25
+    with (out / "ereignisse.csv").open(encoding="utf-8", newline="") as f:
+        assert len(list(csv.reader(f, delimiter=";"))) == events
+    assert (out / "mittelabrufe.csv").read_text(encoding="utf-8") == ""
+    assert f"{events} sealed events (head {events}:" in result.output
+
+    monkeypatch.setattr(SplitViewQueries, "bookings", read_bookings)
+    again = tmp_path / "danach"
+    result = CliRunner().invoke(main, ["audit", "export", "--year", "2025", "--out", str(again)])
+    assert result.exit_code == 0, result.output
+    with (again / "ereignisse.csv").open(encoding="utf-8", newline="") as f:
+        assert len(list(csv.reader(f, delimiter=";"))) == saved[0]
+    assert "HKR-DURING" in (again / "mittelabrufe.csv").read_text(encoding="utf-8")

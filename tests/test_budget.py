@@ -14,6 +14,7 @@ from domain.booking import Kind
 from domain.budget import BudgetExceeded, budget_id
 from domain.errors import StateRefused, ValidationError
 from ledger import budget_commands as bc
+from ledger.bootstrap import open_books
 from projections.split_projection import catch_up
 from projections.split_queries import booking_shares, split_lines
 from tests.factories import booking
@@ -616,3 +617,74 @@ def test_a_report_as_of_before_the_allocation_shows_the_split_as_it_was(books):
     now = split_lines(view, cat, books.ledger.rates_as_of(None), "BW", 2025)
     assert line(then, 3, "egt.aktivierung").federal_cents == 50_000
     assert line(now, 3, "egt.aktivierung").federal_cents == 0
+
+
+def test_explain_of_a_capped_line_reads_its_rows_and_its_figure_in_one_state(
+    books, store, settings, monkeypatch
+):
+    """With the cap, `koa audit explain` reads the line's bookings and then the capped figure they
+    share. Read live, a payment made in an earlier quarter by another process in between lowered
+    the figure the rows shared: shares of one state, sum of another. Now both from one snapshot."""
+    from click.testing import CliRunner
+
+    from ledger.cli import main
+    from projections.split_view import SplitViewQueries
+
+    for k, v in store.items():
+        monkeypatch.setenv(k, v)
+    _egt_year(books)
+    allocate(books, EGT_2025)
+    read_bookings = SplitViewQueries.bookings
+    paid: list[str] = []
+
+    def then_another_payment(view, *args, **kwargs):
+        rows = read_bookings(view, *args, **kwargs)
+        if not paid:
+            with open_books(settings) as other:
+                pay(other, "A-Q1-DURING", 500_000, month=3)  # uses up more of the budget before Q2
+                catch_up(other.ledger, other.split_view)
+            paid.append("A-Q1-DURING")
+        return rows
+
+    monkeypatch.setattr(SplitViewQueries, "bookings", then_another_payment)
+    explained = CliRunner().invoke(
+        main, ["audit", "explain", "--year", "2025", "--quarter", "2", "--category", "egt.aktivierung"]
+    )
+    assert explained.exit_code == 0, explained.output
+    assert paid
+    rows = explained.stdout.splitlines()
+    # as in test_booking_shares_of_a_capped_line_add_up_to_its_federal_share: the state before
+    assert "Bund        5.192,30" in rows[0] and "Bund        3.461,55" in rows[1]
+    assert rows[-1].endswith("net 10.000,01, Bund 8.653,85, Kommune 1.346,16")
+
+
+def test_a_quarter_of_the_split_over_http_is_one_state(books, client, settings, monkeypatch):
+    """With the cap, GET /split?quarter=2 reads the totals of Q1 and Q2 and the view's position:
+    read live, a payment into Q2 made by another process after Q1 was read showed in Q2 but not in
+    the position the answer names. Now one snapshot."""
+    from projections.split_view import SplitViewQueries
+    from tests.api_fixtures import auth
+
+    _egt_year(books)
+    allocate(books, EGT_2025)
+    catch_up(books.ledger, books.split_view)
+    position = books.ledger.max_notification_id()
+    read_totals = SplitViewQueries.totals
+    paid: list[str] = []
+
+    def then_another_payment(view, *args, **kwargs):
+        found = read_totals(view, *args, **kwargs)
+        if not paid:
+            with open_books(settings) as other:
+                pay(other, "A-Q2-DURING", 500_000, month=5)
+                catch_up(other.ledger, other.split_view)
+            paid.append("A-Q2-DURING")
+        return found
+
+    monkeypatch.setattr(SplitViewQueries, "totals", then_another_payment)
+    r = client.get("/split", params={"year": 2025, "quarter": 2}, headers=auth("clerk"))
+    assert r.status_code == 200, r.text
+    assert paid
+    q2a = next(s for s in r.json()["lines"] if s["category"] == "egt.aktivierung")
+    assert (q2a["net_cents"], q2a["federal_cents"]) == (1_000_001, 865_385)  # as before the payment
+    assert r.json()["position"] == position

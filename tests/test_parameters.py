@@ -14,11 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import ValidationError
+from ledger.application import Ledger
 from ledger.bootstrap import open_books
 from ledger.cli import main
 from projections.split_projection import catch_up
 from projections.split_queries import split_lines
 from tests.factories import booking
+from tests.races import meanwhile
 
 
 def _lines(books, year=2025):
@@ -242,3 +244,67 @@ def test_kdu_view_from_provisional_to_final(store, settings, monkeypatch):
     assert "difference to settle with the Land: 200,00" in out.output
     missing = CliRunner().invoke(main, ["kdu", "--year", "2019"])
     assert missing.exit_code == 1 and "2019" in missing.stderr
+
+
+def _booked_meanwhile(other) -> None:
+    """Another process books € 1,000.00 of administrative costs and approves it (and, as every
+    `koa book` does, catches the shared view up)."""
+    other.ledger.record_booking(
+        booking("VK-DURING", category="vwk.sachkosten", amount_cents=100_000, case_ref=""),
+        recorded_by="clerk",
+    )
+    other.ledger.approve_booking("VK-DURING", approved_by="approver")
+    catch_up(other.ledger, other.split_view)
+
+
+def test_the_difference_shown_is_the_change_s_own(store, settings, monkeypatch):
+    """`koa params set` showed the federal share before and after the change as two reads of the
+    live view, so a booking made by another process in between was shown as part of the
+    change's difference. Both figures are now of the same bookings."""
+    for k, v in store.items():
+        monkeypatch.setenv(k, v)
+    with open_books(settings) as books:
+        books.ledger.record_booking(
+            booking("VK", category="vwk.sachkosten", amount_cents=100_000, case_ref=""), recorded_by="clerk"
+        )
+        books.ledger.approve_booking("VK", approved_by="approver")
+    raced = meanwhile(monkeypatch, settings, Ledger, "set_parameter", _booked_meanwhile)
+    changed = CliRunner().invoke(
+        main,
+        [
+            "params",
+            "set",
+            "vwk_federal_share",
+            "--year",
+            "2025",
+            "--value",
+            "90 %",
+            "--reason",
+            "Test",
+            "--user",
+            "a",
+        ],
+    )
+    assert changed.exit_code == 0, changed.output
+    assert raced
+    # € 1,000.00 at 87.4 % and at 90 %; the booking made meanwhile is in neither figure
+    assert "federal share 2025: 874,00 -> 900,00 (difference 26,00)" in changed.output
+    with open_books(settings) as books:
+        assert sum(s.federal_cents for s in _lines(books)) == 180_000  # both bookings, at 90 %
+
+
+def test_the_difference_answered_over_http_is_the_change_s_own(client, settings, monkeypatch):
+    from tests.api_fixtures import auth, booking_body
+
+    r = client.post(
+        "/bookings",
+        json=booking_body("V-1", amount="1.000,00", category="vwk.personal", case_ref=""),
+        headers=auth("clerk"),
+    )
+    assert r.status_code == 201, r.text
+    raced = meanwhile(monkeypatch, settings, Ledger, "set_parameter", _booked_meanwhile)
+    body = {"name": "vwk_federal_share", "year": 2025, "value": "90 %", "reason": "Test"}
+    r = client.post("/parameters", json=body, headers=auth("admin"))
+    assert r.status_code == 201, r.text
+    assert raced
+    assert (r.json()["federal_before"], r.json()["federal_after"]) == ("874.00", "900.00")

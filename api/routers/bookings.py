@@ -141,7 +141,8 @@ def list_(
         )
     after = _decode_cursor(cursor) if cursor else None
     filters = BookingFilter(year, quarter, category, state, case_ref, document_ref)
-    rows = list_bookings(svc.view.fresh(), filters, after_key=after, limit=limit + 1)
+    with svc.view.snapshot() as view:
+        rows = list_bookings(view, filters, after_key=after, limit=limit + 1)
     items = [BookingRead.of_row(r, s) for r, s in rows[:limit]]
     more = len(rows) > limit
     return BookingPage(items=items, next_cursor=_encode_cursor(items[-1].key) if more else None)

@@ -31,11 +31,9 @@ from domain.rates import RateTable
 from ledger.allocation_commands import rerun_differences
 from ledger.bootstrap import Books
 from ledger.commands import parse_date
-from projections.split_queries import split_lines
+from projections.split_queries import SPLIT_PARAMETERS, federal_before_after
 
 router = resource_router("/parameters", "parameters")
-
-SPLIT_PARAMETERS = ("vwk_federal_share", "kdu_quota_provisional", "kdu_quota_final")  # rates of the split
 
 
 def _change(e) -> ParameterChange:
@@ -143,13 +141,14 @@ def list_parameters(
     )
 
 
-def _federal(svc: Services, land: str, year: int) -> int | None:
+def _federal_before_after(
+    svc: Services, land: str, year: int, setting: tuple[str, Decimal]
+) -> tuple[int, int] | None:
+    """The year's federal share before and after the change, of the same bookings (one snapshot
+    of the view, at least as far as the log is now)."""
     ledger = svc.books.ledger
-    try:
-        lines = split_lines(svc.view.fresh(), ledger.catalogue, ledger.rates, land, year)
-    except RateMissing:
-        return None
-    return sum(s.federal_cents for s in lines)
+    with svc.view.snapshot() as view:
+        return federal_before_after(view, ledger.catalogue, ledger.rates, land, year, setting)
 
 
 def _rerun_differences(books: Books, name: str, year: int) -> list[AllocationRerun]:
@@ -188,12 +187,15 @@ def set_parameter(body: ParameterSet, caller: Admin, idem: Idem, svc: Svc) -> Re
         ledger = svc.books.ledger
         land = (body.land or svc.books.settings.land).upper()
         value = _parse(body.name, body.value)
-        split = body.name in SPLIT_PARAMETERS
-        before = _federal(svc, land, body.year) if split else None
+        moved = (
+            _federal_before_after(svc, land, body.year, (body.name, value))
+            if body.name in SPLIT_PARAMETERS
+            else None
+        )
         ledger.set_parameter(
             name=body.name, year=body.year, value=value, land=land, reason=body.reason, set_by=caller.user
         )
-        after = _federal(svc, land, body.year) if split else None
+        before, after = moved or (None, None)
         mine = [
             e
             for e in ledger.parameter_changes()

@@ -102,7 +102,8 @@ def show(
         day = parse_date(on) if on else (moment.date() if moment else date.today())
     except ValueError as e:
         raise invalid_field("on", str(e), "query") from None
-    r = register(svc.books.ledger, svc.view.fresh(), on=day, as_of=moment)
+    with svc.view.snapshot() as view:
+        r = register(svc.books.ledger, view, on=day, as_of=moment)
     return RetentionRegisterRead(
         on=r.on, as_of=r.as_of, note=NOTHING_DELETED, years=[RetentionRead.of(line) for line in r.lines]
     )

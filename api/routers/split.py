@@ -29,7 +29,6 @@ def get_split(
     quarter: Annotated[int | None, Query(ge=1, le=4, description="one quarter only")] = None,
 ) -> SplitRead:
     ledger, land = svc.books.ledger, svc.books.settings.land
-    view = svc.view.fresh()
-    position = view.max_tracking_id(ledger.name)  # type: ignore[attr-defined]
-    lines = split_lines(view, ledger.catalogue, ledger.rates, land, year, quarter)
-    return SplitRead.of(year, quarter, land, lines, position)
+    with svc.view.snapshot() as view:  # with the budget's cap, a quarter reads the ones before
+        lines = split_lines(view, ledger.catalogue, ledger.rates, land, year, quarter)
+        return SplitRead.of(year, quarter, land, lines, view.position)
