@@ -52,7 +52,7 @@ async def plain_json(request: Request) -> Any:
         return NOT_PLAIN
     try:
         return await request.json()
-    except json.JSONDecodeError:
+    except ValueError:  # JSONDecodeError, and an integer beyond Python's 4,300 digits
         return NOT_PLAIN  # the body stays read: the declared path reports the error from it
 
 

@@ -7,9 +7,9 @@ between the two (Überleitung) lists every booking whose amount sits in differen
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from fractions import Fraction
 
-from domain.money import share_cents
+from domain.money import half_up
 
 
 def accrual_by_year(net_cents: int, service_from: date, service_to: date) -> dict[int, int]:
@@ -19,6 +19,8 @@ def accrual_by_year(net_cents: int, service_from: date, service_to: date) -> dic
     years = list(range(service_from.year, service_to.year + 1))
     days = [(min(service_to, date(y, 12, 31)) - max(service_from, date(y, 1, 1))).days + 1 for y in years]
     total = sum(days)
-    parts = [share_cents(net_cents, Decimal(d) / Decimal(total)) for d in days[:-1]]
+    # Exact fractions: Decimal(d) / Decimal(total) is cut to 28 digits, and an exact half cent
+    # (61.728,5 of 1.358.027 cents for 1 of 22 days) came out just below it and was rounded down.
+    parts = [half_up(Fraction(net_cents * d, total)) for d in days[:-1]]
     parts.append(net_cents - sum(parts))
     return dict(zip(years, parts, strict=True))

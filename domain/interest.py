@@ -25,6 +25,7 @@ BASE_RATE_MIN = Decimal("-0.05")  # the lowest ever was -0,88 %; beyond these bo
 BASE_RATE_MAX = Decimal("0.15")
 INTEREST_DAYS_MAX = 366 * 30  # a claim older than thirty years is a typo, not a repayment
 FIRST_DAY = date(2005, 1, 1)  # SGB II: no federal funds were drawn under it before 2005
+LAST_DAY = date(2100, 12, 31)  # the books' last fiscal year, as for bookings and transfers
 
 
 def half_year_start(day: date) -> date:
@@ -35,6 +36,10 @@ def check_base_rate(valid_from: date, rate: Decimal) -> None:
     """A Basiszinssatz as announced: for a half-year, in percent with at most two decimals."""
     if valid_from != half_year_start(valid_from):
         raise ValidationError("a Basiszinssatz is set for a half-year: 1 January or 1 July", "valid_from")
+    if not FIRST_DAY <= valid_from <= LAST_DAY:
+        raise ValidationError(
+            f"must be within {FIRST_DAY.year}-{LAST_DAY.year} (the books' years)", "valid_from"
+        )
     if not rate.is_finite() or not BASE_RATE_MIN <= rate <= BASE_RATE_MAX:
         raise ValidationError("must be between -5 % and 15 %", "value")
     if rate != rate.quantize(Decimal("0.0001")):
@@ -137,6 +142,8 @@ def repayment_interest(
         raise ValidationError("more than thirty years before the repayment", "interest_since")
     if since < FIRST_DAY:
         raise ValidationError(f"must not be before {FIRST_DAY.isoformat()} (SGB II)", "interest_since")
+    if until > LAST_DAY:
+        raise ValidationError(f"must not be after {LAST_DAY.isoformat()}", "date")
     lines: list[InterestLine] = []
     first = since + timedelta(days=1)
     while first <= until:

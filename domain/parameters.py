@@ -69,7 +69,10 @@ def _rate_text(text: str) -> Decimal:
 
 def parse_signed_percent(text: str) -> Decimal:
     """'1,27 %', '-0,88 %' or '0.0127' -> Decimal('0.0127'): a rate that may be negative."""
-    return _rate_text(text).normalize()
+    try:
+        return _rate_text(text).normalize()
+    except ArithmeticError:  # an exponent normalize() cannot hold (1E+1000000)
+        raise ValidationError(f"not a rate: {text!r}", "value") from None
 
 
 def parse_rate(text: str) -> Decimal:

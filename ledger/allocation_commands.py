@@ -32,7 +32,8 @@ from domain.cost_allocation import (
     shared_from_json,
     staff_from_json,
 )
-from domain.errors import NotFound
+from domain.errors import NotFound, ValidationError
+from domain.money import AMOUNT_CENTS_MAX, format_eur
 from domain.periods import YEAR, PeriodClosed, label
 from ledger.allocation_checks import check_no_overlap, hand_bookings_meanwhile, refuse_taken_keys
 from ledger.bootstrap import Books
@@ -149,6 +150,13 @@ def run_allocation(
             computed_by=by,
         )
         refuse_taken_keys(ledger, allocation, version_read)
+        for category, cents in sorted(results.items()):
+            if cents > AMOUNT_CENTS_MAX:  # a booking's limit; named here, where the staff list is the input
+                raise ValidationError(
+                    f"the {category} of {label(year, quarter)} come to {format_eur(cents)} €, beyond the "
+                    f"limit of {format_eur(AMOUNT_CENTS_MAX)} € per booking: run the allocation per quarter",
+                    "staff",
+                )
         changed: list = [allocation]
         for key in previous_keys:
             original = ledger.get_booking(key)

@@ -148,7 +148,7 @@ def _slices(values: tuple[str, ...]) -> dict[int, int]:
     slices: dict[int, int] = {}
     for v in values:
         year, _, amount = v.partition("=")
-        if not year.strip().isdigit() or not amount:
+        if not (year.strip().isascii() and year.strip().isdigit()) or not amount:
             raise Refused(f"--slice: {v!r} is not YEAR=AMOUNT, e.g. 2025=60.000,00")
         if int(year) in slices:
             raise Refused(f"--slice: {year} given twice")

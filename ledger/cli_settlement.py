@@ -26,6 +26,7 @@ from projections.split_projection import catch_up
 from projections.split_view import SplitViewQueries
 
 YEAR_MIN = 2005
+POSITION_MAX = 2**63 - 1  # a log position is a bigint (PostgreSQL) or an INTEGER (SQLite)
 
 
 @contextmanager
@@ -41,8 +42,8 @@ def report_for(
     if up_to_position is not None:
         if as_of_text is None:
             raise Refused("--position: reproduces an export: give its --as-of as well")
-        if up_to_position < 1:
-            raise Refused(f"--position: must be a log position (1 or more), not {up_to_position}")
+        if not 1 <= up_to_position <= POSITION_MAX:
+            raise Refused(f"--position: must be a log position (1 to {POSITION_MAX}), not {up_to_position}")
     if as_of_text is None:
         with _settled_snapshot(books) as (view, as_of):
             yield _report(books, view, year, quarter, as_of, view.position)

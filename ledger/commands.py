@@ -62,7 +62,12 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"not an ISO 8601 moment (e.g. 2025-04-15T12:00:00+02:00): {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)  # every store compares moments in UTC
+    except OverflowError:
+        raise ValueError(f"out of range in UTC: {text!r}") from None
+    return moment
 
 
 def parse_date(text: str) -> date:

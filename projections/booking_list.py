@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.errors import ValidationError
 from projections.split_view import BOOKING_COLUMNS, BookingRow, SplitViewQueries
 
 # The states of domain.booking.Booking.state, as the view's columns express them. A withdrawal is
@@ -29,6 +30,22 @@ class BookingFilter:
     state: str | None = None
     case_ref: str | None = None
     document_ref: str | None = None
+
+    def __post_init__(self) -> None:
+        # Text a store cannot take (PostgreSQL refuses NUL; a lone surrogate is no UTF-8) is bad
+        # input of that filter, not a store failure to retry.
+        for field in ("category", "case_ref", "document_ref"):
+            value = getattr(self, field)
+            if value is not None and not _storable(value):
+                raise ValidationError("contains a NUL character or text that is not UTF-8", field)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def state_of(row: BookingRow, original_counted: bool | None) -> str:

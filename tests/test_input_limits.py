@@ -269,3 +269,97 @@ def test_a_shift_from_a_title_without_allocation_is_refused_by_the_books_state(c
     r = client.post("/budgets/2026/shifts", json=body, headers=auth("admin"))
     assert r.status_code == 409, r.text
     assert "has no allocation yet" in r.json()["detail"]
+
+
+# ---- found in review, 22 November 2026 ------------------------------------------------------
+
+
+def test_a_json_number_beyond_python_s_digit_limit_is_invalid_json_not_a_server_error(client):
+    body = booking_body("BIG-1") | {"amount": "AMOUNT"}
+    text = __import__("json").dumps(body).replace('"AMOUNT"', "1" * 4301)
+    for headers in (auth("clerk"), {}):  # the body is read before the token is checked
+        r = client.post("/bookings", content=text, headers=headers | {"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text[:300]
+        assert r.json()["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("valid_from", "value", "field"),
+    [
+        ("2026-01-01", "1E+1000000", "value"),
+        ("2026-01-01", "-1E+1000000", "value"),
+        ("9999-07-01", "1,27 %", "valid_from"),
+        ("0001-07-01", "1,27 %", "valid_from"),
+    ],
+)
+def test_a_base_rate_out_of_range_is_refused_and_not_recorded(client, koa, valid_from, value, field):
+    body = {"valid_from": valid_from, "value": value, "reason": "x"}
+    r = client.post("/parameters/base-rates", json=body, headers=auth("admin"))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == field
+    cli = koa("params", "set-base-rate", "--from", valid_from, "--value", value, "--reason", "x")
+    assert cli.exit_code == 1 and "Traceback" not in cli.output
+    assert client.get("/parameters", headers=auth("auditor")).json()["base_rate_changes"] == []
+
+
+def test_a_moment_beyond_utc_s_range_is_bad_input(client, koa):
+    r = client.get("/retention", params={"as_of": "0001-01-01T00:00:00+01:00"}, headers=auth("auditor"))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "as_of"
+    cli = koa("retention", "--as-of", "0001-01-01T00:00:00+01:00")
+    assert cli.exit_code == 1 and "--as-of" in cli.output and "Traceback" not in cli.output
+
+
+def test_an_interest_quote_beyond_the_books_years_names_the_date(client):
+    params = {"amount": "100", "interest_since": "9999-06-30", "date": "9999-07-01"}
+    r = client.get("/funds-repayments/interest", params=params, headers=auth("clerk"))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "date"
+
+
+def test_a_position_beyond_a_bigint_is_bad_input(client, koa):
+    huge = 10**20
+    r = client.get(
+        "/settlement/koa-vv",
+        params={"year": 2025, "as_of": "2026-01-01T00:00:00+00:00", "position": huge},
+        headers=auth("auditor"),
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "position"
+    cli = koa("export", "koa-vv", "--year", 2025, "--as-of", "2026-01-01T00:00:00+00:00", "--position", huge)
+    assert cli.exit_code == 1 and "--position" in cli.output and "Traceback" not in cli.output
+
+
+def test_a_cursor_or_a_filter_a_store_cannot_take_is_bad_input_not_a_store_failure(client, koa):
+    import base64
+
+    forged = base64.urlsafe_b64encode(b'{"after": "\\ud800"}').decode()
+    r = client.get("/bookings", params={"cursor": forged}, headers=auth("clerk"))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "cursor"
+    for field in ("document_ref", "case_ref"):
+        r = client.get("/bookings", params={field: "a\x00b"}, headers=auth("clerk"))
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == field
+    cli = koa("bookings", "--document-ref", "a\x00b")
+    assert cli.exit_code == 1 and "document_ref" in cli.output and "store" not in cli.output
+
+
+def test_a_slice_year_in_other_digits_is_named(koa):
+    made = koa("commitment", "make", "--contract", "V-1", "--instrument", "egt.aktivierung", "--provider", "P",
+               "--slice", "²=5", "--reason", "x")  # fmt: skip
+    assert made.exit_code != 0 and "--slice" in made.output and "Traceback" not in made.output
+
+
+def test_an_allocation_beyond_a_booking_s_limit_names_the_staff_list(koa, tmp_path):
+    staff = tmp_path / "staff.csv"
+    staff.write_text(
+        "person_key;vzae;sgb2_share;personnel_costs;status;versorgungszuschlag\n"
+        "P-0001;1;100 %;60.000.000,00;beschaeftigter;\n"
+        "P-0002;1;100 %;60.000.000,00;beschaeftigter;\n",
+        encoding="utf-8",
+    )
+    refused = koa("allocation", "run", "--year", 2025, "--quarter", 1, "--staff", staff, "--user", "clerk")
+    assert refused.exit_code == 1, refused.output
+    assert "staff" in refused.output and "vwk.personal" in refused.output and "per quarter" in refused.output
+    assert koa("bookings", "--keys-only").output == ""

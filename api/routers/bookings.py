@@ -156,8 +156,9 @@ def _decode_cursor(cursor: str) -> str:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after = data["after"]
-        if not isinstance(after, str):
+        if not isinstance(after, str) or "\x00" in after:
             raise TypeError
+        after.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, a ValueError
         return after
     except (binascii.Error, ValueError, TypeError, KeyError):
         raise ApiProblem(

@@ -20,7 +20,7 @@ from api.problems import ApiProblem, field_error, problem_responses
 from api.routing import resource_router
 from api.schemas.common import IsoMoment
 from api.services import Svc
-from ledger.cli_settlement import report_for, write_report
+from ledger.cli_settlement import POSITION_MAX, report_for, write_report
 from ledger.cli_support import Refused
 
 router = resource_router("/settlement", "settlement")
@@ -63,6 +63,7 @@ def koa_vv(
         int | None,
         Query(
             ge=1,
+            le=POSITION_MAX,
             description="with as_of: only events up to this log position as well (X-Koa-Position of "
             "the export); reproduces it exactly, also when a write was in flight at its moment",
         ),
