@@ -65,9 +65,14 @@ def build_report(
     as_of: datetime,
     last_position: int,
     store: str,
+    by_position: bool = False,
 ) -> KoaVvReport:
     catalogue = ledger.catalogue
-    rates = ledger.rates_as_of(as_of)  # the rates as they were set at the report's moment
+    # What the report reads besides the view is cut where the view's bookings are: a live report
+    # and a reproduction by its position at the position alone (what was stored up to it, however
+    # its events were stamped: a writer's clock may run ahead), an as-of report at the moment.
+    moment, position = (None, last_position) if by_position else (as_of, None)
+    rates = ledger.rates_as_of(moment, position)  # the rates as they were set at the report's cut
     quarters = range(1, (quarter or 4) + 1)
     lines = split_groups([t for q in quarters for t in view.totals(year, q)], catalogue, rates, land)
 
@@ -103,7 +108,8 @@ def build_report(
         # A draw or repayment for the year made in the run-off period (next January) is in its Q4.
         day = e.value_date
         in_quarter = 4 if day.year > year else 1 if day.year < year else quarter_of(day)
-        return e.fiscal_year == year and e.timestamp <= as_of and (quarter is None or in_quarter <= quarter)
+        in_time = by_position or e.timestamp <= as_of
+        return e.fiscal_year == year and in_time and (quarter is None or in_quarter <= quarter)
 
     up_to = last_position or None
     # In settlement order: per title by value date, then voucher (the log's order is when recorded).
@@ -152,8 +158,8 @@ def build_report(
     belege = ViewBelege(view, catalogue, rates, land, year, lines)
 
     kdu = kdu_line(lines, rates, land, year)
-    egt = egt_budget_at(ledger, year, as_of)
-    runs = allocation_runs_at(ledger, year, quarter, as_of)
+    egt = egt_budget_at(ledger, year, moment, position)
+    runs = allocation_runs_at(ledger, year, quarter, moment, position)
     not_yet_built = {}
     if not runs:
         not_yet_built["Verwaltungskosten"] = NO_ALLOCATION_RUN
@@ -196,14 +202,17 @@ def transfer_order(t: DrawLine | RepaymentLine) -> tuple:
     return (TITLE_ORDER.index(t.federal_title), t.value_date, t.document_ref)
 
 
-def egt_budget_at(ledger: Ledger, year: int, as_of: datetime) -> EgtBudget | None:
-    """The Eingliederungsbudget, plan and commitments outstanding as recorded up to as_of."""
-    budget = ledger.aggregate_as_of(budget_id(year), as_of)
+def egt_budget_at(
+    ledger: Ledger, year: int, as_of: datetime | None, position: int | None = None
+) -> EgtBudget | None:
+    """The Eingliederungsbudget, plan and commitments outstanding as recorded up to as_of and
+    stored up to a log position (None: not cut there)."""
+    budget = ledger.aggregate_as_of(budget_id(year), as_of, position)
     if budget is None:
         return None
     committed: dict[str, int] = defaultdict(int)
     for ref in budget.contract_refs:
-        c = ledger.aggregate_as_of(commitment_id(ref), as_of)
+        c = ledger.aggregate_as_of(commitment_id(ref), as_of, position)
         if c is not None:
             committed[c.instrument] += c.remaining_cents(year)
     codes = sorted({*budget.plan_cents, *committed})
@@ -220,15 +229,16 @@ def egt_budget_at(ledger: Ledger, year: int, as_of: datetime) -> EgtBudget | Non
 
 
 def allocation_runs_at(
-    ledger: Ledger, year: int, quarter: int | None, as_of: datetime
+    ledger: Ledger, year: int, quarter: int | None, as_of: datetime | None, position: int | None = None
 ) -> list[AllocationRun]:
-    """The cost allocation runs in force at as_of for the report's quarters (and the whole year)."""
+    """The cost allocation runs in force at as_of (and a log position) for the report's quarters
+    (and the whole year)."""
     periods = [(q, label(year, q)) for q in range(1, (quarter or 4) + 1)]
     if quarter is None:
         periods.append((YEAR, label(year, YEAR)))
     runs = []
     for q, period in periods:
-        a = ledger.aggregate_as_of(allocation_id(year, q), as_of)
+        a = ledger.aggregate_as_of(allocation_id(year, q), as_of, position)
         if a is not None and a.runs:
             runs.append(AllocationRun(a.document_ref, period, a.sgb2_vzae, dict(a.results_cents)))
     return runs

@@ -555,10 +555,11 @@ class Ledger(Application):
         """The rates in force now: the shipped defaults with every parameter set since."""
         return self.rates_as_of(None)
 
-    def rates_as_of(self, as_of: datetime | None) -> RateTable:
+    def rates_as_of(self, as_of: datetime | None, up_to_position: int | None = None) -> RateTable:
         """The rates as they were set up to a moment (None: now), for reports as of that moment,
-        with each year's Eingliederungsbudget as it stood then (the split caps EGT spending at it)."""
-        changes = self._parameter_events(as_of)
+        with each year's Eingliederungsbudget as it stood then (the split caps EGT spending at it);
+        with `up_to_position`, only what was stored up to that log position (an export's cut)."""
+        changes = self._parameter_events(as_of, up_to_position)
         rates = self.base_rates.with_settings(
             [(e.name, e.year, e.land, Decimal(e.value)) for e in changes if type(e).__name__ == "Set"]
         ).with_basiszinssatz(
@@ -567,7 +568,7 @@ class Ledger(Application):
 
         @functools.cache
         def egt_funds(year: int) -> int | None:
-            budget = self.budget_as_of(year, as_of)
+            budget = self.aggregate_as_of(budget_id(year), as_of, up_to_position)
             return None if budget is None else budget.funds_cents("egt")
 
         return rates.with_egt_funds(egt_funds)
@@ -576,10 +577,13 @@ class Ledger(Application):
         """The year's budget as recorded up to a moment (None: now); None if there is none."""
         return self.aggregate_as_of(budget_id(year), as_of)
 
-    def aggregate_as_of(self, aggregate_id: UUID, as_of: datetime | None) -> Any:
-        """An aggregate from its events recorded up to a moment (None: all); None if it had none."""
+    def aggregate_as_of(
+        self, aggregate_id: UUID, as_of: datetime | None, up_to_position: int | None = None
+    ) -> Any:
+        """An aggregate from its events recorded up to a moment (None: all) and stored up to a log
+        position (None: all); None if it had none."""
         aggregate = None
-        for e in self.events.get(aggregate_id):
+        for e in self._events_up_to(aggregate_id, up_to_position):
             if as_of is not None and e.timestamp > as_of:
                 break
             aggregate = e.mutate(aggregate)
@@ -593,9 +597,22 @@ class Ledger(Application):
         """Every Basiszinssatz set since the shipped table (who, when, why), oldest first."""
         return [e for e in self._parameter_events(as_of) if type(e).__name__ == "BaseRateSet"]
 
-    def _parameter_events(self, as_of: datetime | None) -> list[Any]:
-        """The parameter book's events up to a moment (None: all): one read (none before the first)."""
-        return [e for e in self.events.get(PARAMETERS_ID) if as_of is None or e.timestamp <= as_of]
+    def _parameter_events(self, as_of: datetime | None, up_to_position: int | None = None) -> list[Any]:
+        """The parameter book's events up to a moment and a log position (None: all): one read
+        (none before the first)."""
+        return [
+            e
+            for e in self._events_up_to(PARAMETERS_ID, up_to_position)
+            if as_of is None or e.timestamp <= as_of
+        ]
+
+    def _events_up_to(self, aggregate_id: UUID, up_to_position: int | None) -> Iterable[Any]:
+        if up_to_position is None:
+            return self.events.get(aggregate_id)
+        return [
+            self.mapper.to_domain_event(s)
+            for s in event_index.stored_events_up_to(self.recorder, aggregate_id, up_to_position)
+        ]
 
     def set_parameter(
         self, *, name: str, year: int, value: Decimal, land: str, reason: str, set_by: str

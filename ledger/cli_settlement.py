@@ -46,7 +46,7 @@ def report_for(
             raise Refused(f"--position: must be a log position (1 to {POSITION_MAX}), not {up_to_position}")
     if as_of_text is None:
         with _settled_snapshot(books) as (view, as_of):
-            yield _report(books, view, year, quarter, as_of, view.position)
+            yield _report(books, view, year, quarter, as_of, view.position, by_position=True)
         return
     as_of = parse_moment(as_of_text)
     if as_of > now:
@@ -57,13 +57,28 @@ def report_for(
         except AsOfBeforeFirstEvent as e:
             raise Refused(f"--as-of: {e}") from None
         try:
-            yield _report(books, replay.view, year, quarter, as_of, replay.last_included)
+            yield _report(
+                books,
+                replay.view,
+                year,
+                quarter,
+                as_of,
+                replay.last_included,
+                by_position=up_to_position is not None,
+            )
         finally:
             replay.close()
 
 
 def _report(
-    books, view: SplitViewQueries, year: int, quarter: int | None, as_of: datetime, last_position: int
+    books,
+    view: SplitViewQueries,
+    year: int,
+    quarter: int | None,
+    as_of: datetime,
+    last_position: int,
+    *,
+    by_position: bool,
 ) -> KoaVvReport:
     return build_report(
         view,
@@ -74,6 +89,7 @@ def _report(
         as_of=as_of,
         last_position=last_position,
         store=books.where,
+        by_position=by_position,
     )
 
 

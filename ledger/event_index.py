@@ -161,3 +161,29 @@ def replay_aggregates(app: Application, ids: Sequence[UUID]) -> dict[UUID, Any]:
         if aggregate is not None:
             out[oid] = aggregate
     return out
+
+
+def stored_events_up_to(
+    recorder: ApplicationRecorder, aggregate_id: UUID, position: int
+) -> list[StoredEvent]:
+    """An aggregate's stored events at or below a log position, in version order: what an export
+    had read at its position, whenever the events were stamped and however many came after."""
+    if isinstance(recorder, PostgresApplicationRecorder):
+        sql = (
+            "SELECT originator_id, originator_version, topic, state "
+            f'FROM "{recorder.datastore.schema}"."{recorder.events_table_name}" '
+            "WHERE originator_id = %s AND notification_id <= %s ORDER BY originator_version"
+        )
+        with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(sql, (aggregate_id, position), binary=True)
+            return [StoredEvent(*r) for r in curs.fetchall()]
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT originator_version, topic, state "
+                f"FROM {recorder.events_table_name} WHERE originator_id = ? AND rowid <= ? "
+                "ORDER BY originator_version",
+                (aggregate_id.hex, position),
+            )
+            return [StoredEvent(aggregate_id, r[0], r[1], r[2]) for r in c.fetchall()]
+    raise NotImplementedError("a cut at a log position needs an SQL store")

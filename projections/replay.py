@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -68,8 +68,10 @@ def replay_as_of(
 ) -> Replay:
     """Apply every event recorded at or before `as_of` (its timestamp) to a new view in work_dir.
 
-    With `up_to_position`, only events up to that log position count as well: that reproduces a
-    report exactly as it was made, whatever was still in flight at its moment.
+    With `up_to_position`, the events up to that log position count, whatever their timestamps:
+    that reproduces a report exactly as it was made at that position, whatever was still in flight
+    at its moment, and also where a writer's clock ran ahead of the exporter's (an event stored
+    before the export, stamped after its moment). `as_of` must still not be before the first event.
     """
     assert as_of.tzinfo is not None, "as_of must be timezone-aware"
     t0 = time.perf_counter()
@@ -86,7 +88,7 @@ def replay_as_of(
         write_in_writer_process(db, app.name, REPLAY_HELD_BACK_MAX, pages)
     else:
         write_replay_store(db, app.name, REPLAY_HELD_BACK_MAX, pages)
-    if reading.applied == 0:
+    if reading.applied == 0 or (reading.earliest is not None and reading.earliest > as_of):
         if reading.earliest is None:
             raise AsOfBeforeFirstEvent("the log is empty: there is nothing to replay")
         raise AsOfBeforeFirstEvent(
@@ -111,9 +113,10 @@ def _read_pages(app: Application, as_of: datetime, up_to_position: int | None, r
     """Every page of the log, with what of it was recorded up to `as_of`, counting into `r`."""
     plain = plain_mapper(app)
     after = 0
+    cut = as_of if up_to_position is None else datetime.max.replace(tzinfo=UTC)  # the position cuts
     while notes := read_page(app, after, REPLAY_PAGE_SIZE, up_to_position):
         after = notes[-1].id
-        ops = _page_ops(app, notes, as_of, plain, r)
+        ops = _page_ops(app, notes, cut, plain, r)
         r.read += len(notes)
         r.position = after
         yield after, ops

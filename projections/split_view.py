@@ -545,7 +545,10 @@ def _date(v: Any) -> date:
 
 
 def _ts(v: Any) -> datetime:
-    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
+    """In UTC, as the replay's store keeps it: PostgreSQL gives a timestamptz in the session's
+    time zone (the server's default unless set), and an export writes the moment as it is."""
+    moment = v if isinstance(v, datetime) else datetime.fromisoformat(v)
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment
 
 
 class SQLiteSplitView(SplitViewQueries, SQLiteTrackingRecorder):

@@ -181,6 +181,28 @@ def _both_paths(belege) -> list[dict]:
     return list(csv.DictReader(io.StringIO(fast.getvalue().decode())))
 
 
+def test_a_line_cut_off_by_the_budget_is_shared_alike_on_both_paths(books):
+    """Cut off by the budget, the line's share is stored as a rate rounded to six decimals
+    (0.382262), which here gives the line's total. The COPY path shared the bookings by that rate,
+    the reference path by net amount: 1.726,93 / 2.316,43 € against 1.726,94 / 2.316,42 €."""
+    from ledger import budget_commands
+
+    budget_commands.allocate(
+        books, year=2025, title="egt", amount_cents=404_336, reference="Z-1", reason="Zuteilung", by="admin"
+    )
+    run = [
+        replace(booking(f"EG-{i}", amount_cents=cents, case_ref=""), category="egt.aktivierung")
+        for i, cents in enumerate((451_768, 605_979))
+    ]
+    books.ledger.import_bookings(run, recorded_by="clerk")
+    catch_up(books.ledger, books.split_view)
+    rows = _both_paths(_report(books, 1).belege)
+    assert [(r["booking_key"], int(r["federal_cents"])) for r in rows] == [
+        ("EG-0", 172_694),
+        ("EG-1", 231_642),
+    ]
+
+
 def _paired(rows) -> list[tuple[dict, dict]]:
     by_key = {r["booking_key"]: r for r in rows}
     return [
@@ -242,3 +264,19 @@ def test_every_storno_in_its_originals_group_cancels_it_and_the_groups_still_add
     for r in rows:
         federal[r["category"]] += int(r["federal_cents"])
     assert federal == {c.category: c.federal_cents for c in report.categories if c.booking_count}
+
+
+def test_moments_are_read_in_utc_whatever_the_server_s_time_zone(settings, monkeypatch):
+    """PostgreSQL gives a timestamptz in the session's time zone; a server set to Europe/Berlin
+    put '+01:00' into every booking's recorded_at of a live JSON export, where the replay of the
+    same moment writes UTC. (PGTZ sets the session's zone as a server default would.)"""
+    from datetime import timedelta
+
+    from ledger.bootstrap import open_books
+
+    monkeypatch.setenv("PGTZ", "Europe/Berlin")
+    with open_books(settings) as books:
+        books.ledger.import_bookings([booking("TZ-1")], recorded_by="clerk")
+        catch_up(books.ledger, books.split_view)
+        (row,) = books.split_view.bookings(2025, counted_only=False)
+    assert row.recorded_at.utcoffset() == timedelta(0)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -321,3 +322,49 @@ def test_an_export_is_reproduced_by_its_moment_and_its_position(cli, settings, t
 
     refused = cli("export", "koa-vv", "--year", "2025", "--position", position)
     assert refused.exit_code != 0 and "--position" in refused.output and "--as-of" in refused.output
+
+
+def test_a_rate_set_in_flight_is_cut_at_the_export_s_position(cli, settings, tmp_path):
+    """The bookings were cut at the export's position, the rates (and budget, commitments and
+    allocation runs) only at its moment: a rate change stamped before the moment and committed
+    after the export was left out of the export and counted by its reproduction."""
+    _fill(settings)
+    with open_books(settings) as b:
+        book = b.ledger._parameter_book()
+        book.set(
+            name="vwk_federal_share", year=2025, value=Decimal("0.9"), land="", reason="x", set_by="admin"
+        )
+        time.sleep(0.02)  # stamped now, saved after the export
+        made = cli(
+            "export", "koa-vv", "--year", "2025", "--format", "json", "--out", str(tmp_path / "made.json")
+        )
+        assert made.exit_code == 0, made.output
+        moment, position = re.search(r" as of (\S+) \(position (\d+)\)", made.output).groups()
+        b.ledger.save(book)
+    _export(cli, tmp_path, "exact.json", "--as-of", moment, "--position", position)
+    assert (tmp_path / "exact.json").read_bytes() == (tmp_path / "made.json").read_bytes()
+    by_moment = _export(cli, tmp_path, "by-moment.json", "--as-of", moment)  # as recorded by then
+    assert ["Verwaltungskostenanteil des Bundes", "0.9"] in by_moment["protocol"]["parameters"]
+
+
+def test_an_event_stamped_after_the_moment_but_stored_before_is_reproduced(cli, settings, tmp_path):
+    """A writer whose clock runs ahead (another host) stores a booking stamped after the
+    exporter's moment; the live export counts it (stored before its position), and its
+    reproduction by moment and position dropped it by its stamp."""
+    _fill(settings)
+    with open_books(settings) as b:
+        ahead = Booking.record(
+            booking("AHEAD-1", amount_cents=12_345),
+            recorded_by="clerk",
+            catalogue=b.ledger.catalogue,
+            rates=b.ledger.base_rates,
+        )
+        (event,) = ahead._pending_events
+        object.__setattr__(event, "timestamp", event.timestamp + timedelta(minutes=5))
+        b.ledger.save(ahead)
+    made = cli("export", "koa-vv", "--year", "2025", "--format", "json", "--out", str(tmp_path / "made.json"))
+    assert made.exit_code == 0, made.output
+    assert b"AHEAD-1" in (tmp_path / "made.json").read_bytes()
+    moment, position = re.search(r" as of (\S+) \(position (\d+)\)", made.output).groups()
+    _export(cli, tmp_path, "exact.json", "--as-of", moment, "--position", position)
+    assert (tmp_path / "exact.json").read_bytes() == (tmp_path / "made.json").read_bytes()
