@@ -267,7 +267,7 @@ def write_audit_export(
         out_dir.mkdir(parents=True, exist_ok=True)
         with _staging(out_dir) as stage:
             with stage(BOOKINGS_FILE) as f:
-                n_bookings = _write_bookings(f, year, bookings)
+                n_bookings = _write_of_year(f, BOOKINGS, year, bookings)
             with stage(TRANSFERS_FILE) as f:
                 n_transfers = _write_of_year(f, TRANSFERS, year, transfers)
             with stage(EVENTS_FILE) as f_csv, stage(EVENTS_JSONL_FILE) as f_jsonl:
@@ -324,10 +324,6 @@ def _staging(out_dir: Path) -> Iterator[Callable[..., Any]]:
         raise
     for tmp, final in staged:
         os.replace(tmp, final)
-
-
-def _write_bookings(f: IO[str], year: int, bookings: Iterable[BookingRow]) -> int:
-    return _write_of_year(f, BOOKINGS, year, bookings)
 
 
 def _write_of_year(f: IO[str], table: TableSpec, year: int, rows: Iterable[Any]) -> int:

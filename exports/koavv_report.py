@@ -12,7 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 
-from domain.budget import budget_id
 from domain.commitment import commitment_id
 from domain.cost_allocation import allocation_id
 from domain.fiscal import quarter_of
@@ -207,7 +206,7 @@ def egt_budget_at(
 ) -> EgtBudget | None:
     """The Eingliederungsbudget, plan and commitments outstanding as recorded up to as_of and
     stored up to a log position (None: not cut there)."""
-    budget = ledger.aggregate_as_of(budget_id(year), as_of, position)
+    budget = ledger.budget_as_of(year, as_of, position)
     if budget is None:
         return None
     committed: dict[str, int] = defaultdict(int)

@@ -568,14 +568,17 @@ class Ledger(Application):
 
         @functools.cache
         def egt_funds(year: int) -> int | None:
-            budget = self.aggregate_as_of(budget_id(year), as_of, up_to_position)
+            budget = self.budget_as_of(year, as_of, up_to_position)
             return None if budget is None else budget.funds_cents("egt")
 
         return rates.with_egt_funds(egt_funds)
 
-    def budget_as_of(self, year: int, as_of: datetime | None = None) -> Budget | None:
-        """The year's budget as recorded up to a moment (None: now); None if there is none."""
-        return self.aggregate_as_of(budget_id(year), as_of)
+    def budget_as_of(
+        self, year: int, as_of: datetime | None = None, up_to_position: int | None = None
+    ) -> Budget | None:
+        """The year's budget as recorded up to a moment (None: now) and a log position (None: all);
+        None if there is none."""
+        return self.aggregate_as_of(budget_id(year), as_of, up_to_position)
 
     def aggregate_as_of(
         self, aggregate_id: UUID, as_of: datetime | None, up_to_position: int | None = None

@@ -25,7 +25,7 @@ from domain.commitment import Commitment
 from domain.money import share_cents
 from domain.split import GroupTotal
 from ledger.application import Ledger
-from projections.split_projection import snapshot_holding
+from projections.split_projection import snapshot_now
 from projections.split_view import SplitViewQueries
 
 
@@ -114,7 +114,7 @@ def budget_status(ledger: Ledger, view: SplitViewQueries, year: int, budget: Bud
     # them (else their money counts nowhere, gone from the commitment, not awaiting nor spent), and
     # all its figures come from one state (else an approval caught up between two reads counts
     # as awaiting and spent).
-    with snapshot_holding(ledger, view, ledger.max_notification_id() or 0) as state:
+    with snapshot_now(ledger, view) as state:
         # An invoice awaiting approval has left its commitment but is not spent yet: it stays bound.
         for category, cents in state.awaiting_by_category(year).items():
             if category.startswith(("egt.", "vwk.")):
