@@ -92,17 +92,22 @@ def share_cents(amount_cents: int, rate: Decimal) -> int:
     return int((Decimal(amount_cents) * rate).to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def allocate_share_cents(amounts_cents: Sequence[int], rate: Decimal) -> list[int]:
-    """Per-amount shares that add up exactly to share_cents(sum(amounts), rate).
+def allocate_share_cents(
+    amounts_cents: Sequence[int], rate: Decimal, target_cents: int | None = None
+) -> list[int]:
+    """Per-amount shares that add up exactly to target_cents, by default share_cents(sum(amounts), rate).
 
     Each amount first gets the floor of its exact share; the cents still missing to the
     rounded group share go to the largest fractional remainders, ties to the earlier
-    position (callers order amounts by a stable key, e.g. the booking key).
+    position (callers order amounts by a stable key, e.g. the booking key). A target must be
+    the exact share of the sum rounded either way (a quarter's share of a cumulatively rounded
+    year is, see domain.split): no amount gets more than one cent.
     """
     assert Decimal(0) <= rate <= Decimal(1), rate
     if not amounts_cents:
+        assert not target_cents, target_cents
         return []
-    target = share_cents(sum(amounts_cents), rate)
+    target = share_cents(sum(amounts_cents), rate) if target_cents is None else target_cents
     exact = [Decimal(a) * rate for a in amounts_cents]
     floors = [int(x.to_integral_value(rounding=ROUND_FLOOR)) for x in exact]
     missing = target - sum(floors)
@@ -140,7 +145,10 @@ def allocate_proportional_cents(amounts_cents: Sequence[int], total_cents: int) 
 
 
 def allocate_share_cents_paired(
-    amounts_cents: Sequence[int], rate: Decimal, pairs: Sequence[tuple[int, int]]
+    amounts_cents: Sequence[int],
+    rate: Decimal,
+    pairs: Sequence[tuple[int, int]],
+    target_cents: int | None = None,
 ) -> list[int]:
     """allocate_share_cents, except that each pair (original, Storno) of exactly opposite amounts
     gets exactly opposite shares: the original its own share (share_cents), the Storno its negation.
@@ -148,7 +156,10 @@ def allocate_share_cents_paired(
     A pair adds up to zero, so the group's share (and so its total) is the same as without pairs;
     it is distributed over the other amounts only, by largest remainder as before."""
     return _with_opposite_pairs(
-        amounts_cents, pairs, lambda a: share_cents(a, rate), lambda rest: allocate_share_cents(rest, rate)
+        amounts_cents,
+        pairs,
+        lambda a: share_cents(a, rate),
+        lambda rest: allocate_share_cents(rest, rate, target_cents),
     )
 
 

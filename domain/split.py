@@ -1,14 +1,18 @@
 """The federal/municipal split of net spending, per fiscal year, quarter and category.
 
-The rounding unit is the group (fiscal year, quarter, category): its federal share is the net total
-times the rate, rounded half up; the municipal share is the rest, so both add up to the net exactly.
-Per-booking shares are the group share distributed by largest remainder
-(money.allocate_share_cents_paired), so they add up to the group's share; a booking and its Storno
-in the same group get exactly opposite shares. A year's figure is the sum of its quarters.
+The rounding unit is the year of a category: its federal share up to the end of a quarter is the
+cumulative net times the rate, rounded half up once, and a quarter's share is that less the share up
+to the quarter before. So a year's figure is its net times the rate, rounded once (four quarters of
+250.000,00 € at 87.4 % give 874.000,00 €, not 873.999,99), and a quarter report, which is
+cumulative for the year, shows the same figure as the year's. The municipal share is the rest, so
+both add up to the net exactly. Per-booking shares are a group's (fiscal year, quarter, category)
+share distributed by largest remainder (money.allocate_share_cents_paired), so they add up to the
+group's share; a booking and its Storno in the same group get exactly opposite shares.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -48,16 +52,25 @@ class SplitLine:
     federal_cents: int
     municipal_cents: int
     booking_count: int
+    # The Eingliederungsbudget changed this line's federal share: it is not its rate times its net,
+    # and its bookings share it by net amount (projections.split_queries.booking_shares).
+    budget_capped: bool = False
 
     def __post_init__(self) -> None:
         assert self.net_cents == self.expenditure_cents - self.receipts_cents
         assert self.federal_cents + self.municipal_cents == self.net_cents
 
 
-def split_group(total: GroupTotal, catalogue: Catalogue, rates: RateTable, land: str) -> SplitLine:
+def split_group(
+    total: GroupTotal, catalogue: Catalogue, rates: RateTable, land: str, net_before_cents: int = 0
+) -> SplitLine:
+    """The split of one group; `net_before_cents`: the category's net in the year's quarters before
+    (the share is rounded on the cumulative net, see the module's docstring)."""
     category = catalogue.get(total.category)
     applied = rates.federal_rate(category, total.fiscal_year, land)
-    federal = share_cents(total.net_cents, applied.rate)
+    federal = share_cents(net_before_cents + total.net_cents, applied.rate) - share_cents(
+        net_before_cents, applied.rate
+    )
     return SplitLine(
         fiscal_year=total.fiscal_year,
         quarter=total.quarter,
@@ -77,9 +90,18 @@ def split_group(total: GroupTotal, catalogue: Catalogue, rates: RateTable, land:
 def split_groups(
     totals: Iterable[GroupTotal], catalogue: Catalogue, rates: RateTable, land: str
 ) -> list[SplitLine]:
-    """Split lines of the given groups. Where a year has an Eingliederungsbudget on file, the totals
-    must cover the year from Q1 on (the budget is used up in quarter order)."""
-    lines = [split_group(t, catalogue, rates, land) for t in totals]
+    """Split lines of the given groups. The totals must cover each year from Q1 on: a quarter's share
+    is rounded on the cumulative net, and the Eingliederungsbudget is used up in quarter order."""
+    by_category: defaultdict[tuple[int, str], list[GroupTotal]] = defaultdict(list)
+    for t in totals:
+        by_category[(t.fiscal_year, t.category)].append(t)
+    lines = []
+    for group in by_category.values():
+        net_before = 0
+        for t in sorted(group, key=lambda t: t.quarter):
+            lines.append(split_group(t, catalogue, rates, land, net_before))
+            net_before += t.net_cents
+        assert len({t.quarter for t in group}) == len(group), "a quarter twice"
     for year in sorted({s.fiscal_year for s in lines}):
         funds = rates.egt_funds_cents(year)
         if funds is not None:
@@ -132,6 +154,7 @@ def cap_to_budget(
                     rate_label=f"Bund bis zum Eingliederungsbudget {year} ({format_eur(budget)} €), darüber Kommune",
                     federal_cents=federal,
                     municipal_cents=s.net_cents - federal,
+                    budget_capped=True,
                 )
             )
     assert sum(s.federal_cents for s in out) == min(cumulative_net, budget) or not out

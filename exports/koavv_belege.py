@@ -243,7 +243,7 @@ class ViewBelege:
             if not s.booking_count:
                 continue
             shares = booking_shares(
-                self.view, self.catalogue, self.rates, self.land, self.year, s.quarter, s.category
+                self.view, self.catalogue, self.rates, self.land, self.year, s.quarter, s.category, s
             )
             _check_group(
                 s,
@@ -288,16 +288,14 @@ class ViewBelege:
 
         1. one aggregate over the year's counted bookings: per quarter, category and remainder of
            the exact share (net * num mod den) the count and the sums of the nets and floors;
-        2. here, per quarter and category, from that histogram: the group's share (share_cents of
-           its net, the domain's rounding), the cents missing to it from the floors, and so the
+        2. here, per quarter and category, from that histogram: the group's share (the line's: its
+           year's cumulative share less the quarters' before), the cents missing to it from the floors, and so the
            threshold remainder T above which every booking gets a cent, and how many of those
            with remainder exactly T get one (the first ones by key); the groups' sums are checked
            against the report's lines;
         3. per category, in settlement order, one COPY that reads its bookings in (quarter, key)
            order from split_bookings_list_idx and numbers those with remainder T as it goes (a
            running count, so no sort): the booking's cent is decided on the row."""
-        from domain.money import share_cents
-
         cats = list(dict.fromkeys(s.category for s in self.lines))  # list order
         rates = {s.category: Decimal(s.federal_rate) for s in self.lines}
         ratios = [rates[c].as_integer_ratio() for c in cats]
@@ -307,7 +305,7 @@ class ViewBelege:
         # of 30 such lines). Only a line whose rate is the table's (or whose share is nil) is copied.
         one_rate = all(
             Decimal(s.federal_rate) == rates[s.category]
-            and share_cents(s.net_cents, Decimal(s.federal_rate)) == s.federal_cents
+            and not s.budget_capped
             and (
                 s.federal_cents == 0
                 or Decimal(s.federal_rate)
@@ -356,9 +354,10 @@ class ViewBelege:
             if rates[line.category].as_integer_ratio()[1] == 1:
                 continue  # checked by its number of rows below
             count, net, floors = sums.get(key, [0, 0, 0])
-            target = share_cents(net, rates[line.category])
+            target = line.federal_cents  # the quarter's part of the year's share, rounded once
             _check_group(line, count, net, target, net - target)
             missing, above = target - floors, 0
+            assert 0 <= missing <= count, (key, missing, count)  # a cent at most per booking
             t, need = NOBODY, 0  # no booking gets a cent
             for rem, n in sorted(hist.get(key, ()), reverse=True):
                 if missing <= above:

@@ -1,8 +1,9 @@
 """Assemble a KoA-VV report from the split view, the rates and the recorded draws.
 
-A quarter's report is cumulative from 1 January. The rounding unit stays the (quarter, category)
-group of the split, so a category's federal share here is the sum of its quarters' shares, and the
-per-booking shares in Belege add up to it to the cent.
+A quarter's report is cumulative from 1 January. A category's federal share here is the sum of its
+quarters' shares, which the split takes from the year's cumulative share, rounded once
+(domain.split): so it is the cumulative net times the rate, and the per-booking shares in Belege
+add up to it to the cent.
 """
 
 from __future__ import annotations
@@ -253,8 +254,8 @@ def kdu_line(lines, rates, land: str, year: int) -> KduLine | None:
         return None
     net = sum(s.net_cents for s in kdu_lines)
 
-    def federal(rate):  # per quarter, like the split, so the final figure equals the Übersicht's
-        return None if rate is None else sum(share_cents(s.net_cents, rate) for s in kdu_lines)
+    def federal(rate):  # rounded once, like the split, so the final figure equals the Übersicht's
+        return None if rate is None else share_cents(net, rate)
 
     return KduLine(
         land,

@@ -92,10 +92,10 @@ def spent_by_category(totals: list[GroupTotal]) -> dict[str, int]:
 def vwk_federal_share_cents(
     ledger: Ledger, year: int, totals: list[GroupTotal], committed: dict[str, int]
 ) -> int:
-    """The Bund's share of the year's Verwaltungskosten, spent and committed. Spent: per quarter and
-    cost type (the year's group totals), rounded as the split rounds them, so it is the settlement's
-    federal figure; committed (payments awaiting approval): per cost type at the same share."""
-    nets = [t.net_cents for t in totals if t.category.startswith("vwk.")]
+    """The Bund's share of the year's Verwaltungskosten, spent and committed. Spent: per cost type
+    over the year, rounded as the split rounds them, so it is the settlement's federal figure;
+    committed (payments awaiting approval): per cost type at the same share."""
+    nets = [n for k, n in spent_by_category(totals).items() if k.startswith("vwk.")]
     nets += [c for k, c in committed.items() if k.startswith("vwk.")]
     if not any(nets):
         return 0  # nothing to share: a year without a share on file has nothing to charge either

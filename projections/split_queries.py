@@ -22,9 +22,10 @@ def split_lines(
     year: int,
     quarter: int | None = None,
 ) -> list[SplitLine]:
-    if quarter is None or rates.egt_funds_cents(year) is None:
-        return split_groups(view.totals(year, quarter), catalogue, rates, land)
-    # The Eingliederungsbudget is used up in quarter order: a quarter's split needs the ones before.
+    if quarter is None:
+        return split_groups(view.totals(year), catalogue, rates, land)
+    # A quarter's share is rounded on the year's cumulative net, and the Eingliederungsbudget is used
+    # up in quarter order: a quarter's split needs the ones before.
     totals = [t for q in range(1, quarter + 1) for t in view.totals(year, q)]
     return [s for s in split_groups(totals, catalogue, rates, land) if s.quarter == quarter]
 
@@ -69,25 +70,31 @@ def booking_shares(
     year: int,
     quarter: int,
     category: str,
+    line: SplitLine | None = None,
 ) -> list[BookingShare]:
     """The counted bookings of one split line, each with its share; ordered by booking key.
 
-    A booking and its Storno in the line get exactly opposite shares; the line's share is
-    distributed over the other bookings (see reversal_pairs)."""
+    The shares add up to the line's (`line`, read from the view if not given). A booking and its
+    Storno in the line get exactly opposite shares; the line's share is distributed over the other
+    bookings (see reversal_pairs)."""
     # Sorted here, not by the database: collations differ between stores, and the order decides
     # which booking gets a rounding cent.
     rows = sorted(view.bookings(year, quarter, category), key=lambda r: r.booking_key)
-    rate = rates.federal_rate(catalogue.get(category), year, land).rate
-    nets = [r.net_cents for r in rows]
-    pairs = reversal_pairs(rows)
-    federal = allocate_share_cents_paired(nets, rate, pairs)
-    if rates.egt_funds_cents(year) is not None and rows:
-        # Capped by the budget: the line's federal part, shared over its bookings by net amount.
+    if not rows:
+        return []
+    if line is None:
         line = next(
             s for s in split_lines(view, catalogue, rates, land, year, quarter) if s.category == category
         )
-        if line.federal_cents != sum(federal):
-            federal = allocate_proportional_cents_paired(nets, line.federal_cents, pairs)
+    assert (line.fiscal_year, line.quarter, line.category) == (year, quarter, category), line
+    nets = [r.net_cents for r in rows]
+    pairs = reversal_pairs(rows)
+    if line.budget_capped:
+        # Capped by the budget: the line's federal part, shared over its bookings by net amount.
+        federal = allocate_proportional_cents_paired(nets, line.federal_cents, pairs)
+    else:
+        rate = rates.federal_rate(catalogue.get(category), year, land).rate
+        federal = allocate_share_cents_paired(nets, rate, pairs, line.federal_cents)
     return [BookingShare(r, n, f, n - f) for r, n, f in zip(rows, nets, federal, strict=True)]
 
 
