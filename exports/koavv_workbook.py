@@ -922,7 +922,7 @@ def _write_protocol(wb: Workbook, report: KoaVvReport, sha: str, belege_sha: str
     pair("Haushaltsjahr", report.year)
     pair("Quartal", f"Q1–Q{report.quarter} (kumuliert)" if report.quarter else "ganzes Jahr")
     pair("Land", report.land)
-    pair("Datenspeicher", report.store)
+    pair("Datenbestand", report.store)
     pair("Programmversion", report.program_version)
     pair("SHA-256 der Zahlen", sha, _BOLD)
     pair("Buchungen in der Belegliste", len(report.belege))

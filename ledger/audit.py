@@ -85,6 +85,20 @@ def head(app: Ledger) -> seals.Verdict:
     return verify_log(app)
 
 
+def books_identity(app: Ledger, position: int) -> str:
+    """The books a report was made from, named by what they hold rather than where they are: the
+    seal of the last event up to the report's position covers every event before it (seals.py).
+    The same books opened by another host name or file path give the same words, so a report's
+    reproduction there gives the same bytes; a store whose history differs does not. `koa audit
+    verify` checks the seal."""
+    seal_at = getattr(app.recorder, "seal_at", None)
+    found = seal_at(position) if seal_at is not None and position > 0 else None
+    if found is None:
+        return f"Ereignisprotokoll bis Position {position}, ohne Siegel"
+    sealed, seal = found
+    return f"Ereignisprotokoll bis Position {sealed}, Siegel {seal.hex()}"
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryLine:
     key: str

@@ -18,6 +18,7 @@ from domain.settlement import Submission
 from exports import koavv_data
 from exports.koavv_model import KoaVvReport
 from exports.koavv_report import build_report
+from ledger.audit import books_identity
 from ledger.cli_audit import parse_moment
 from ledger.cli_support import USER_OPTION, Refused, acting_user, books_in, with_books
 from ledger.commands import parse_date
@@ -88,7 +89,8 @@ def _report(
         quarter=quarter,
         as_of=as_of,
         last_position=last_position,
-        store=books.where,
+        # By its content, not its location: the same books reached by another name reproduce it.
+        store=books_identity(books.ledger, last_position),
         by_position=by_position,
     )
 

@@ -197,6 +197,10 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id > %s "
             "AND notification_id <= %s ORDER BY notification_id LIMIT %s"
         ).format(schema, table)
+        self.select_seal_at = SQL(
+            "SELECT notification_id, seal FROM {0}.{1} WHERE notification_id <= %s "
+            "ORDER BY notification_id DESC LIMIT 1"
+        ).format(schema, table)
         self.select_log_end = SQL(
             "SELECT GREATEST((SELECT MAX(notification_id) FROM {0}.{1}), "
             "(SELECT MAX(notification_id) FROM {0}.{2})) AS log_end"
@@ -337,6 +341,13 @@ class SealingPostgresApplicationRecorder(PostgresApplicationRecorder):
             curs.execute(self.select_seals, (after, upto, limit))
             return [(r["notification_id"], bytes(r["seal"])) for r in curs.fetchall()]
 
+    def seal_at(self, position: int) -> tuple[int, bytes] | None:
+        """The position and seal of the last sealed event up to `position` (None: none)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_seal_at, (position,))
+            row = curs.fetchone()
+            return None if row is None else (row["notification_id"], bytes(row["seal"]))
+
     def log_end(self) -> int | None:
         """The last position of events or seals (None: neither), read in one statement."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -423,6 +434,17 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 (after, upto, limit),
             )
             return [(r[0], bytes(r[1])) for r in c.fetchall()]
+
+    def seal_at(self, position: int) -> tuple[int, bytes] | None:
+        """The position and seal of the last sealed event up to `position` (None: none)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT notification_id, seal FROM {SQLITE_SEALS_TABLE} WHERE notification_id <= ? "
+                "ORDER BY notification_id DESC LIMIT 1",
+                (position,),
+            )
+            row = c.fetchone()
+            return None if row is None else (row[0], bytes(row[1]))
 
     def log_end(self) -> int | None:
         """The last position of events or seals (None: neither), read in one statement."""

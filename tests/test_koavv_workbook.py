@@ -589,7 +589,7 @@ def test_protokoll(standard) -> None:
     assert values["Letzte Ereignisposition"] == 4242
     assert values["Zeitraum"] == report.period_label
     assert values["Land"] == "BW"
-    assert values["Datenspeicher"] == report.store
+    assert values["Datenbestand"] == report.store
     assert values["Programmversion"] == report.program_version
     assert values["SHA-256 der Zahlen"] == figures_sha256(report)
     assert values["Buchungen in der Belegliste"] == len(report.belege)

@@ -236,6 +236,45 @@ def test_workbook_submission_and_changes_since(cli, settings, tmp_path):
     assert none_yet.exit_code == 1 and "no submitted report" in none_yet.stderr
 
 
+def test_the_same_books_reached_by_another_name_reproduce_the_workbook(
+    store, cli, settings, tmp_path, monkeypatch
+):
+    """The Protokoll names the books by their seal, not by host or path: an export made over
+    127.0.0.1 is submitted over localhost (a copied SQLite directory: a restored backup)."""
+    import shutil
+
+    from openpyxl import load_workbook
+
+    from ledger import audit
+
+    _fill(settings)
+    first = tmp_path / "year.xlsx"
+    made = cli("export", "koa-vv", "--year", "2025", "--out", str(first))
+    assert made.exit_code == 0, made.output
+    as_of = made.output.split(" as of ")[1].split(" (position")[0]
+    position = int(made.output.split("(position ")[1].split(")")[0])
+    with open_books(settings) as b:
+        head = audit.head(b.ledger)
+    assert head.position == position
+    protokoll = {
+        r[0]: r[1] for r in load_workbook(first)["Protokoll"].iter_rows(values_only=True) if r and r[0]
+    }
+    assert protokoll["Datenbestand"] == f"Ereignisprotokoll bis Position {position}, Siegel {head.head.hex()}"
+
+    if "KOA_DATABASE_URL" in store:
+        url = store["KOA_DATABASE_URL"]
+        other = url.replace("@127.0.0.1:", "@localhost:")
+        other = other if other != url else url.replace("@localhost:", "@127.0.0.1:")
+        assert other != url
+        monkeypatch.setenv("KOA_DATABASE_URL", other)
+    else:
+        moved = tmp_path / "restored"
+        shutil.copytree(store["KOA_DATA_DIR"], moved)
+        monkeypatch.setenv("KOA_DATA_DIR", str(moved))
+    submitted = cli("submit", str(first), "--year", "2025", "--as-of", as_of)
+    assert submitted.exit_code == 0, submitted.output
+
+
 def test_the_workbook_read_back_equals_the_split(cli, settings, tmp_path):
     """Every category row of the Übersicht, read back with openpyxl, equals the split to the cent."""
     from openpyxl import load_workbook
