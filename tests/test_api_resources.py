@@ -164,6 +164,49 @@ def test_closing_periods_in_order_refuses_later_bookings_into_them(client):
     assert client.get("/periods", headers=auth("auditor")).json()[0]["quarter"] == 1
 
 
+def test_the_belegliste_of_a_workbook_downloads_beside_it(client):
+    """GET /settlement/koa-vv/belegliste with the workbook's as-of and position gives the very list
+    whose SHA-256 the workbook states; the bookings behind every figure, over HTTP too."""
+    import csv
+    import hashlib
+
+    for i in range(3):
+        assert (
+            client.post("/bookings", json=booking_body(f"BL-{i}"), headers=auth("clerk")).status_code == 201
+        )
+    wb = client.get("/settlement/koa-vv", params={"year": 2025, "quarter": 1}, headers=auth("auditor"))
+    assert wb.status_code == 200, wb.text
+    protokoll = dict(
+        r[:2]
+        for r in openpyxl.load_workbook(io.BytesIO(wb.content))["Protokoll"].iter_rows(values_only=True)
+        if r
+    )
+    stated = protokoll["SHA-256 der Belegliste"]
+    # A booking after the workbook: the list of the workbook's moment does not show it.
+    assert client.post("/bookings", json=booking_body("BL-LATE"), headers=auth("clerk")).status_code == 201
+    params = {
+        "year": 2025,
+        "quarter": 1,
+        "as_of": wb.headers["x-koa-as-of"],
+        "position": wb.headers["x-koa-position"],
+    }
+    r = client.get("/settlement/koa-vv/belegliste", params=params, headers=auth("auditor"))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert 'filename="koa-vv-2025-Q1.belege.csv"' in r.headers["content-disposition"]
+    assert hashlib.sha256(r.content).hexdigest() == stated == r.headers["x-koa-belegliste-sha256"]
+    assert r.headers["x-koa-position"] == wb.headers["x-koa-position"]
+    rows = list(csv.DictReader(io.StringIO(r.content.decode())))
+    assert sorted(row["booking_key"] for row in rows) == ["BL-0", "BL-1", "BL-2"]
+    # As of now it is a list of the books as they are: with the later booking.
+    now = client.get("/settlement/koa-vv/belegliste", params={"year": 2025}, headers=auth("clerk"))
+    assert now.status_code == 200 and b"BL-LATE" in now.content
+    assert int(now.headers["x-koa-position"]) > int(wb.headers["x-koa-position"])
+    assert client.get("/settlement/koa-vv/belegliste", params={"year": 2025}).status_code == 401
+    bad = client.get("/settlement/koa-vv/belegliste", params={"year": 1999}, headers=auth("clerk"))
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "year"
+
+
 def test_the_workbook_downloads_for_every_role(client):
     client.post("/bookings", json=booking_body("X-1"), headers=auth("clerk"))
     for role in ("clerk", "approver", "auditor", "admin"):

@@ -1,13 +1,15 @@
-"""The KoA-VV settlement report as a file (xlsx, json or csv), built exactly as `koa export koa-vv`
-builds it (ledger.cli_settlement.report_for and write_report): as of now from one snapshot of the
-live view (figures and Belegliste at the position in X-Koa-Position, whatever the server's
-catch-up does meanwhile), or as of a moment by a replay into a separate store. The file is written
-inside report_for's context, while its snapshot is held."""
+"""The KoA-VV settlement report as a file (xlsx, json or csv), and the Belegliste that belongs to a
+workbook, built exactly as `koa export koa-vv` builds them (ledger.cli_settlement.report_for and
+write_report): as of now from one snapshot of the live view (figures and Belegliste at the position
+in X-Koa-Position, whatever the server's catch-up does meanwhile), or as of a moment by a replay
+into a separate store. The file is written inside report_for's context, while its snapshot is held."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +22,9 @@ from api.problems import ApiProblem, field_error, problem_responses
 from api.routing import resource_router
 from api.schemas.common import IsoMoment
 from api.services import Svc
+from exports import koavv_belege
+from exports.koavv_model import KoaVvReport
+from exports.koavv_workbook import BELEGLISTE_SUFFIX
 from ledger.cli_settlement import POSITION_MAX, report_for, write_report
 from ledger.cli_support import Refused
 
@@ -30,6 +35,24 @@ MEDIA_TYPES = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
 }
+
+YearQuery = Annotated[int, Query(ge=2005, le=2100)]
+QuarterQuery = Annotated[int | None, Query(ge=1, le=4, description="without: the whole year")]
+AsOfQuery = Annotated[
+    IsoMoment | None,
+    Query(
+        description="only events recorded up to this moment (ISO 8601; default: now); reproduces an export"
+    ),
+]
+PositionQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=POSITION_MAX,
+        description="with as_of: only events up to this log position as well (X-Koa-Position of "
+        "the export); reproduces it exactly, also when a write was in flight at its moment",
+    ),
+]
 
 
 @router.get(
@@ -51,42 +74,86 @@ MEDIA_TYPES = {
 def koa_vv(
     _: Reader,
     svc: Svc,
-    year: Annotated[int, Query(ge=2005, le=2100)],
-    quarter: Annotated[int | None, Query(ge=1, le=4, description="without: the whole year")] = None,
-    as_of: Annotated[
-        IsoMoment | None,
-        Query(
-            description="only events recorded up to this moment (ISO 8601; default: now); reproduces an export"
-        ),
-    ] = None,
-    position: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=POSITION_MAX,
-            description="with as_of: only events up to this log position as well (X-Koa-Position of "
-            "the export); reproduces it exactly, also when a write was in flight at its moment",
-        ),
-    ] = None,
+    year: YearQuery,
+    quarter: QuarterQuery = None,
+    as_of: AsOfQuery = None,
+    position: PositionQuery = None,
     format: Literal["xlsx", "json", "csv"] = "xlsx",  # noqa: A002 - the query parameter's name
 ) -> FileResponse:
+    name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + f".{format}"
+    return _report_file(
+        svc,
+        (year, quarter, as_of, position),
+        name,
+        MEDIA_TYPES[format],
+        lambda report, path: write_report(report, path, format),
+    )
+
+
+@router.get(
+    "/koa-vv/belegliste",
+    response_class=FileResponse,
+    summary="The Belegliste of a KoA-VV report: every booking behind its figures, with its shares",
+    responses={
+        200: {
+            "description": "the CSV list that the workbook of the same as_of and position names by its "
+            "SHA-256 ('SHA-256 der Belegliste'; also in X-Koa-Belegliste-Sha256); X-Koa-As-Of and "
+            "X-Koa-Position as for the workbook",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+    | problem_responses(409),
+)
+def koa_vv_belegliste(
+    _: Reader,
+    svc: Svc,
+    year: YearQuery,
+    quarter: QuarterQuery = None,
+    as_of: AsOfQuery = None,
+    position: PositionQuery = None,
+) -> FileResponse:
+    # The list of a workbook: pass its X-Koa-As-Of and X-Koa-Position. Without them the list is of
+    # the books as they are now, which may have moved on since the workbook was made.
+    name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + BELEGLISTE_SUFFIX
+
+    def write(report: KoaVvReport, path: Path) -> None:
+        try:
+            with path.open("wb") as out:
+                koavv_belege.write_csv(report.belege, out)
+        except ValueError as e:  # the bookings read do not add up to the figures: nothing is sent
+            raise Refused(str(e)) from None
+
+    return _report_file(svc, (year, quarter, as_of, position), name, MEDIA_TYPES["csv"], write)
+
+
+def _report_file(
+    svc: Svc,
+    period: tuple[int, int | None, IsoMoment | None, int | None],
+    name: str,
+    media_type: str,
+    write: Callable[[KoaVvReport, Path], None],
+) -> FileResponse:
+    year, quarter, as_of, position = period
     tmp = Path(tempfile.mkdtemp(prefix="koa-api-export-"))
     try:
         as_of_text = as_of.isoformat() if as_of else None
-        name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + f".{format}"
         try:
             with report_for(svc.books, year, quarter, as_of_text, up_to_position=position) as report:
-                write_report(report, tmp / name, format)
+                write(report, tmp / name)
         except Refused as e:
             raise _as_problem(str(e)) from None
+        headers = {"X-Koa-As-Of": report.as_of.isoformat(), "X-Koa-Position": str(report.last_position)}
+        if name.endswith(BELEGLISTE_SUFFIX):
+            with (tmp / name).open("rb") as f:
+                headers["X-Koa-Belegliste-Sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return FileResponse(
         tmp / name,
-        media_type=MEDIA_TYPES[format],
+        media_type=media_type,
         filename=name,
-        headers={"X-Koa-As-Of": report.as_of.isoformat(), "X-Koa-Position": str(report.last_position)},
+        headers=headers,
         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
     )
 
