@@ -99,9 +99,13 @@ def allocate_share_cents(
 
     Each amount first gets the floor of its exact share; the cents still missing to the
     rounded group share go to the largest fractional remainders, ties to the earlier
-    position (callers order amounts by a stable key, e.g. the booking key). A target must be
-    the exact share of the sum rounded either way (a quarter's share of a cumulatively rounded
-    year is, see domain.split): no amount gets more than one cent.
+    position (callers order amounts by a stable key, e.g. the booking key).
+
+    A target may be a quarter's part of a cumulatively rounded year (domain.split): within a cent
+    of the exact share either way. Halves round away from zero, so where the year's cumulative
+    net changes sign between two exact halves, the quarter's part is a whole cent off its exact
+    share, and then, if every exact share is whole, a cent below their sum: that cent comes off
+    the last amount. No share is more than a cent off its exact share.
     """
     assert Decimal(0) <= rate <= Decimal(1), rate
     if not amounts_cents:
@@ -111,8 +115,11 @@ def allocate_share_cents(
     exact = [Decimal(a) * rate for a in amounts_cents]
     floors = [int(x.to_integral_value(rounding=ROUND_FLOOR)) for x in exact]
     missing = target - sum(floors)
-    assert 0 <= missing <= len(amounts_cents), (missing, len(amounts_cents))
-    if missing:
+    assert -1 <= missing <= len(amounts_cents), (missing, len(amounts_cents))
+    if missing < 0:
+        assert target_cents is not None and all(x == f for x, f in zip(exact, floors, strict=True))
+        floors[-1] -= 1
+    elif missing:
         order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
         for i in order[:missing]:
             floors[i] += 1

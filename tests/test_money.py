@@ -225,7 +225,24 @@ def test_allocation_to_a_quarter_of_a_year_rounded_once(
     shares = allocate_share_cents(amounts, rate, target)
     assert sum(shares) == target
     for amount, share in zip(amounts, shares, strict=True):
-        assert abs(Decimal(share) - Decimal(amount) * rate) < 1
+        assert abs(Decimal(share) - Decimal(amount) * rate) <= 1
+
+
+@pytest.mark.parametrize(
+    "before, amounts, rate, target, shares",
+    [
+        # KdU BW 2025 (72.5 %): Q1 +100,20 € (72,645 -> 72,65), Q2 a receipt of 200,00 €: the year
+        # stands at -99,80 € (-72,355 -> -72,36), so Q2's part is -145,01 € against exactly -145,00.
+        (10_020, [-20_000], "0.725", -14_501, [-14_501]),
+        (10_020, [-8_000, -12_000], "0.725", -14_501, [-5_800, -8_701]),
+        # The other way: Q1 -2,50 € (-2,185 -> -2,19), Q2 +5,00 € (+2,185 -> +2,19): 4,38 for 4,37.
+        (-250, [500], "0.874", 438, [438]),
+    ],
+)
+def test_a_quarter_whose_year_crosses_zero_between_two_halves(before, amounts, rate, target, shares):
+    rate = Decimal(rate)
+    assert share_cents(before + sum(amounts), rate) - share_cents(before, rate) == target
+    assert allocate_share_cents(amounts, rate, target) == shares
 
 
 @given(st.lists(st.integers(min_value=-(10**9), max_value=10**9), min_size=1, max_size=50))

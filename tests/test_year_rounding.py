@@ -102,3 +102,31 @@ def test_the_verwaltungsbudget_is_charged_with_the_year_s_share_rounded_once(boo
     )
     _book_the_year(books)
     assert bc.status(books, 2024).title("vwk").federal_share_cents == 87_400_000
+
+
+def test_a_year_whose_net_crosses_zero_between_two_halves_still_lists_its_bookings(books):
+    # KdU BW 2025 at 72.5 %: Q1 +100,20 € (72,645 -> 72,65 €), Q2 two receipts of 80,00 and 120,00 €:
+    # the year stands at -99,80 € (-72,355 -> -72,36 €), so Q2's share is -145,01 € where its
+    # bookings' exact shares are whole (-58,00 and -87,00). The list used to stop on an assertion.
+    run = [
+        booking("X-Q1", amount_cents=10_020, payment_date=date(2025, 2, 10)),
+        booking("X-Q2a", kind="receipt", amount_cents=8_000, payment_date=date(2025, 5, 10)),
+        booking("X-Q2b", kind="receipt", amount_cents=12_000, payment_date=date(2025, 5, 10)),
+    ]
+    books.ledger.import_bookings(run, recorded_by="clerk")
+    catch_up(books.ledger, books.split_view)
+    report = build_report(
+        books.split_view,
+        books.ledger,
+        land="BW",
+        year=2025,
+        quarter=None,
+        as_of=datetime.now(UTC),
+        last_position=books.ledger.max_notification_id(),
+        store=books.where,
+    )
+    (kdu,) = [c for c in report.categories if c.category == "kdu"]
+    assert (kdu.net_cents, kdu.federal_cents) == (-9_980, -7_236)
+    rows = {r.booking_key: r.federal_cents for r in report.belege}
+    assert rows == {"X-Q1": 7_265, "X-Q2a": -5_800, "X-Q2b": -8_701}
+    assert koavv_belege.sha256(report.belege) == koavv_belege.sha256(list(report.belege))
