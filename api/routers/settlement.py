@@ -117,11 +117,8 @@ def koa_vv_belegliste(
     name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + BELEGLISTE_SUFFIX
 
     def write(report: KoaVvReport, path: Path) -> None:
-        try:
-            with path.open("wb") as out:
-                koavv_belege.write_csv(report.belege, out)
-        except ValueError as e:  # the bookings read do not add up to the figures: nothing is sent
-            raise Refused(str(e)) from None
+        with path.open("wb") as out:
+            koavv_belege.write_csv(report.belege, out)
 
     return _report_file(svc, (year, quarter, as_of, position), name, MEDIA_TYPES["csv"], write)
 
@@ -139,7 +136,10 @@ def _report_file(
         as_of_text = as_of.isoformat() if as_of else None
         try:
             with report_for(svc.books, year, quarter, as_of_text, up_to_position=position) as report:
-                write(report, tmp / name)
+                try:
+                    write(report, tmp / name)
+                except ValueError as e:  # the bookings read do not add up to the figures: no file
+                    raise Refused(str(e)) from None
         except Refused as e:
             raise _as_problem(str(e)) from None
         headers = {"X-Koa-As-Of": report.as_of.isoformat(), "X-Koa-Position": str(report.last_position)}
