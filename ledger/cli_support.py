@@ -32,9 +32,33 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_REFUSED)
 
 
+def _refuse_text_not_utf8(ctx: click.Context) -> None:
+    """An argument that is not UTF-8 (Python hands its bytes on as lone surrogates) is refused
+    naming its option, before it reaches the store and fails there without a name."""
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        for text in value if isinstance(value, tuple | list) else (value,):
+            if not isinstance(text, str):
+                continue  # a path may hold any bytes: the file system takes them as they are
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                name = (
+                    max(param.opts, key=len) if isinstance(param, click.Option) else param.human_readable_name
+                )
+                try:
+                    what = f"byte 0x{text[e.start].encode('utf-8', 'surrogateescape')[0]:02x}"
+                except UnicodeEncodeError:
+                    what = f"U+{ord(text[e.start]):04X}"
+                _fail(f"{name}: not UTF-8 text ({what} at character {e.start + 1})")
+
+
 def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            _refuse_text_not_utf8(ctx)
         try:
             return fn(*args, **kwargs)
         except (DomainError, InputError, RunFileError, Refused, StoreUnreachable, ViewBehind) as e:

@@ -118,6 +118,24 @@ def test_a_payment_run_cell_beyond_the_limit_is_answered_422_and_nothing_stored(
     assert client.get("/bookings/ZL-1", headers=auth("clerk")).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        (["reverse", "A\udcff", "--reason", "x"], "KEY"),
+        (["reverse", "A", "--reason", "x\udcff"], "--reason"),
+        (["bookings", "--year", "2025", "--category", "k\udcff"], "--category"),
+        (["audit", "booking", "\ud800"], "KEY"),
+    ],
+)
+def test_cli_text_that_is_not_utf8_is_refused_naming_its_option(koa, args, name):
+    # A non-UTF-8 byte in argv reaches Python as a lone surrogate: it used to fail in the store as
+    # "'utf-8' codec can't encode character '\udcff'", naming no option.
+    result = koa(*args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"koa: {name}: not UTF-8 text"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_the_cli_reports_a_cell_beyond_the_limit_without_a_traceback(koa, tmp_path):
     run = tmp_path / "run.csv"
     run.write_text("\n".join([RUN_HEADER, RUN_ROW.format(text="x" * 200_000)]) + "\n", encoding="utf-8")
