@@ -356,6 +356,9 @@ class ViewBelege:
             count, net, floors = sums.get(key, [0, 0, 0])
             target = line.federal_cents  # the quarter's part of the year's share, rounded once
             _check_group(line, count, net, target, net - target)
+            num, den = rates[line.category].as_integer_ratio()
+            # Within a cent of the exact share of the bookings read (money.allocate_share_cents).
+            assert abs(target * den - net * num) <= den, (key, target, net)
             missing, above = target - floors, 0
             if missing < 0:
                 # A cent below the floors (money.allocate_share_cents: the year's net crossed zero
