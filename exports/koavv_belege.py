@@ -129,10 +129,15 @@ def write_csv(belege: Any, out: BinaryIO) -> None:
         _write_rows(sorted(belege, key=list_key), out)
 
 
+def write_csv_hashed(belege: Any, out: BinaryIO | None) -> str:
+    """write_csv into `out` (None: nowhere), returning the SHA-256 of what was written."""
+    tee = _Tee(out)
+    write_csv(belege, tee)  # type: ignore[arg-type]
+    return tee.hexdigest()
+
+
 def sha256(belege: Any) -> str:
-    h = _HashSink()
-    write_csv(belege, h)  # type: ignore[arg-type]
-    return h.hexdigest()
+    return write_csv_hashed(belege, None)
 
 
 def groups(belege: Any) -> list[Group]:
@@ -158,16 +163,18 @@ def _placed(rows: Iterable[tuple]) -> list[Group]:
     return out
 
 
-class _HashSink:
-    def __init__(self) -> None:
-        self._h = hashlib.sha256()
+class _Tee:
+    """Hashes what is written and passes it on to a file, if any."""
+
+    def __init__(self, f: BinaryIO | None) -> None:
+        self.f, self.h = f, hashlib.sha256()
 
     def write(self, data: bytes) -> int:
-        self._h.update(data)
-        return len(data)
+        self.h.update(data)
+        return self.f.write(data) if self.f is not None else len(data)
 
     def hexdigest(self) -> str:
-        return self._h.hexdigest()
+        return self.h.hexdigest()
 
 
 def _write_rows(rows: Iterable[BelegRow], out: BinaryIO) -> None:
@@ -351,12 +358,12 @@ class ViewBelege:
         thresholds: dict[tuple[int, str], tuple[int, int]] = {}
         for line in self.lines:
             key = (line.quarter, line.category)
-            if rates[line.category].as_integer_ratio()[1] == 1:
+            num, den = rates[line.category].as_integer_ratio()
+            if den == 1:
                 continue  # checked by its number of rows below
             count, net, floors = sums.get(key, [0, 0, 0])
             target = line.federal_cents  # the quarter's part of the year's share, rounded once
             _check_group(line, count, net, target, net - target)
-            num, den = rates[line.category].as_integer_ratio()
             # Within a cent of the exact share of the bookings read (money.allocate_share_cents).
             assert abs(target * den - net * num) <= den, (key, target, net)
             missing, above = target - floors, 0

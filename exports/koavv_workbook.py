@@ -35,7 +35,6 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -961,11 +960,9 @@ def write_workbook(report: KoaVvReport, path: Path) -> None:
     tmp_list = path.with_name(tag + ".csv")
     try:
         with open(tmp_list, "xb") as f:
-            sink = _Tee(f)
-            koavv_belege.write_csv(report.belege, sink)  # type: ignore[arg-type]
+            belege_sha = koavv_belege.write_csv_hashed(report.belege, f)
             f.flush()
             os.fsync(f.fileno())
-        belege_sha = sink.hexdigest()
         sha = figures_sha256(report, belege_sha)
 
         wb = Workbook(write_only=True)
@@ -1003,20 +1000,6 @@ def write_workbook(report: KoaVvReport, path: Path) -> None:
         raw.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
         tmp_list.unlink(missing_ok=True)
-
-
-class _Tee:
-    """Writes through to a file and hashes what went by."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f, self.h = f, hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.h.update(data)
-        return self.f.write(data)
-
-    def hexdigest(self) -> str:
-        return self.h.hexdigest()
 
 
 def _core_tree(wb: Workbook, made: datetime) -> Any:

@@ -135,9 +135,13 @@ def write_report(report: KoaVvReport, path: Path, fmt: str) -> None:
         raise Refused(f"--out: cannot write {path}: {e.strerror or e}") from None
 
 
+def export_name(year: int, quarter: int | None, suffix: str) -> str:
+    """koa-vv-2025-Q1.xlsx, koa-vv-2025.json, koa-vv-2025-Q1.belege.csv"""
+    return f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + suffix
+
+
 def default_path(books, year: int, quarter: int | None, fmt: str) -> Path:
-    name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + f".{fmt}"
-    return books.settings.data_dir / "exports" / name
+    return books.settings.data_dir / "exports" / export_name(year, quarter, f".{fmt}")
 
 
 # An event is stamped when it is made, and committed a moment later (a payment run's events

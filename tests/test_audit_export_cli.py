@@ -13,6 +13,7 @@ from ledger.bootstrap import open_books
 from ledger.cli import main
 from projections.split_view import SplitViewQueries
 from tests.factories import booking
+from tests.races import meanwhile
 
 
 def test_export_validates_and_is_complete(store, settings, tmp_path, monkeypatch):
@@ -74,23 +75,19 @@ def test_every_file_shows_the_log_up_to_one_position(store, settings, tmp_path, 
     read_bookings = SplitViewQueries.bookings
     saved: list[int] = []
 
-    def then_others_save(view, *args, **kwargs):
-        rows = read_bookings(view, *args, **kwargs)
-        if not saved:
-            with open_books(settings) as other:
-                other.ledger.record_booking(booking("DURING"), recorded_by="b")
-                other.ledger.record_funds_draw(
-                    federal_title="1101/681 12",
-                    fiscal_year=2025,
-                    value_date=date(2025, 3, 31),
-                    amount_cents=500_000,
-                    document_ref="HKR-DURING",
-                    recorded_by="kasse",
-                )
-                saved.append(other.ledger.max_notification_id())
-        return rows
+    def others_save(other):
+        other.ledger.record_booking(booking("DURING"), recorded_by="b")
+        other.ledger.record_funds_draw(
+            federal_title="1101/681 12",
+            fiscal_year=2025,
+            value_date=date(2025, 3, 31),
+            amount_cents=500_000,
+            document_ref="HKR-DURING",
+            recorded_by="kasse",
+        )
+        saved.append(other.ledger.max_notification_id())
 
-    monkeypatch.setattr(SplitViewQueries, "bookings", then_others_save)
+    meanwhile(monkeypatch, settings, SplitViewQueries, "bookings", others_save)
     out = tmp_path / "pruefung"
     result = CliRunner().invoke(main, ["audit", "export", "--year", "2025", "--out", str(out)])
     assert result.exit_code == 0, result.output

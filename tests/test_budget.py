@@ -14,10 +14,10 @@ from domain.booking import Kind
 from domain.budget import BudgetExceeded, budget_id
 from domain.errors import StateRefused, ValidationError
 from ledger import budget_commands as bc
-from ledger.bootstrap import open_books
 from projections.split_projection import catch_up
 from projections.split_queries import booking_shares, split_lines
 from tests.factories import booking
+from tests.races import meanwhile
 
 EGT_2025 = 3_000_000  # 30.000,00 €
 
@@ -634,19 +634,12 @@ def test_explain_of_a_capped_line_reads_its_rows_and_its_figure_in_one_state(
         monkeypatch.setenv(k, v)
     _egt_year(books)
     allocate(books, EGT_2025)
-    read_bookings = SplitViewQueries.bookings
-    paid: list[str] = []
 
-    def then_another_payment(view, *args, **kwargs):
-        rows = read_bookings(view, *args, **kwargs)
-        if not paid:
-            with open_books(settings) as other:
-                pay(other, "A-Q1-DURING", 500_000, month=3)  # uses up more of the budget before Q2
-                catch_up(other.ledger, other.split_view)
-            paid.append("A-Q1-DURING")
-        return rows
+    def another_payment(other):
+        pay(other, "A-Q1-DURING", 500_000, month=3)  # uses up more of the budget before Q2
+        catch_up(other.ledger, other.split_view)
 
-    monkeypatch.setattr(SplitViewQueries, "bookings", then_another_payment)
+    paid = meanwhile(monkeypatch, settings, SplitViewQueries, "bookings", another_payment)
     explained = CliRunner().invoke(
         main, ["audit", "explain", "--year", "2025", "--quarter", "2", "--category", "egt.aktivierung"]
     )
@@ -669,19 +662,12 @@ def test_a_quarter_of_the_split_over_http_is_one_state(books, client, settings, 
     allocate(books, EGT_2025)
     catch_up(books.ledger, books.split_view)
     position = books.ledger.max_notification_id()
-    read_totals = SplitViewQueries.totals
-    paid: list[str] = []
 
-    def then_another_payment(view, *args, **kwargs):
-        found = read_totals(view, *args, **kwargs)
-        if not paid:
-            with open_books(settings) as other:
-                pay(other, "A-Q2-DURING", 500_000, month=5)
-                catch_up(other.ledger, other.split_view)
-            paid.append("A-Q2-DURING")
-        return found
+    def another_payment(other):
+        pay(other, "A-Q2-DURING", 500_000, month=5)
+        catch_up(other.ledger, other.split_view)
 
-    monkeypatch.setattr(SplitViewQueries, "totals", then_another_payment)
+    paid = meanwhile(monkeypatch, settings, SplitViewQueries, "totals", another_payment)
     r = client.get("/split", params={"year": 2025, "quarter": 2}, headers=auth("clerk"))
     assert r.status_code == 200, r.text
     assert paid

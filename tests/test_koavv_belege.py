@@ -46,12 +46,12 @@ def _fill(books, n: int = 400, seed: int = 7, reversals: int = 5) -> None:
     catch_up(books.ledger, books.split_view)
 
 
-def _report(books, quarter: int | None):
+def _report(books, quarter: int | None, year: int = 2025):
     return build_report(
         books.split_view,
         books.ledger,
         land="BW",
-        year=2025,
+        year=year,
         quarter=quarter,
         as_of=datetime.now(UTC),
         last_position=books.ledger.max_notification_id(),

@@ -4,15 +4,15 @@ Belegliste all give the figures of domain.md for a year booked in four uneven qu
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from domain.money import share_cents
 from exports import koavv_belege
-from exports.koavv_report import build_report
 from ledger import budget_commands as bc
 from projections.split_projection import catch_up
 from projections.split_queries import booking_shares, split_lines
 from tests.factories import booking
+from tests.test_koavv_belege import _report as belege_report
 
 # 1.000.000,00 € of Verwaltungskosten and 100.000,00 € of KdU, in four quarters each; rounded
 # quarter by quarter, their shares came to 873.999,99 € and 71.900,01 € / 72.100,01 €.
@@ -42,16 +42,7 @@ def _book_the_year(books) -> None:
 
 
 def _report(books, quarter: int | None):
-    return build_report(
-        books.split_view,
-        books.ledger,
-        land="BW",
-        year=2024,
-        quarter=quarter,
-        as_of=datetime.now(UTC),
-        last_position=books.ledger.max_notification_id(),
-        store=books.where,
-    )
+    return belege_report(books, quarter, year=2024)
 
 
 def test_a_year_in_four_quarters_gives_the_figures_of_domain_md(books):
@@ -115,16 +106,7 @@ def test_a_year_whose_net_crosses_zero_between_two_halves_still_lists_its_bookin
     ]
     books.ledger.import_bookings(run, recorded_by="clerk")
     catch_up(books.ledger, books.split_view)
-    report = build_report(
-        books.split_view,
-        books.ledger,
-        land="BW",
-        year=2025,
-        quarter=None,
-        as_of=datetime.now(UTC),
-        last_position=books.ledger.max_notification_id(),
-        store=books.where,
-    )
+    report = belege_report(books, None)
     (kdu,) = [c for c in report.categories if c.category == "kdu"]
     assert (kdu.net_cents, kdu.federal_cents) == (-9_980, -7_236)
     rows = {r.booking_key: r.federal_cents for r in report.belege}

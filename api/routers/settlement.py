@@ -6,7 +6,6 @@ into a separate store. The file is written inside report_for's context, while it
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from api.services import Svc
 from exports import koavv_belege
 from exports.koavv_model import KoaVvReport
 from exports.koavv_workbook import BELEGLISTE_SUFFIX
-from ledger.cli_settlement import POSITION_MAX, report_for, write_report
+from ledger.cli_settlement import POSITION_MAX, export_name, report_for, write_report
 from ledger.cli_support import Refused
 
 router = resource_router("/settlement", "settlement")
@@ -80,14 +79,11 @@ def koa_vv(
     position: PositionQuery = None,
     format: Literal["xlsx", "json", "csv"] = "xlsx",  # noqa: A002 - the query parameter's name
 ) -> FileResponse:
-    name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + f".{format}"
-    return _report_file(
-        svc,
-        (year, quarter, as_of, position),
-        name,
-        MEDIA_TYPES[format],
-        lambda report, path: write_report(report, path, format),
-    )
+    def write(report: KoaVvReport, path: Path) -> dict[str, str]:
+        write_report(report, path, format)
+        return {}
+
+    return _report_file(svc, (year, quarter, as_of, position), f".{format}", MEDIA_TYPES[format], write)
 
 
 @router.get(
@@ -114,38 +110,34 @@ def koa_vv_belegliste(
 ) -> FileResponse:
     # The list of a workbook: pass its X-Koa-As-Of and X-Koa-Position. Without them the list is of
     # the books as they are now, which may have moved on since the workbook was made.
-    name = f"koa-vv-{year}" + (f"-Q{quarter}" if quarter else "") + BELEGLISTE_SUFFIX
-
-    def write(report: KoaVvReport, path: Path) -> None:
+    def write(report: KoaVvReport, path: Path) -> dict[str, str]:
         with path.open("wb") as out:
-            koavv_belege.write_csv(report.belege, out)
+            return {"X-Koa-Belegliste-Sha256": koavv_belege.write_csv_hashed(report.belege, out)}
 
-    return _report_file(svc, (year, quarter, as_of, position), name, MEDIA_TYPES["csv"], write)
+    return _report_file(svc, (year, quarter, as_of, position), BELEGLISTE_SUFFIX, MEDIA_TYPES["csv"], write)
 
 
 def _report_file(
     svc: Svc,
     period: tuple[int, int | None, IsoMoment | None, int | None],
-    name: str,
+    suffix: str,
     media_type: str,
-    write: Callable[[KoaVvReport, Path], None],
+    write: Callable[[KoaVvReport, Path], dict[str, str]],
 ) -> FileResponse:
+    """The file `write` makes of the report (it returns headers of its own to send with it)."""
     year, quarter, as_of, position = period
+    name = export_name(year, quarter, suffix)
     tmp = Path(tempfile.mkdtemp(prefix="koa-api-export-"))
     try:
         as_of_text = as_of.isoformat() if as_of else None
         try:
             with report_for(svc.books, year, quarter, as_of_text, up_to_position=position) as report:
                 try:
-                    write(report, tmp / name)
+                    own_headers = write(report, tmp / name)
                 except ValueError as e:  # the bookings read do not add up to the figures: no file
                     raise Refused(str(e)) from None
         except Refused as e:
             raise _as_problem(str(e)) from None
-        headers = {"X-Koa-As-Of": report.as_of.isoformat(), "X-Koa-Position": str(report.last_position)}
-        if name.endswith(BELEGLISTE_SUFFIX):
-            with (tmp / name).open("rb") as f:
-                headers["X-Koa-Belegliste-Sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -153,7 +145,8 @@ def _report_file(
         tmp / name,
         media_type=media_type,
         filename=name,
-        headers=headers,
+        headers={"X-Koa-As-Of": report.as_of.isoformat(), "X-Koa-Position": str(report.last_position)}
+        | own_headers,
         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
     )
 
